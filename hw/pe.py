@@ -1,0 +1,141 @@
+"""Processing elements: one int8 x int8 multiply-accumulate cell per dataflow.
+
+Both PEs register everything they pass on, so the array is a grid of one-cycle hops and
+its timing is fixed by position: an operand that enters row ``r`` on the left and column
+``c`` at the top meets its partner in PE(r, c) after ``r + c`` hops.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import ACC_WIDTH, OPERAND_WIDTH
+
+__all__ = ["WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
+
+Operand = signed(OPERAND_WIDTH)
+Accum = signed(ACC_WIDTH)
+
+
+class WeightBus(data.StructLayout):
+    """One weight travelling down a column towards the PE row it is addressed to.
+
+    Fields: ``data`` (the int8 weight), ``valid``, ``bank`` (which of the two weight
+    registers it is written to) and ``row`` (the PE row that captures it).
+    """
+
+    def __init__(self, rows):
+        super().__init__({"data": Operand, "valid": 1, "bank": 1, "row": range(rows)})
+
+
+class WeightStationaryPE(wiring.Component):
+    """Weight-stationary PE: ``psum_out = psum_in + a_in * weight[bank_in]``.
+
+    Two weight registers (banks) let the next weight tile be written while activations
+    tagged with the other bank still flow through. A weight on the bus is captured when
+    ``w_in.row`` equals this PE's row.
+
+    Members
+    -------
+    a_in : In(signed(8))
+        Activation from the left neighbour (or the row's skew buffer).
+    bank_in : In(1)
+        Weight bank the activation is multiplied with; travels with the activation.
+    psum_in : In(signed(32))
+        Partial sum from the PE above (zero for row 0).
+    w_in : In(WeightBus(rows))
+        Weight bus from the PE above (or the column's skew buffer).
+    a_out, bank_out, psum_out, w_out : Out(...)
+        Registered outputs to the right (activation, bank) and below (partial sum, weights).
+    """
+
+    def __init__(self, row, rows):
+        self.row = row
+        super().__init__({
+            "a_in": In(Operand), "bank_in": In(1), "psum_in": In(Accum), "w_in": In(WeightBus(rows)),
+            "a_out": Out(Operand), "bank_out": Out(1), "psum_out": Out(Accum),
+            "w_out": Out(WeightBus(rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        weights = [Signal(Operand, name=f"weight{bank}") for bank in range(2)]
+        weight = Signal(Operand)
+        m.d.comb += weight.eq(weights[0])
+        with m.If(self.bank_in):
+            m.d.comb += weight.eq(weights[1])
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.bank_out.eq(self.bank_in),
+            self.psum_out.eq(self.psum_in + self.a_in * weight),
+            self.w_out.eq(self.w_in),
+        ]
+        with m.If(self.w_in.valid & (self.w_in.row == self.row)):
+            with m.If(self.w_in.bank):
+                m.d.sync += weights[1].eq(self.w_in.data)
+            with m.Else():
+                m.d.sync += weights[0].eq(self.w_in.data)
+        return m
+
+
+class SliceControl(data.StructLayout):
+    """Control that travels with an output-stationary operand: ``valid`` and ``last`` (the
+    final K-slice of the tile, which moves the finished sum into the drain register)."""
+
+    def __init__(self):
+        super().__init__({"valid": 1, "last": 1})
+
+
+class OutputStationaryPE(wiring.Component):
+    """Output-stationary PE: accumulates ``a_in * b_in`` over the K-slices of a tile.
+
+    On the slice marked ``last`` the finished sum goes to the ``result`` register and the
+    accumulator restarts from zero, so the next tile computes while ``result`` drains: while
+    ``drain`` is high, ``result`` takes the value of the PE below (results shift up and leave
+    the array at the top of each column).
+
+    Members
+    -------
+    a_in : In(signed(8))
+        Operand from the left (a column of A, one element per row).
+    ctrl_in : In(SliceControl)
+        Valid/last of the slice ``a_in`` belongs to; travels with ``a_in``.
+    b_in : In(signed(8))
+        Operand from above (a row of B, one element per column).
+    result_in : In(signed(32))
+        ``result`` of the PE below (zero for the bottom row).
+    drain : In(1)
+        Shift ``result`` up by one PE this cycle.
+    a_out, ctrl_out, b_out : Out(...)
+        Registered operands to the right and below.
+    result : Out(signed(32))
+        The finished sum of the previous tile, as it drains.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "a_in": In(Operand), "ctrl_in": In(SliceControl()), "b_in": In(Operand),
+            "result_in": In(Accum), "drain": In(1),
+            "a_out": Out(Operand), "ctrl_out": Out(SliceControl()), "b_out": Out(Operand),
+            "result": Out(Accum),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(Accum)
+        total = Signal(Accum)
+        m.d.comb += total.eq(acc + self.a_in * self.b_in)
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.ctrl_out.eq(self.ctrl_in),
+            self.b_out.eq(self.b_in),
+        ]
+        with m.If(self.ctrl_in.valid):
+            m.d.sync += acc.eq(Mux(self.ctrl_in.last, 0, total))
+        # The controller never drains a column while one of its PEs captures (see
+        # SystolicArray: last slices are at least 2*rows cycles apart).
+        with m.If(self.ctrl_in.valid & self.ctrl_in.last):
+            m.d.sync += self.result.eq(total)
+        with m.Elif(self.drain):
+            m.d.sync += self.result.eq(self.result_in)
+        return m

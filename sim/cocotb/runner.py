@@ -1,0 +1,59 @@
+"""Build generated Verilog with a simulator and run a cocotb testbench module on it.
+
+Jobs go to the testbench, and results come back, as pickle files named by environment
+variables, so one simulator process can run many test vectors.
+"""
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import get_runner
+
+from systolic.hw.verilog import generate_verilog, module_name
+
+SIMULATORS = ("icarus", "verilator")
+
+
+class CocotbError(RuntimeError):
+    """The simulator failed, or a cocotb test inside it failed."""
+
+
+def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_dir=None):
+    """Generate ``top`` with ``params``, build it with ``simulator``, run ``test_module``
+    on it with ``jobs`` (any picklable object) and return what the testbench saved."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    work = Path(work_dir or tempfile.mkdtemp(prefix=f"cocotb_{top}_"))
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / f"{module_name(top)}.v"
+    source.write_text(generate_verilog(top, **params))
+    jobs_file, results_file = work / "jobs.pkl", work / "results.pkl"
+    jobs_file.write_bytes(pickle.dumps(jobs))
+    results_file.unlink(missing_ok=True)
+
+    runner = get_runner(simulator)
+    build_args = ["-Wno-WIDTH"] if simulator == "verilator" else []
+    runner.build(verilog_sources=[source], hdl_toplevel=module_name(top), build_dir=work,
+                 timescale=("1ns", "1ps"), build_args=build_args, log_file=work / "build.log")
+    results_xml = runner.test(
+        test_module=test_module, hdl_toplevel=module_name(top), build_dir=work, test_dir=work,
+        extra_env={"SYSTOLIC_JOBS": str(jobs_file), "SYSTOLIC_RESULTS": str(results_file)},
+        log_file=work / "test.log")
+    tests, failed = get_results(Path(results_xml))
+    if failed or not results_file.exists():
+        log = (work / "test.log").read_text() if (work / "test.log").exists() else ""
+        raise CocotbError(f"{failed} of {tests} cocotb tests failed in {work}\n{log[-4000:]}")
+    return pickle.loads(results_file.read_bytes())
+
+
+def load_jobs():
+    """Inside a testbench: the jobs the runner passed in."""
+    return pickle.loads(Path(os.environ["SYSTOLIC_JOBS"]).read_bytes())
+
+
+def save_results(results):
+    """Inside a testbench: hand results back to the runner."""
+    Path(os.environ["SYSTOLIC_RESULTS"]).write_bytes(pickle.dumps(results))

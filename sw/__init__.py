@@ -1,0 +1,1 @@
+"""Software: golden integer models, the compiler and the driver."""
