@@ -7,15 +7,18 @@ from .array import SystolicArray
 #: Amaranth emits no timescale; simulators such as Icarus need one to run cocotb.
 TIMESCALE = "`timescale 1ns/1ps\n"
 
+#: ``systolic verilog --top NAME``: a builder per top taking generation parameters as
+#: keywords (each with a default, so a bare ``--top NAME`` works).
+TOPS = {
+    "array": lambda rows=4, cols=4, dataflow="ws": SystolicArray(rows, cols, dataflow),
+}
+
 
 def build_top(top, **params):
     """Instantiate the component named ``top`` with generation parameters ``params``."""
-    builders = {
-        "array": lambda rows=4, cols=4, dataflow="ws": SystolicArray(rows, cols, dataflow),
-    }
-    if top not in builders:
-        raise ValueError(f"top must be one of {', '.join(sorted(builders))}, not {top!r}")
-    return builders[top](**params)
+    if top not in TOPS:
+        raise ValueError(f"top must be one of {', '.join(sorted(TOPS))}, not {top!r}")
+    return TOPS[top](**params)
 
 
 def module_name(top):
