@@ -175,7 +175,8 @@ def ref_rope(x, theta):
 
 def ref_llama(w, cfg, ids):
     g = lambda name: w[name].astype(np.float64)  # noqa: E731
-    heads, kv_heads, eps = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["rms_norm_eps"]
+    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    eps = cfg["rms_norm_eps"]
     dh, n = cfg["hidden_size"] // heads, len(ids)
     silu = lambda z: z / (1 + np.exp(-z))  # noqa: E731
     x = g("model.embed_tokens.weight")[ids]
@@ -228,10 +229,11 @@ def random_bert_weights(rng, cfg, prefix):
     return w
 
 
-def write_bert_dir(directory, model_type, prefix, seed):
+def write_bert_dir(directory, model_type, prefix, seed, dtype=np.float32):
     directory.mkdir()
     cfg = dict(BERT_CONFIG, model_type=model_type)
-    weights = random_bert_weights(np.random.default_rng(seed), cfg, prefix)
+    weights = {k: v.astype(dtype)
+               for k, v in random_bert_weights(np.random.default_rng(seed), cfg, prefix).items()}
     (directory / "config.json").write_text(json.dumps(cfg))
     (directory / "vocab.txt").write_text("\n".join(BERT_VOCAB) + "\n")
     save_file(weights, directory / "model.safetensors")
@@ -343,7 +345,8 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_models")
     return {
         "bert": (root / "bert", *write_bert_dir(root / "bert", "bert", "bert.", seed=1)),
-        "roberta": (root / "roberta", *write_bert_dir(root / "roberta", "roberta", "", seed=2)),
+        "roberta": (root / "roberta", *write_bert_dir(root / "roberta", "roberta", "", seed=2,
+                                                      dtype=np.float16)),
         "llama": (root / "llama", *write_llama_dir(root / "llama", seed=3)),
         "gguf": (root / "tiny.gguf", *write_llama_gguf(root / "tiny.gguf", seed=4)),
     }
@@ -466,6 +469,18 @@ def test_wrong_tensor_shape(tiny, tmp_path):
     cfg = json.loads((directory / "config.json").read_text())
     (directory / "config.json").write_text(json.dumps(dict(cfg, intermediate_size=20)))
     with pytest.raises(ModelFileError, match="gate_proj.*shape"):
+        load_model(directory)
+
+
+def test_bfloat16_safetensors_rejected(tiny, tmp_path):
+    directory = copy_dir(tiny, "roberta", tmp_path)  # stored as float16
+    file = directory / "model.safetensors"
+    data = file.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n].replace(b'"F16"', b'"BF16"').rstrip()  # same-size tensors
+    header += b" " * (-len(header) % 8)
+    file.write_bytes(len(header).to_bytes(8, "little") + header + data[8 + n:])
+    with pytest.raises(UnsupportedModelError, match="dtype BF16"):
         load_model(directory)
 
 

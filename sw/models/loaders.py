@@ -529,8 +529,9 @@ def _gguf_tokenizer(file, tokens, cfg):
         tokenizer_pre = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
                                                  byte_level])
     else:
+        supported = ", ".join(_GGUF_PRE_GPT2 + _GGUF_PRE_DIGITS_GPT2)
         raise UnsupportedModelError(f"{file.path}: pre-tokenizer {pre!r} is not supported "
-                                    f"(supported: {', '.join(_GGUF_PRE_GPT2 + _GGUF_PRE_DIGITS_GPT2)})")
+                                    f"(supported: {supported})")
     vocab = {token: i for i, token in enumerate(tokens)}
     if len(vocab) != len(tokens):
         raise UnsupportedModelError(f"{file.path}: the vocabulary repeats tokens")
