@@ -7,7 +7,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
-from .pe import Accum, Operand, OutputStationaryPE, WeightBus, WeightStationaryPE
+from .pe import Accum, Operand, OutputStationaryPE, WeightBus, WeightStationaryPE, row_index
 
 __all__ = ["SystolicArray", "array_latency", "ws_cycles", "os_cycles"]
 
@@ -144,7 +144,7 @@ class SystolicArray(wiring.Component):
     def _elaborate_ws(self, m, credits, spent):
         rows, cols = self.rows, self.cols
         # Bank control: weight tiles fill banks 0, 1, 0, ...; activations use them in order.
-        weight_bank, weight_row, act_bank = Signal(), Signal(range(rows)), Signal()
+        weight_bank, weight_row, act_bank = Signal(), Signal(row_index(rows)), Signal()
         loaded = [Signal(name=f"loaded{bank}") for bank in range(2)]
         weight_take = self.weights.valid & self.weights.ready
         act_take = self.acts.valid & self.acts.ready
@@ -210,7 +210,7 @@ class SystolicArray(wiring.Component):
 
         # Drain: rows cycles, starting once the bottom row has captured (column 0 first).
         drain_start = _delay(m, take & payload.last, rows + 1, "drain_start")
-        drain_left = Signal(range(rows))
+        drain_left = Signal(row_index(rows))
         with m.If(drain_start):
             m.d.sync += drain_left.eq(rows - 1)
         with m.Elif(drain_left != 0):

@@ -11,10 +11,16 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, OPERAND_WIDTH
 
-__all__ = ["WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
+__all__ = ["row_index", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
 
 Operand = signed(OPERAND_WIDTH)
 Accum = signed(ACC_WIDTH)
+
+
+def row_index(count):
+    """Shape of an index into ``count`` items; at least one bit, because zero-width
+    vectors come out of the Verilog backend as ``[-1:0]``, which Verilator rejects."""
+    return range(max(count, 2))
 
 
 class WeightBus(data.StructLayout):
@@ -25,7 +31,7 @@ class WeightBus(data.StructLayout):
     """
 
     def __init__(self, rows):
-        super().__init__({"data": Operand, "valid": 1, "bank": 1, "row": range(rows)})
+        super().__init__({"data": Operand, "valid": 1, "bank": 1, "row": row_index(rows)})
 
 
 class WeightStationaryPE(wiring.Component):
@@ -60,10 +66,7 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         weights = [Signal(Operand, name=f"weight{bank}") for bank in range(2)]
-        weight = Signal(Operand)
-        m.d.comb += weight.eq(weights[0])
-        with m.If(self.bank_in):
-            m.d.comb += weight.eq(weights[1])
+        weight = Mux(self.bank_in, weights[1], weights[0])
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.bank_out.eq(self.bank_in),

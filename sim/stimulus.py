@@ -6,6 +6,7 @@ design answered; the stimulus counts handshakes, records result beats with their
 and raises :class:`~systolic.sim.SimulationHang` when nothing moves for too long.
 """
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,12 +37,14 @@ def _beats(schedule):
 @dataclass
 class ArrayRun:
     """What a simulated run produced: result beats (one row of cols int32 each), the cycle
-    each input beat was accepted and each result left, and the total cycle count (first
-    input accepted to last result out, inclusive)."""
+    each input beat was accepted and each result left, the total cycle count (first input
+    accepted to last result out, inclusive) and the wall-clock seconds the simulation loop
+    took (excluding elaboration and simulator builds)."""
 
     beats: np.ndarray
     accepted: dict = field(default_factory=dict)
     delivered: list = field(default_factory=list)
+    sim_seconds: float = 0.0
 
     @property
     def cycles(self):
@@ -71,6 +74,7 @@ class ArrayStimulus:
         self.run = ArrayRun(beats=None, accepted={name: [] for name in self.inputs})
         self._words = []
         self._out_ready = True
+        self._started = None
 
     @property
     def done(self):
@@ -78,6 +82,8 @@ class ArrayStimulus:
 
     def drive(self):
         """``({stream: (valid, payload)}, out_ready)`` for the coming clock edge."""
+        if self._started is None:
+            self._started = time.perf_counter()
         drive = {}
         for name, beats in self.inputs.items():
             pos = self.position[name]
@@ -109,6 +115,7 @@ class ArrayStimulus:
         self.cycle += 1
 
     def result(self):
+        self.run.sim_seconds = time.perf_counter() - self._started
         cols = self.schedule.cols
         self.run.beats = np.array([unpack_lanes(w, ACC_WIDTH, cols) for w in self._words],
                                   dtype=np.int64).reshape(-1, cols)

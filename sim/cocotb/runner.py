@@ -6,6 +6,7 @@ variables, so one simulator process can run many test vectors.
 
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,11 +23,20 @@ class CocotbError(RuntimeError):
 
 
 def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_dir=None):
-    """Generate ``top`` with ``params``, build it with ``simulator``, run ``test_module``
-    on it with ``jobs`` (any picklable object) and return what the testbench saved."""
+    """Generate ``top`` with ``params``, build it with ``simulator`` in ``work_dir``, run
+    ``test_module`` on it with ``jobs`` (any picklable object) and return what the testbench
+    saved."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
-    work = Path(work_dir or tempfile.mkdtemp(prefix=f"cocotb_{top}_"))
+    if work_dir is None:
+        # A private build directory, removed once the run succeeded (kept for debugging
+        # when it fails: the error names it).
+        work = Path(tempfile.mkdtemp(prefix=f"systolic_cocotb_{top}_"))
+        results = run_testbench(top, params, test_module, jobs, simulator=simulator,
+                                work_dir=work)
+        shutil.rmtree(work, ignore_errors=True)
+        return results
+    work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"{module_name(top)}.v"
     source.write_text(generate_verilog(top, **params))
@@ -35,8 +45,11 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
     results_file.unlink(missing_ok=True)
 
     runner = get_runner(simulator)
-    build_args = ["-Wno-WIDTH"] if simulator == "verilator" else []
-    runner.build(verilog_sources=[source], hdl_toplevel=module_name(top), build_dir=work,
+    # Icarus: cocotb's runner passes -g2012, under which the time-zero event Yosys relies on
+    # to evaluate `always @*` blocks never fires (a block whose inputs never change stays X).
+    # The generated Verilog is Verilog-2005, so compile it as such (the last -g wins).
+    build_args = {"icarus": ["-g2005"], "verilator": ["-Wno-WIDTH"]}[simulator]
+    runner.build(sources=[source], hdl_toplevel=module_name(top), build_dir=work,
                  timescale=("1ns", "1ps"), build_args=build_args, log_file=work / "build.log")
     results_xml = runner.test(
         test_module=test_module, hdl_toplevel=module_name(top), build_dir=work, test_dir=work,

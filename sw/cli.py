@@ -1,0 +1,97 @@
+"""The ``systolic`` command line."""
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+@click.group()
+def main():
+    """systolic: generate an int8 systolic-array accelerator and run Transformers on it."""
+
+
+@main.command()
+@click.option("--top", default="array", show_default=True, help="Block to generate.")
+@click.option("--rows", type=int, help="Array rows (1..64).")
+@click.option("--cols", type=int, help="Array columns (1..64).")
+@click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Verilog file to write (default: build/<top>.v).")
+def verilog(top, rows, cols, dataflow, output):
+    """Write plain Verilog-2005 of a generated block."""
+    from systolic.hw.verilog import generate_verilog
+
+    params = {name: value for name, value in
+              (("rows", rows), ("cols", cols), ("dataflow", dataflow)) if value is not None}
+    try:
+        text = generate_verilog(top, **params)
+    except (ValueError, TypeError) as error:
+        raise click.UsageError(str(error)) from error
+    output = output or Path("build") / f"{top}.v"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    click.echo(f"wrote {output} ({len(text.splitlines())} lines)")
+
+
+@main.command()
+@click.option("--rows", type=int, default=4, show_default=True)
+@click.option("--cols", type=int, default=4, show_default=True)
+@click.option("--dataflow", type=click.Choice(["ws", "os"]), default="ws", show_default=True)
+@click.option("-m", type=int, default=16, show_default=True, help="Rows of A.")
+@click.option("-k", type=int, default=33, show_default=True, help="Columns of A / rows of B.")
+@click.option("-n", type=int, default=9, show_default=True, help="Columns of B.")
+@click.option("--backend", type=click.Choice(["amaranth", "icarus"]), default="amaranth",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def demo(rows, cols, dataflow, m, k, n, backend, seed, as_json):
+    """Generate the array's Verilog and run a random int8 matmul on the simulated array,
+    checked bit for bit against NumPy."""
+    from systolic.hw.config import check_array_params
+    from systolic.hw.verilog import generate_verilog
+    from systolic.sw.array_schedule import schedule_matmul
+    from systolic.sw.numerics import matmul_int8
+
+    try:
+        check_array_params(rows, cols, dataflow)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    verilog_path = Path("build") / f"array_{rows}x{cols}_{dataflow}.v"
+    verilog_path.parent.mkdir(parents=True, exist_ok=True)
+    verilog_path.write_text(generate_verilog("array", rows=rows, cols=cols, dataflow=dataflow))
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    schedule = schedule_matmul(a, b, rows, cols, dataflow)
+    start = time.perf_counter()
+    if backend == "amaranth":
+        from systolic.sim.amaranth_sim import simulate_array
+        run = simulate_array(schedule)
+    else:
+        from systolic.sim.cocotb.runner import run_testbench
+        [run] = run_testbench("array", dict(rows=rows, cols=cols, dataflow=dataflow),
+                              "systolic.sim.cocotb.tb_array", [(schedule, {})])
+    wall = time.perf_counter() - start
+    result = schedule.assemble(run.beats)
+    exact = bool(np.array_equal(result, matmul_int8(a, b)))
+    stats = {
+        "rows": rows, "cols": cols, "dataflow": dataflow, "m": m, "k": k, "n": n,
+        "backend": backend, "verilog": str(verilog_path), "bit_exact": exact,
+        "cycles": run.cycles, "useful_macs": schedule.useful_macs,
+        "utilization": schedule.useful_macs / (rows * cols * run.cycles),
+        "wall_s": round(wall, 3), "cycles_per_s": round(run.cycles / wall, 1),
+    }
+    if as_json:
+        click.echo(json.dumps(stats))
+    else:
+        click.echo(f"wrote {verilog_path}")
+        click.echo(f"{m}x{k} @ {k}x{n} on a {rows}x{cols} {dataflow.upper()} array ({backend}): "
+                   f"{'bit-exact with NumPy' if exact else 'MISMATCH with NumPy'}")
+        click.echo(f"{run.cycles} cycles, utilization {stats['utilization']:.1%}, "
+                   f"{stats['cycles_per_s']:.0f} simulated cycles/s")
+    if not exact:
+        raise SystemExit(1)
