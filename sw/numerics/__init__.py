@@ -12,6 +12,7 @@ from .matmul import Int32OverflowError, matmul_int8
 from .norm import NormParams
 from .requantize import RequantParams, requantize
 from .rmsnorm import rmsnorm, rmsnorm_params
+from .rope import rope
 from .rowquant import quantize_rows
 from .silu import silu
 from .softmax import SoftmaxParams, softmax
@@ -21,5 +22,5 @@ __all__ = [
     "ResidualParams", "RowScale", "Scale", "SoftmaxParams", "bit_length", "dyadic",
     "eltwise_mul", "floor_div", "gelu", "isqrt", "layernorm", "layernorm_params",
     "matmul_int8", "quantize_rows", "requantize", "residual_add", "rmsnorm", "rmsnorm_params",
-    "round_shift", "saturate", "silu", "softmax",
+    "rope", "round_shift", "saturate", "silu", "softmax",
 ]
