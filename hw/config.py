@@ -39,3 +39,157 @@ class ArrayConfig:
 
     def __post_init__(self):
         check_array_params(self.rows, self.cols, self.dataflow)
+
+
+#: AXI data-bus widths (bytes) the DMA engines support.
+DMA_BYTES = (4, 8, 16, 32, 64)
+#: Bytes per instruction word.
+INSTRUCTION_BYTES = 16
+
+
+def _check_power_of_two(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high \
+            or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two in {low}..{high}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """Everything that shapes a generated accelerator; the gateware and the compiler both
+    read it. Validated on construction.
+
+    Members
+    -------
+    rows, cols, dataflow
+        The systolic array (:class:`SystolicArray`).
+    spad_lines, spad_banks
+        Scratchpad: ``spad_lines`` int8 lines of ``spad_line_bytes`` (``max(rows, cols)``)
+        bytes, split into ``spad_banks`` equal banks by the high address bits. Each bank has
+        its own read and write port, so the array can read one bank while DMA fills another.
+    acc_lines, acc_banks
+        Accumulator: ``acc_lines`` lines of ``cols`` int32, banked like the scratchpad.
+    dma_bytes
+        Width of the AXI4 data bus in bytes.
+    addr_width
+        Width of host (AXI) addresses.
+    queue_depth
+        Instruction queue entries in front of each of the load, compute and store units.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    dataflow: str = "ws"
+    spad_lines: int = 1024
+    spad_banks: int = 2
+    acc_lines: int = 512
+    acc_banks: int = 2
+    dma_bytes: int = 8
+    addr_width: int = 32
+    queue_depth: int = 8
+
+    def __post_init__(self):
+        check_array_params(self.rows, self.cols, self.dataflow)
+        _check_power_of_two("spad_lines", self.spad_lines, 2, 65536)
+        _check_power_of_two("spad_banks", self.spad_banks, 1, 8)
+        _check_power_of_two("acc_lines", self.acc_lines, 2, 65536)
+        _check_power_of_two("acc_banks", self.acc_banks, 1, 8)
+        if self.spad_banks > self.spad_lines:
+            raise ValueError(f"spad_banks ({self.spad_banks}) exceeds spad_lines "
+                             f"({self.spad_lines})")
+        if self.acc_banks > self.acc_lines:
+            raise ValueError(f"acc_banks ({self.acc_banks}) exceeds acc_lines ({self.acc_lines})")
+        if self.dma_bytes not in DMA_BYTES:
+            raise ValueError(f"dma_bytes must be one of {DMA_BYTES}, not {self.dma_bytes!r}")
+        if self.addr_width not in range(16, 65):
+            raise ValueError(f"addr_width must be in 16..64, not {self.addr_width!r}")
+        _check_power_of_two("queue_depth", self.queue_depth, 2, 256)
+
+    @property
+    def spad_line_bytes(self):
+        return max(self.rows, self.cols)
+
+    @property
+    def acc_line_bytes(self):
+        return self.cols * ACC_WIDTH // 8
+
+    @property
+    def spad_bank_lines(self):
+        return self.spad_lines // self.spad_banks
+
+    @property
+    def acc_bank_lines(self):
+        return self.acc_lines // self.acc_banks
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a dict (e.g. a JSON config file), rejecting unknown keys by name."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown hardware config keys: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+# Vector units ---------------------------------------------------------------------------
+# Number formats of the vector units. They mirror the constants of the golden models in
+# sw/numerics (tests/test_units_formats.py asserts they are equal).
+
+#: Width of a signed dyadic mantissa field (``|m| < 2**15``) and of a row-scale mantissa.
+MANT_WIDTH = 16
+#: Width of a dyadic right-shift field (0..62).
+SHIFT_WIDTH = 6
+#: Longest row (elements) of the softmax unit, and its default ``max_row``.
+SOFTMAX_MAX_ROW = 2**16
+SOFTMAX_DEFAULT_ROW = 4096
+#: Longest row of LayerNorm / RMSNorm (MAX_NORM_DIM of the golden model).
+NORM_MAX_ROW = 2**14
+#: Longest row of per-row quantization.
+ROWQUANT_MAX_ROW = 2**16
+#: Default ``max_row`` of the norm and row-quantization units.
+NORM_DEFAULT_ROW = 1024
+#: Default lanes of every vector unit.
+VECTOR_DEFAULT_LANES = 4
+#: Vector units the generator offers (names of :class:`VectorUnitsConfig` flags).
+VECTOR_UNITS = ("requantize", "softmax", "gelu", "silu", "eltwise", "layernorm", "rmsnorm",
+                "rowquant")
+
+
+@dataclass(frozen=True)
+class VectorUnitsConfig:
+    """Which vector units the accelerator contains and their generation parameters.
+
+    ``lanes`` (1..64) elements per beat for every unit; ``max_row`` (elements) sizes the
+    row buffers of softmax, layernorm, rmsnorm and rowquant (each is clamped to its unit's
+    limit: softmax 65536, norms 16384, rowquant 65536; ``softmax_max_row`` overrides it for
+    softmax, whose rows are sequence lengths). Units whose flag is False are absent and
+    their operations fall back to the host.
+    """
+
+    lanes: int = VECTOR_DEFAULT_LANES
+    max_row: int = NORM_DEFAULT_ROW
+    softmax_max_row: int = SOFTMAX_DEFAULT_ROW
+    requantize: bool = True
+    softmax: bool = True
+    gelu: bool = True
+    silu: bool = True
+    eltwise: bool = True
+    layernorm: bool = True
+    rmsnorm: bool = True
+    rowquant: bool = True
+
+    def __post_init__(self):
+        for name, value, limit in (("lanes", self.lanes, 64),
+                                   ("max_row", self.max_row, NORM_MAX_ROW),
+                                   ("softmax_max_row", self.softmax_max_row, SOFTMAX_MAX_ROW)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise ValueError(f"{name} must be an integer in 1..{limit}, not {value!r}")
+        for name in VECTOR_UNITS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
+
+    @property
+    def units(self):
+        """Names of the units present."""
+        return tuple(name for name in VECTOR_UNITS if getattr(self, name))

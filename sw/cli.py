@@ -37,6 +37,20 @@ def verilog(top, rows, cols, dataflow, output):
 
 
 @main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs"),
+              show_default=True)
+def docs(out):
+    """Regenerate the ISA and register-map references from the hardware definitions."""
+    from systolic.hw.csr import registers_markdown
+    from systolic.hw.isa import isa_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("isa.md", isa_markdown()), ("registers.md", registers_markdown())):
+        (out / name).write_text(text)
+        click.echo(f"wrote {out / name}")
+
+
+@main.command()
 @click.option("--rows", type=int, default=4, show_default=True)
 @click.option("--cols", type=int, default=4, show_default=True)
 @click.option("--dataflow", type=click.Choice(["ws", "os"]), default="ws", show_default=True)

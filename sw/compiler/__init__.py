@@ -1,0 +1,1 @@
+"""The compiler: from matrices and models to accelerator programs."""
