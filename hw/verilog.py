@@ -3,6 +3,11 @@
 from amaranth.back import verilog
 
 from .array import SystolicArray
+from .eltwise import EltwiseMul, ResidualAdd
+from .pwl import Gelu, Silu
+from .requantize import Requantize
+from .axi import AXI4LiteSlave
+from .dma import DMA
 
 #: Amaranth emits no timescale; simulators such as Icarus need one to run cocotb.
 TIMESCALE = "`timescale 1ns/1ps\n"
@@ -11,6 +16,14 @@ TIMESCALE = "`timescale 1ns/1ps\n"
 #: keywords (each with a default, so a bare ``--top NAME`` works).
 TOPS = {
     "array": lambda rows=4, cols=4, dataflow="ws": SystolicArray(rows, cols, dataflow),
+    "requantize": lambda lanes=4: Requantize(lanes),
+    "gelu": lambda lanes=4: Gelu(lanes),
+    "silu": lambda lanes=4: Silu(lanes),
+    "eltwise_mul": lambda lanes=4: EltwiseMul(lanes),
+    "residual_add": lambda lanes=4: ResidualAdd(lanes),
+    "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
+        addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),
+    "axil_slave": lambda addr_width=8, data_width=32: AXI4LiteSlave(addr_width, data_width),
 }
 
 

@@ -1,0 +1,153 @@
+"""Piecewise-linear activation unit (GELU and SiLU share it; golden model:
+``systolic.sw.numerics.pwl.pwl_apply`` with the tables of ``gelu.py`` / ``silu.py``)."""
+
+import math
+
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .vector import StreamingPipeline, beat_layout, check_lanes, out_layout, saturate
+
+__all__ = ["PiecewiseLinear", "Gelu", "Silu", "pwl_layout", "gelu_knots", "silu_knots",
+           "TABLE_FRAC_BITS", "GELU_RANGE_LOG2", "SILU_RANGE_LOG2", "SEG_LOG2"]
+
+#: Fraction bits of the table entries (the golden ``pwl.TABLE_FRAC_BITS``).
+TABLE_FRAC_BITS = 14
+#: Width of the activation input and output (signed fixed point).
+PWL_WIDTH = 16
+#: GELU table covers [-8, 8), SiLU [-16, 16), both in segments of 1/16.
+GELU_RANGE_LOG2, SILU_RANGE_LOG2, SEG_LOG2 = 3, 4, 4
+
+
+def tabulate(func, range_log2, seg_log2):
+    """``round(func(x_k) * 2**14)`` at ``x_k = -2**range_log2 + k / 2**seg_log2`` (the same
+    expression as the golden ``PwlTable.build``)."""
+    n = 2 << (range_log2 + seg_log2)
+    xk = -(2.0**range_log2) + np.arange(n + 1) / 2.0**seg_log2
+    return tuple(int(v) for v in np.round(func(xk) * 2.0**TABLE_FRAC_BITS).astype(np.int64))
+
+
+def gelu_knots():
+    """Knots of the exact-erf GELU table (tests assert they equal the golden table)."""
+    erf = np.frompyfunc(math.erf, 1, 1)
+    return tabulate(lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)).astype(np.float64)),
+                    GELU_RANGE_LOG2, SEG_LOG2)
+
+
+def silu_knots():
+    """Knots of the SiLU table (tests assert they equal the golden table)."""
+    return tabulate(lambda x: x * 0.5 * (1.0 + np.tanh(0.5 * x)), SILU_RANGE_LOG2, SEG_LOG2)
+
+
+def pwl_layout(lanes):
+    """Input beat of :class:`PiecewiseLinear`: one signed 16-bit ``x`` per lane."""
+    return beat_layout(lanes, {"x": signed(PWL_WIDTH)})
+
+
+def _signed_bits(values):
+    return max(int(v).bit_length() for v in values) + 1
+
+
+class PiecewiseLinear(wiring.Component):
+    """``y = f(x)`` by linear interpolation in a ROM of ``2**(range_log2 + seg_log2 + 1)``
+    segments, identity above the table range, zero below, saturated to int16.
+
+    With ``g = frac_bits - seg_log2`` and ``lo = -2**(range_log2 + frac_bits)``: inside
+    ``lo <= x < -lo``, ``k = (x - lo) >> g``, ``r = (x - lo) mod 2**g`` and
+    ``y = round_shift((knots[k] << g) + (knots[k+1] - knots[k]) * r, 14 - seg_log2)``.
+    The ROM holds ``knots[k]`` and the slope ``knots[k+1] - knots[k]`` per segment (one
+    read port per lane).
+
+    Streaming: one beat per cycle, ``latency`` pipeline stages plus the output queue.
+
+    Members
+    -------
+    i : In(stream.Signature(pwl_layout(lanes)))
+        ``lanes[k].x``: int16 fixed point with ``frac_bits`` fraction bits; ``count``;
+        ``last``.
+    o : Out(stream.Signature(out_layout(lanes)))
+        ``data[k]``: int16 result in the same format (sign-extended to 32 bits).
+    frac_bits : In(4)
+        Fraction bits of input and output, ``seg_log2..15``; hold stable while beats are
+        in flight (other values give unspecified results).
+    """
+
+    def __init__(self, lanes, knots, range_log2, seg_log2=SEG_LOG2):
+        check_lanes(lanes)
+        segments = 2 << (range_log2 + seg_log2)
+        if len(knots) != segments + 1:
+            raise ValueError(f"knots must have {segments + 1} entries for range_log2="
+                             f"{range_log2} and seg_log2={seg_log2}, not {len(knots)}")
+        if not 0 <= seg_log2 <= TABLE_FRAC_BITS:
+            raise ValueError(f"seg_log2 must be in 0..{TABLE_FRAC_BITS}, not {seg_log2}")
+        self.lanes, self.range_log2, self.seg_log2 = lanes, range_log2, seg_log2
+        self.knots = tuple(int(k) for k in knots)
+        super().__init__({
+            "i": In(stream.Signature(pwl_layout(lanes))),
+            "o": Out(stream.Signature(out_layout(lanes))),
+            "frac_bits": In(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        knots = self.knots
+        slopes = [b - a for a, b in zip(knots, knots[1:])]
+        segment = data.StructLayout({"base": signed(_signed_bits(knots)),
+                                     "slope": signed(_signed_bits(slopes))})
+        m.submodules.rom = rom = Memory(
+            shape=segment, depth=len(slopes),
+            init=[{"base": b, "slope": s} for b, s in zip(knots, slopes)])
+        p = StreamingPipeline(m, self.i, self.o, "pwl")
+        # Offsets from the bottom of the range: x - lo < 2**(range_log2 + 16) at most.
+        span_bits = self.range_log2 + 1 + 15
+        p["gap"] = (self.frac_bits - self.seg_log2)[:4]
+        p["half_span"] = (Const(1, span_bits) << (self.range_log2 + self.frac_bits))[:span_bits]
+
+        def lane_path(lane):
+            name = f"l{lane}"
+            x = p["beat"].lanes[lane].x
+            p[f"{name}_x"] = x
+            offset = x + p["half_span"]
+            p[f"{name}_below"] = offset < 0
+            p[f"{name}_above"] = offset >= (p["half_span"] << 1)
+            inside = ~p[f"{name}_below"] & ~p[f"{name}_above"]
+            p[f"{name}_offset"] = Mux(inside, offset, 0)[:span_bits]
+            p.step()
+            port = rom.read_port()
+            m.d.comb += port.addr.eq(p[f"{name}_offset"] >> p["gap"])
+            p[f"{name}_rem"] = (p[f"{name}_offset"] & ((Const(1, 16) << p["gap"]) - 1))[:15]
+            p.step()
+            entry = port.data
+            p[f"{name}_scaled_base"] = entry.base << p["gap"]
+            p[f"{name}_delta"] = entry.slope * p[f"{name}_rem"]
+            p.step()
+            p[f"{name}_interp"] = (p[f"{name}_scaled_base"] + p[f"{name}_delta"]
+                                   + (1 << (TABLE_FRAC_BITS - self.seg_log2 - 1))
+                                   ) >> (TABLE_FRAC_BITS - self.seg_log2)
+            p.step()
+            y = Mux(p[f"{name}_above"], p[f"{name}_x"],
+                    Mux(p[f"{name}_below"], 0, p[f"{name}_interp"]))
+            p[f"{name}_y"] = saturate(y, -(1 << (PWL_WIDTH - 1)), (1 << (PWL_WIDTH - 1)) - 1)
+            p.step()
+            return p[f"{name}_y"]
+
+        results = p.parallel(lane_path, range(self.lanes))
+        self.latency = p.finish(results)
+        return m
+
+
+class Gelu(PiecewiseLinear):
+    """:class:`PiecewiseLinear` with the golden GELU table ([-8, 8), 256 segments)."""
+
+    def __init__(self, lanes=4):
+        super().__init__(lanes, gelu_knots(), GELU_RANGE_LOG2)
+
+
+class Silu(PiecewiseLinear):
+    """:class:`PiecewiseLinear` with the golden SiLU table ([-16, 16), 512 segments)."""
+
+    def __init__(self, lanes=4):
+        super().__init__(lanes, silu_knots(), SILU_RANGE_LOG2)

@@ -1,0 +1,383 @@
+"""Building blocks shared by the vector units: stream beat layouts, a free-running pipeline
+with automatic alignment of values, a credit-checked output queue, pipelined dyadic
+multiply / rounding shift / saturation, lane reductions, and the per-row iterative
+divider and integer square root.
+
+Streaming discipline of every unit: the datapath pipeline never stalls (no enable nets
+across stages); its results enter an output FIFO, and a credit counter admits a beat into
+the pipeline only while the FIFO is sure to have room for it. Back-pressure on ``o``
+therefore stops ``i`` without losing data, and with ``o`` always ready the unit runs at
+one beat per cycle.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .config import ACC_WIDTH
+
+__all__ = [
+    "OutBits", "out_bits_port", "Pipeline", "StreamingPipeline", "OutputQueue", "lanes_shape", "beat_layout", "out_layout",
+    "check_lanes", "check_max_row", "multiply", "dyadic_scale", "round_shift", "saturate", "saturate_out",
+    "lane_reduce", "Divider", "Isqrt", "signed_range",
+]
+
+#: Largest ``lanes`` any vector unit accepts.
+MAX_LANES = 64
+
+
+class OutBits(enum.Enum, shape=unsigned(6)):
+    """Selectable signed output width of a unit (its value is the width in bits)."""
+    INT8 = 8
+    INT16 = 16
+    INT32 = 32
+
+
+def out_bits_port():
+    """The ``out_bits`` config input of a unit (resets to 32 bits)."""
+    return In(OutBits, init=OutBits.INT32)
+
+
+def check_lanes(lanes):
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"lanes must be an integer in 1..{MAX_LANES}, not {lanes!r}")
+
+
+def check_max_row(max_row, limit):
+    if isinstance(max_row, bool) or not isinstance(max_row, int) or not 1 <= max_row <= limit:
+        raise ValueError(f"max_row must be an integer in 1..{limit}, not {max_row!r}")
+
+
+def lanes_shape(lanes):
+    """Shape of the ``count`` field: number of valid lanes, 1..lanes (at least one bit)."""
+    return unsigned(max(1, lanes.bit_length()))
+
+
+def beat_layout(lanes, lane_fields, row_fields=None):
+    """Input beat: ``lanes`` per-lane records, per-row fields, ``count`` and ``last``.
+
+    ``count`` is the number of valid lanes: ``lanes`` on every beat but the last of a row,
+    1..lanes on the last; ``last`` marks the final beat of a row.
+    """
+    return data.StructLayout({
+        "lanes": data.ArrayLayout(data.StructLayout(lane_fields), lanes),
+        **(row_fields or {}),
+        "count": lanes_shape(lanes),
+        "last": 1,
+    })
+
+
+def out_layout(lanes, row_fields=None):
+    """Output beat: ``data`` (``lanes`` signed 32-bit results), per-row fields, ``count``
+    (copied from the matching input beat) and ``last``."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(ACC_WIDTH), lanes),
+        **(row_fields or {}),
+        "count": lanes_shape(lanes),
+        "last": 1,
+    })
+
+
+def _shape_of(value):
+    if isinstance(value, data.View):
+        return value.shape()
+    return Value.cast(value).shape()
+
+
+class Pipeline:
+    """A free-running pipeline whose values line up automatically.
+
+    ``p[name] = expr`` defines a value at the current stage (a combinational expression of
+    values of the same stage); ``p.step()`` moves to the next stage; ``p[name]`` read at a
+    later stage returns the value delayed by as many registers as stages passed (the delay
+    chains are shared between readers). Only values that are read later get registers.
+
+    Helpers that take values and step the pipeline must store their arguments with
+    ``p[key] = arg`` on entry and read them back with ``p[key]`` where they use them.
+    """
+
+    def __init__(self, m, name):
+        self.m, self.name, self.stage = m, name, 0
+        self._defined = {}
+        self._delayed = {}
+
+    def __setitem__(self, key, value):
+        if key in self._defined:
+            raise KeyError(f"pipeline value {key!r} defined twice")
+        self._defined[key] = (self.stage, value)
+
+    def __getitem__(self, key):
+        stage, value = self._defined[key]
+        for s in range(stage + 1, self.stage + 1):
+            if (key, s) not in self._delayed:
+                reg = Signal(_shape_of(value), name=f"{self.name}_{key}_s{s}")
+                self.m.d.sync += reg.eq(value)
+                self._delayed[key, s] = reg
+            value = self._delayed[key, s]
+        return value
+
+    def step(self, count=1):
+        self.stage += count
+
+    def parallel(self, build, items):
+        """``[build(item) for item in items]`` with every path starting at the current
+        stage (e.g. one per lane); all paths must take the same number of stages, and the
+        pipeline continues after them."""
+        start, end, results = self.stage, None, []
+        for item in items:
+            self.stage = start
+            results.append(build(item))
+            if end not in (None, self.stage):
+                raise ValueError("parallel pipeline paths differ in length")
+            end = self.stage
+        return results
+
+
+class OutputQueue:
+    """Output FIFO of ``depth`` beats in front of stream ``o`` plus credit counting.
+
+    The unit sets ``issue`` when a beat enters its pipeline (only while ``can_issue``) and
+    ``push``/``payload`` when the beat's result leaves the pipeline. The FIFO cannot
+    overflow because at most ``depth`` beats are ever issued and not yet delivered.
+    """
+
+    def __init__(self, m, o, depth, name="queue"):
+        self.fifo = fifo = SyncFIFOBuffered(width=Shape.cast(o.payload.shape()).width,
+                                            depth=depth)
+        m.submodules[name] = fifo
+        credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
+        self.issue = Signal(name=f"{name}_issue")
+        self.can_issue = Signal(name=f"{name}_can_issue")
+        self.push = fifo.w_en
+        self.payload = Signal(o.payload.shape(), name=f"{name}_payload")
+        delivered = o.valid & o.ready
+        m.d.sync += credits.eq(credits - self.issue + delivered)
+        m.d.comb += [
+            self.can_issue.eq(credits != 0),
+            fifo.w_data.eq(self.payload),
+            o.payload.eq(fifo.r_data),
+            o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(o.ready),
+        ]
+
+    @staticmethod
+    def depth_for(latency):
+        """FIFO depth that sustains one beat per cycle behind a pipeline of ``latency``."""
+        return latency + 3
+
+
+class StreamingPipeline(Pipeline):
+    """The skeleton of a streaming unit: beats accepted from ``i`` enter a free-running
+    :class:`Pipeline` (stage 1 holds the registered beat as ``p["beat"]``) and
+    :meth:`finish` pushes the result beat into an :class:`OutputQueue` in front of ``o``.
+    """
+
+    def __init__(self, m, i, o, name="pipe"):
+        super().__init__(m, name)
+        self.o = o
+        self.issue = Signal(name=f"{name}_issue")
+        self.can_issue = Signal(name=f"{name}_can_issue")
+        m.d.comb += [i.ready.eq(self.can_issue), self.issue.eq(i.valid & self.can_issue)]
+        self["valid"] = self.issue
+        self["beat"] = i.payload
+        self.step()
+
+    def finish(self, results, **row_fields):
+        """Push ``results`` (one value per lane) plus ``count``/``last`` of the beat and
+        ``row_fields`` at the current stage; returns the number of pipeline stages."""
+        queue = OutputQueue(self.m, self.o, OutputQueue.depth_for(self.stage),
+                            name=f"{self.name}_queue")
+        beat = self["beat"]
+        self.m.d.comb += [
+            queue.issue.eq(self.issue),
+            self.can_issue.eq(queue.can_issue),
+            queue.push.eq(self["valid"]),
+            queue.payload.count.eq(beat.count),
+            queue.payload.last.eq(beat.last),
+        ]
+        for lane, value in enumerate(results):
+            self.m.d.comb += queue.payload.data[lane].eq(value)
+        for key, value in row_fields.items():
+            self.m.d.comb += queue.payload[key].eq(value)
+        return self.stage
+
+
+def signed_range(bits):
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def saturate(value, lo, hi):
+    """``value`` clamped to ``lo..hi`` (constants or signals), combinationally."""
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))
+
+
+def saturate_out(value, out_bits):
+    """``value`` clamped to the signed range selected by ``out_bits`` (an :class:`OutBits`
+    signal); at most 32 bits wide."""
+    def bound(pick):
+        return Mux(out_bits == OutBits.INT8, pick(8),
+                   Mux(out_bits == OutBits.INT16, pick(16), pick(32)))
+    lo = bound(lambda bits: Const(signed_range(bits)[0], signed(ACC_WIDTH)))
+    hi = bound(lambda bits: Const(signed_range(bits)[1], signed(ACC_WIDTH)))
+    return saturate(value, lo, hi)
+
+
+def multiply(p, a, b, name, split=18):
+    """``a * b`` of two values of the current stage (which should be registers), returned
+    one stage later: when both operands are wider than ``split`` bits, the wider one is
+    cut into an unsigned low part of ``split - 1`` bits and the rest, the two partial
+    products are registered, and their sum is returned (combinational at that stage)."""
+    a, b = Value.cast(a), Value.cast(b)
+    if len(a) > len(b):
+        a, b = b, a
+    if len(a) <= split or len(b) <= split:
+        p[f"{name}_prod"] = a * b
+        p.step()
+        return p[f"{name}_prod"]
+    low = split - 1
+    high = b[low:].as_signed() if b.shape().signed else b[low:]
+    p[f"{name}_lo"] = a * b[:low]
+    p[f"{name}_hi"] = a * high
+    p.step()
+    return (p[f"{name}_hi"] << low) + p[f"{name}_lo"]
+
+
+def dyadic_scale(p, x, mult, shift, name):
+    """``round_shift(x * mult, shift)``: a registered product, then :func:`round_shift`;
+    the result is combinational four stages later."""
+    p[f"{name}_shift"] = shift  # arguments are values of the entry stage
+    p[f"{name}_product"] = multiply(p, x, mult, f"{name}_mul")
+    p.step()
+    return round_shift(p, p[f"{name}_product"], p[f"{name}_shift"], f"{name}_rs")
+
+
+def round_shift(p, x, s, name):
+    """Golden ``round_shift(x, s) = (x + 2**(s-1)) >> s`` in two stages of barrel shifting
+    and a short add, computed as ``(((x << 1) >> s) + 1) >> 1`` (equal for every ``s >= 0``
+    and needs no wide rounding adder). ``s`` is unsigned. Returns the value at the stage
+    after the two shift stages (combinational there)."""
+    x = Value.cast(x)
+    twice = Cat(Const(0, 1), x).as_signed()
+    s = Value.cast(s)
+    coarse = Cat(Const(0, 3), s[3:]) if len(s) > 3 else Const(0, 1)
+    p[f"{name}_coarse"] = twice >> coarse
+    p[f"{name}_fine"] = s[:3]
+    p.step()
+    p[f"{name}_shifted"] = p[f"{name}_coarse"] >> p[f"{name}_fine"]
+    p.step()
+    return (p[f"{name}_shifted"] + 1) >> 1
+
+
+def lane_reduce(p, values, op, name):
+    """Reduce a list of values with ``op`` as a balanced tree, one stage per level.
+    Returns the result at the last level's stage (a single lane returns it unchanged)."""
+    level = 0
+    while len(values) > 1:
+        pairs = [op(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            pairs.append(values[-1])
+        keys = [f"{name}_l{level}_{i}" for i in range(len(pairs))]
+        for key, value in zip(keys, pairs):
+            p[key] = value
+        p.step()
+        values = [p[key] for key in keys]
+        level += 1
+    return values[0]
+
+
+class Divider(wiring.Component):
+    """``floor(numerator / denominator)``: a restoring divider giving one quotient bit per
+    cycle (``quot_bits`` cycles per division).
+
+    Precondition (the caller's): ``numerator >> quot_bits < denominator``, so the quotient
+    fits ``quot_bits`` bits.
+
+    Members
+    -------
+    start : In(1)
+        Pulse with ``numerator`` and ``denominator`` valid; they need not stay stable.
+    numerator : In(num_width)
+    denominator : In(den_width)
+    busy : Out(1)
+        High from the cycle after ``start`` until ``quotient`` is final.
+    quotient : Out(quot_bits)
+    """
+
+    def __init__(self, num_width, den_width, quot_bits):
+        if num_width <= quot_bits:
+            raise ValueError("num_width must exceed quot_bits")
+        self.quot_bits = quot_bits
+        super().__init__({
+            "start": In(1), "numerator": In(num_width), "denominator": In(den_width),
+            "busy": Out(1), "quotient": Out(quot_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        q = self.quot_bits
+        den_width = len(self.denominator)
+        remainder = Signal(den_width + 1)
+        low_bits = Signal(q)
+        divisor = Signal(den_width)
+        steps = Signal(range(q + 1))
+        trial = Cat(low_bits[-1], remainder[:den_width])
+        fits = trial >= divisor
+        m.d.comb += self.busy.eq(steps != 0)
+        with m.If(self.start):
+            m.d.sync += [
+                remainder.eq(self.numerator[q:]),
+                low_bits.eq(self.numerator[:q]),
+                divisor.eq(self.denominator),
+                steps.eq(q),
+            ]
+        with m.Elif(self.busy):
+            m.d.sync += [
+                remainder.eq(Mux(fits, trial - divisor, trial)),
+                low_bits.eq(low_bits << 1),
+                self.quotient.eq(Cat(fits, self.quotient[:-1])),
+                steps.eq(steps - 1),
+            ]
+        return m
+
+
+class Isqrt(wiring.Component):
+    """``floor(sqrt(value))`` of a ``2 * root_bits``-bit value: the restoring square root,
+    one result bit per cycle (``root_bits`` cycles).
+
+    Members
+    -------
+    start : In(1)
+        Pulse with ``value`` valid.
+    value : In(2 * root_bits)
+    busy : Out(1)
+        High from the cycle after ``start`` until ``root`` is final.
+    root : Out(root_bits)
+    """
+
+    def __init__(self, root_bits):
+        self.root_bits = root_bits
+        super().__init__({"start": In(1), "value": In(2 * root_bits), "busy": Out(1),
+                          "root": Out(root_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.root_bits
+        remainder = Signal(n + 2)
+        pending = Signal(2 * n)
+        steps = Signal(range(n + 1))
+        shifted = Cat(pending[-2:], remainder[:n])
+        trial = Cat(Const(1, 2), self.root)
+        fits = shifted >= trial
+        m.d.comb += self.busy.eq(steps != 0)
+        with m.If(self.start):
+            m.d.sync += [remainder.eq(0), pending.eq(self.value), self.root.eq(0),
+                         steps.eq(n)]
+        with m.Elif(self.busy):
+            m.d.sync += [
+                remainder.eq(Mux(fits, shifted - trial, shifted)),
+                pending.eq(pending << 2),
+                self.root.eq(Cat(fits, self.root[:-1])),
+                steps.eq(steps - 1),
+            ]
+        return m

@@ -1,0 +1,353 @@
+"""Cycle-by-cycle stimulus for the vector units, shared by every simulation backend, and the
+random test cases (inputs, golden outputs, packed beats) every backend runs.
+
+A case is a :class:`UnitCase`: the top name and generation parameters it runs on, the
+per-operation config signals, the packed input beats and the golden rows expected on
+``o``. A backend drives a :class:`UnitStimulus` (see ``drive``/``observe``) and decodes what
+it collected with :func:`decode_rows`.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from systolic.hw.verilog import build_top
+
+from . import SimulationHang
+
+# Layout packing --------------------------------------------------------------------------
+
+
+def pack(layout, value):
+    """The integer holding ``value`` (nested dicts / lists / ints) in ``layout``."""
+    if isinstance(layout, data.StructLayout):
+        word = 0
+        for name, fld in layout:
+            if name in value:
+                word |= pack(fld.shape, value[name]) << fld.offset
+        return word
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        word = 0
+        for index, item in enumerate(value):
+            word |= pack(layout.elem_shape, item) << (index * width)
+        return word
+    return int(value) & ((1 << Shape.cast(layout).width) - 1)
+
+
+def unpack(layout, word):
+    """Inverse of :func:`pack` (signed fields come back negative)."""
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(fld.shape, word >> fld.offset) for name, fld in layout}
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return [unpack(layout.elem_shape, word >> (i * width)) for i in range(layout.length)]
+    shape = Shape.cast(layout)
+    value = word & ((1 << shape.width) - 1)
+    if shape.signed and value >> (shape.width - 1):
+        value -= 1 << shape.width
+    return value
+
+
+def row_beats(layout, lanes, lane_values, row_values=None):
+    """Packed input beats of rows.
+
+    ``lane_values``: field name -> (rows, cols) integer array (per element);
+    ``row_values``: field name -> (rows,) array (copied into every beat of the row).
+    Padding lanes of a short final beat are zero.
+    """
+    first = next(iter(lane_values.values()))
+    rows, cols = first.shape
+    row_values = row_values or {}
+    beats = []
+    for r in range(rows):
+        for start in range(0, cols, lanes):
+            count = min(lanes, cols - start)
+            lane_records = [{name: int(values[r, start + k]) if k < count else 0
+                             for name, values in lane_values.items()} for k in range(lanes)]
+            beat = {"lanes": lane_records, "count": count, "last": start + count == cols}
+            beat.update({name: int(values[r]) for name, values in row_values.items()})
+            beats.append(pack(layout, beat))
+    return beats
+
+
+def decode_rows(layout, words):
+    """Group output words into rows: a list of dicts with ``data`` (int64 array of the
+    valid lanes of every beat) and the per-row fields of the row's last beat."""
+    rows, current = [], []
+    for word in words:
+        beat = unpack(layout, word)
+        current.extend(beat["data"][:beat["count"]])
+        if beat["last"]:
+            row = {key: value for key, value in beat.items()
+                   if key not in ("data", "count", "last")}
+            row["data"] = np.array(current, dtype=np.int64)
+            rows.append(row)
+            current = []
+    return rows
+
+
+# Stimulus ------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitCase:
+    """One test vector set for a unit: run ``beats`` through top ``top`` built with
+    ``params``, with ``config`` (signal name -> int) held on its config inputs; the
+    output must decode to ``expected`` (rows x cols golden outputs) and, per row, to
+    ``expected_fields`` (field -> (rows,) array, e.g. a row scale)."""
+
+    top: str
+    params: dict
+    config: dict
+    beats: list
+    expected: np.ndarray
+    expected_fields: dict = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def out_beats(self):
+        return len(self.beats)
+
+
+@dataclass
+class UnitRun:
+    """What a simulated run produced: output words, the cycle each input beat was accepted
+    and each output beat left, and the wall-clock seconds of the simulation loop."""
+
+    words: list
+    accepted: list
+    delivered: list
+    sim_seconds: float = 0.0
+
+    @property
+    def cycles(self):
+        return self.delivered[-1] - self.accepted[0] + 1
+
+
+class UnitStimulus:
+    """Drives one :class:`UnitCase`: ``in_gap`` is the probability that the next input beat
+    is withheld for a cycle (an offered beat stays offered until taken), ``out_stall`` the
+    probability that ``o.ready`` is low; ``timeout`` cycles without a handshake raise
+    :class:`~systolic.sim.SimulationHang`."""
+
+    def __init__(self, case, *, out_stall=0.0, in_gap=0.0, seed=0, timeout=2000):
+        self.case = case
+        self.out_stall, self.in_gap, self.timeout = out_stall, in_gap, timeout
+        self.rng = np.random.default_rng(seed)
+        self.position = 0
+        self.offered = False
+        self.cycle = 0
+        self.idle_cycles = 0
+        self.run = UnitRun(words=[], accepted=[], delivered=[])
+        self._out_ready = True
+        self._started = None
+
+    @property
+    def done(self):
+        return len(self.run.words) == self.case.out_beats
+
+    def drive(self):
+        """``(i_valid, i_payload, o_ready)`` for the coming clock edge."""
+        if self._started is None:
+            self._started = time.perf_counter()
+        beats = self.case.beats
+        if self.position < len(beats) and not self.offered:
+            self.offered = self.rng.random() >= self.in_gap
+        valid = self.position < len(beats) and self.offered
+        self._out_ready = bool(self.rng.random() >= self.out_stall)
+        return valid, beats[self.position] if valid else 0, self._out_ready
+
+    def observe(self, i_ready, o_valid, o_payload):
+        """Record this cycle's handshakes."""
+        moved = False
+        if self.offered and self.position < len(self.case.beats) and i_ready:
+            self.run.accepted.append(self.cycle)
+            self.position += 1
+            self.offered = False
+            moved = True
+        if o_valid and self._out_ready:
+            self.run.words.append(int(o_payload))
+            self.run.delivered.append(self.cycle)
+            moved = True
+        self.idle_cycles = 0 if moved else self.idle_cycles + 1
+        if self.idle_cycles > self.timeout:
+            raise SimulationHang(
+                f"{self.case.top}: no handshake for {self.timeout} cycles at cycle "
+                f"{self.cycle}: {self.position}/{len(self.case.beats)} beats in, "
+                f"{len(self.run.words)}/{self.case.out_beats} out")
+        self.cycle += 1
+
+    def result(self):
+        self.run.sim_seconds = time.perf_counter() - self._started
+        return self.run
+
+
+def out_layout_of(case):
+    """The output payload layout of the unit a case runs on."""
+    from systolic.hw.rowquant import rowquant_out_layout
+    from systolic.hw.vector import out_layout
+
+    lanes = case.params["lanes"]
+    return rowquant_out_layout(lanes) if case.top == "rowquant" else out_layout(lanes)
+
+
+def check_run(case, run, layout=None):
+    """Raise AssertionError unless ``run`` decodes to the case's golden rows."""
+    rows = decode_rows(layout or out_layout_of(case), run.words)
+    assert len(rows) == len(case.expected), f"{case.name}: {len(rows)} rows out"
+    for r, row in enumerate(rows):
+        assert np.array_equal(row["data"], case.expected[r]), \
+            f"{case.name} row {r}: got {row['data'].tolist()} expected {case.expected[r].tolist()}"
+        for key, values in case.expected_fields.items():
+            assert row[key] == values[r], f"{case.name} row {r} {key}: {row[key]} != {values[r]}"
+
+
+# Amaranth backend ----------------------------------------------------------------------
+
+
+def simulate_amaranth(top, params, jobs, *, vcd=None):
+    """Run ``jobs`` (a list of ``(UnitCase, stimulus options)``) one after the other on one
+    elaboration of ``top`` in Amaranth's simulator; returns a :class:`UnitRun` per job."""
+    from amaranth.sim import Simulator
+
+    dut = build_top(top, **params)
+    runs = []
+
+    async def bench(ctx):
+        for case, options in jobs:
+            stimulus = UnitStimulus(case, **options)
+            for name, value in case.config.items():
+                ctx.set(getattr(dut, name), value)
+            while not stimulus.done:
+                valid, payload, out_ready = stimulus.drive()
+                ctx.set(dut.i.valid, valid)
+                ctx.set(dut.i.payload.as_value(), payload)
+                ctx.set(dut.o.ready, out_ready)
+                i_ready = ctx.get(dut.i.ready)
+                o_valid = ctx.get(dut.o.valid)
+                word = ctx.get(dut.o.payload.as_value()) if o_valid else 0
+                stimulus.observe(i_ready, o_valid, word)
+                await ctx.tick()
+            ctx.set(dut.i.valid, 0)
+            runs.append(stimulus.result())
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return runs
+
+
+# Random cases ----------------------------------------------------------------------------
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def with_extremes(rng, x, lo, hi):
+    """``x`` with ``lo`` and ``hi`` planted at random positions when there is room."""
+    flat = x.reshape(-1)
+    if flat.size >= 2:
+        flat[rng.choice(flat.size, 2, replace=False)] = (lo, hi)
+    return x
+
+
+def spread_int32(rng, shape):
+    """int32 values of every magnitude (log-uniform), both extremes included."""
+    mag = np.floor(np.exp2(rng.uniform(0, 31, shape))).astype(np.int64)
+    x = np.where(rng.random(shape) < 0.5, -mag, mag - 1)
+    return with_extremes(rng, np.clip(x, INT32_MIN, INT32_MAX), INT32_MIN, INT32_MAX)
+
+
+def requantize_case(rng, lanes, rows, cols, out_bits=8, row_scale=True, name="requantize"):
+    from systolic.hw.requantize import requantize_layout
+    from systolic.sw.numerics import RequantParams, RowScale, requantize
+
+    acc = spread_int32(rng, (rows, cols))
+    m = rng.integers(-(2**15) + 1, 2**15, cols)
+    m[0] = 2**15 - 1
+    if row_scale:
+        mant = np.where(rng.random(rows) < 0.2, 0, rng.integers(2**14, 2**15, rows))
+        exp = rng.integers(-14, 19, rows)
+        s = rng.integers(18, 49, cols)  # s - exp stays in 0..62 for exp in -14..18
+        scale = RowScale(mant, exp)
+    else:
+        mant, exp = np.ones(rows, np.int64), np.zeros(rows, np.int64)
+        s = rng.integers(0, 63, cols)
+        scale = None
+    s[-1] = s.max() if cols == 1 else (48 if row_scale else 62)
+    bias = rng.integers(INT32_MIN, INT32_MAX, cols, endpoint=True)
+    params = RequantParams(m, s, bias, out_bits)
+    expected = requantize(acc, params, scale)
+    full = np.ones((rows, 1), np.int64)
+    beats = row_beats(requantize_layout(lanes), lanes,
+                      {"acc": acc, "m": m * full, "s": s * full, "bias": bias * full},
+                      {"mant": mant, "exp": exp})
+    return UnitCase("requantize", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
+                    name=name)
+
+
+def pwl_case(rng, lanes, rows, cols, top="gelu", frac_bits=11, name=None):
+    from systolic.hw.pwl import pwl_layout
+    from systolic.sw.numerics import gelu, silu
+
+    x = with_extremes(rng, rng.integers(-(2**15), 2**15, (rows, cols)), -(2**15), 2**15 - 1)
+    # Half the values near the table range, where the interpolation happens.
+    span = 1 << (frac_bits + 5)
+    near = rng.integers(-span, span, (rows, cols))
+    x = np.where(rng.random((rows, cols)) < 0.5, np.clip(near, -(2**15), 2**15 - 1), x)
+    expected = (gelu if top == "gelu" else silu)(x, frac_bits)
+    beats = row_beats(pwl_layout(lanes), lanes, {"x": x})
+    return UnitCase(top, {"lanes": lanes}, {"frac_bits": frac_bits}, beats, expected,
+                    name=name or f"{top} frac_bits={frac_bits}")
+
+
+def random_dyadic(rng, cols, max_shift=62):
+    """Per-channel signed mantissas (|m| < 2**15, extremes included) and shifts."""
+    m = rng.integers(-(2**15) + 1, 2**15, cols)
+    s = rng.integers(0, max_shift + 1, cols)
+    m[0], s[-1] = -(2**15) + 1, max_shift
+    return m, s
+
+
+def eltwise_mul_case(rng, lanes, rows, cols, out_bits=16, scaled=True, name=None):
+    from systolic.hw.eltwise import eltwise_mul_layout
+    from systolic.sw.numerics import Scale, eltwise_mul
+
+    a = with_extremes(rng, rng.integers(-(2**15), 2**15, (rows, cols)), -(2**15), 2**15 - 1)
+    b = with_extremes(rng, rng.integers(-(2**15), 2**15, (rows, cols)), -(2**15), -(2**15))
+    if scaled:
+        m, s = random_dyadic(rng, cols, 40)
+        expected = eltwise_mul(a, b, Scale(m, s, out_bits))
+    else:  # the golden unscaled product is m = 1, s = 0 at 32 bits
+        m, s, out_bits = np.ones(cols, np.int64), np.zeros(cols, np.int64), 32
+        expected = eltwise_mul(a, b)
+    full = np.ones((rows, 1), np.int64)
+    beats = row_beats(eltwise_mul_layout(lanes), lanes,
+                      {"a": a, "b": b, "m": m * full, "s": s * full})
+    return UnitCase("eltwise_mul", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
+                    name=name or f"eltwise_mul out_bits={out_bits} scaled={scaled}")
+
+
+def residual_add_case(rng, lanes, rows, cols, out_bits=32, name=None):
+    from systolic.hw.eltwise import residual_add_layout
+    from systolic.sw.numerics import ResidualParams, Scale, residual_add
+
+    a, b = spread_int32(rng, (rows, cols)), spread_int32(rng, (rows, cols))
+    (ma, sa), (mb, sb) = random_dyadic(rng, cols), random_dyadic(rng, cols)
+    ma[-1], sa[-1] = 2**14, 14  # identity alignment
+    params = ResidualParams(Scale(ma, sa), Scale(mb, sb), out_bits)
+    expected = residual_add(a, b, params)
+    full = np.ones((rows, 1), np.int64)
+    beats = row_beats(residual_add_layout(lanes), lanes,
+                      {"a": a, "b": b, "ma": ma * full, "sa": sa * full, "mb": mb * full,
+                       "sb": sb * full})
+    return UnitCase("residual_add", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
+                    name=name or f"residual_add out_bits={out_bits}")
