@@ -1,6 +1,6 @@
-"""AXI models for Amaranth's simulator: an AXI4 slave memory backed by a NumPy array, an
-AXI4-Lite master that reads and writes registers, and random transfer lists shared by the
-Amaranth and cocotb DMA tests.
+"""AXI models for Amaranth's simulator: an AXI4 slave memory backed by a NumPy array and an
+AXI4-Lite master that reads and writes registers; plus, shared by the Amaranth and cocotb
+tests, random DMA transfer lists and a reference register block.
 
 The memory model is a background process (``sim.add_process(memory.process)``) that drives
 its outputs right after each clock edge and sees the master's signals as they were at the
@@ -21,7 +21,7 @@ from systolic.hw.axi import (BOUNDARY_BYTES, BURST_FIXED, BURST_INCR, RESP_DECER
 from . import SimulationHang
 
 __all__ = ["AXIProtocolError", "Burst", "AXI4MemoryModel", "AXI4LiteMaster",
-           "random_transfers"]
+           "random_transfers", "RegisterFile"]
 
 
 class AXIProtocolError(AssertionError):
@@ -334,3 +334,42 @@ def random_transfers(seed, count, *, span, max_length=600, data_bytes=8):
         addr = max(0, min(addr, span - max(length, 1)))
         transfers.append((addr, length))
     return transfers
+
+
+class RegisterFile:
+    """Reference register block behind a register bus, for AXI4-Lite slave tests.
+
+    Word addresses (the low two bits are ignored): 0x00-0x0C four read/write registers
+    (byte strobes honoured); 0x10 the number of reads so far, this one included; 0x14 the
+    number of writes so far (every write strobe counts). Writing 0x10 or above, or reading
+    0x18 or above, is an error (and changes nothing but the write count).
+    """
+
+    RW_REGISTERS = 4
+    READS, WRITES = 0x10, 0x14
+
+    def __init__(self):
+        self.values = [0] * self.RW_REGISTERS
+        self.reads = self.writes = 0
+
+    def write(self, addr, data, strb):
+        """Apply a write; return whether it is an error."""
+        self.writes += 1
+        index = (addr & ~3) // 4
+        if index >= self.RW_REGISTERS:
+            return True
+        mask = sum(0xFF << (8 * lane) for lane in range(4) if strb >> lane & 1)
+        self.values[index] = (self.values[index] & ~mask) | (data & mask)
+        return False
+
+    def read(self, addr):
+        """Perform a read; return ``(data, error)``."""
+        self.reads += 1
+        word = addr & ~3
+        if word < 4 * self.RW_REGISTERS:
+            return self.values[word // 4], False
+        if word == self.READS:
+            return self.reads, False
+        if word == self.WRITES:
+            return self.writes, False
+        return 0, True
