@@ -20,8 +20,8 @@ import numpy as np
 
 from .graph import Graph
 from .models import DecoderModel, EncoderModel, decoder_logits, encode
-from .numerics import (QMAX, RequantParams, ResidualParams, SoftmaxParams, layernorm_params,
-                       rmsnorm_params)
+from .numerics import (QMAX, RequantParams, ResidualParams, Scale, SoftmaxParams,
+                       layernorm_params, rmsnorm_params)
 
 #: MiniLM calibration sentences (never used for evaluation).
 CALIBRATION_SENTENCES = (
@@ -83,12 +83,19 @@ class QuantConfig:
     resid_bits : int
         Magnitude bits of the calibrated maximum in int32 residual tensors.
     kv_margin : float
-        Headroom of the static int8 K and V scales.
+        Headroom of the static int8 K and V scales (values beyond the calibrated maximum
+        are frequent in unseen text; clipping them costs more than the coarser step).
+    smooth_alpha : float or None
+        Decoder only: SmoothQuant-style migration of activation outliers into the weights
+        (``s_c = max|x_c|**alpha / max|W_c|**(1-alpha)`` per input channel), folded into the
+        RMSNorm gamma and into the per-channel multiplier of the SwiGLU product, so it costs
+        no hardware. None disables it.
     """
 
     margin: float = 2.0
     resid_bits: int = 24
-    kv_margin: float = 1.0
+    kv_margin: float = 1.5
+    smooth_alpha: float | None = 0.5
 
 
 def _capture_keys(capture):
@@ -149,7 +156,10 @@ class _Builder:
         return max(float(self.stats[k]["max"]) for k in keys)
 
     def scale16(self, *keys):
-        return max(self.amax(*keys), 1e-9) * self.cfg.margin / 32767
+        return self.scale16_of(self.amax(*keys))
+
+    def scale16_of(self, amax):
+        return max(amax, 1e-9) * self.cfg.margin / 32767
 
     def scale32(self, *keys):
         return max(self.amax(*keys), 1e-9) * self.cfg.margin / 2**self.cfg.resid_bits
@@ -192,8 +202,7 @@ class _Builder:
                   RequantParams.from_float(mult, 0.0, int(out_dtype[3:])))
         return out
 
-    def norm(self, kind, x, gamma, beta, eps, out, key):
-        out_scale = self.scale16(key)
+    def norm(self, kind, x, gamma, beta, eps, out, out_scale):
         self.g.tensor(out, "int16", self.g.tensors[x].shape, out_scale)
         if kind == "layernorm":
             params = layernorm_params(gamma, beta, eps, self.scale(x), out_scale, 16)
@@ -235,6 +244,17 @@ class _Builder:
         return self.requantize(ctx_acc, p + "ctx", "int16", self.scale16(ctx_key))
 
 
+def smooth_factors(act_max, weights, alpha):
+    """Per-input-channel SmoothQuant factors ``s`` (activation / s, weight rows * s) for
+    activation channel maxima ``act_max`` feeding the (K, N) ``weights``; 1 when ``alpha``
+    is None."""
+    if alpha is None:
+        return np.ones(len(act_max))
+    w_max = np.max([np.abs(np.asarray(w, np.float64)).max(axis=1) for w in weights], axis=0)
+    s = np.maximum(act_max, 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
+    return s / np.exp(np.log(s).mean())
+
+
 def _kv_scales(stats, key, heads, head_dim, margin):
     """Static int8 scales: per head for K (``"head"`` entries), broadcast to channels."""
     entry = stats[key]
@@ -262,7 +282,7 @@ def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
     g.op("embed", ["ids"], [emb], tables=list(zip(names, ("token", "position", "type0"))),
          position_offset=cfg.position_offset)
     x = b.norm("layernorm", emb, model.emb_ln_weight, model.emb_ln_bias, cfg.eps, "embed.ln",
-               "embed.ln_out")
+               b.scale16("embed.ln_out"))
     hd = cfg.head_dim
     for i, layer in enumerate(model.layers):
         p, key = f"l{i}.", f"layer{i}."
@@ -278,7 +298,7 @@ def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
                         b.scale32(key + "resid1"))
         r1 = b.add(x, attn, p + "resid1", key + "resid1")
         h = b.norm("layernorm", r1, layer.ln1_weight, layer.ln1_bias, cfg.eps, p + "ln1",
-                   key + "ln1_out")
+                   b.scale16(key + "ln1_out"))
         frac = gelu_frac_bits(b.amax(key + "ffn.up"), config.margin)
         up = b.linear(b.rowquant(h), layer.w_up, layer.b_up, p + "up", "int16", 2.0**-frac)
         act = b.activation("gelu", up, p + "act", frac)
@@ -286,7 +306,7 @@ def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
                         b.scale32(key + "resid2"))
         r2 = b.add(h, down, p + "resid2", key + "resid2")
         x = b.norm("layernorm", r2, layer.ln2_weight, layer.ln2_bias, cfg.eps, p + "ln2",
-                   key + "ln2_out")
+                   b.scale16(key + "ln2_out"))
     g.outputs = [x]
     g.validate()
     return g
@@ -307,16 +327,20 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
     x = g.tensor("embed", "int32", ("seq", cfg.d), emb_scale)
     g.op("embed", ["ids"], [x], tables=[(table, "token")])
     hd = cfg.head_dim
+    alpha = config.smooth_alpha
     for i, layer in enumerate(model.layers):
         p, key = f"l{i}.", f"layer{i}."
-        n1 = b.rowquant(b.norm("rmsnorm", x, layer.rms1_weight, None, cfg.rms_eps, p + "rms1",
-                               key + "rms1_out"))
-        q = b.linear(n1, layer.wq, None, p + "q", "int16",
+        ch1 = stats[key + "rms1_out"]["ch"]
+        s1 = smooth_factors(ch1, (layer.wq, layer.wk, layer.wv), alpha)
+        n1 = b.rowquant(b.norm("rmsnorm", x, layer.rms1_weight / s1, None, cfg.rms_eps,
+                               p + "rms1", b.scale16_of((ch1 / s1).max())))
+        wq, wk, wv = (w * s1[:, None] for w in (layer.wq, layer.wk, layer.wv))
+        q = b.linear(n1, wq, None, p + "q", "int16",
                      b.scale16(key + "attn.q", key + "attn.q_rope"))
-        k = b.linear(n1, layer.wk, None, p + "k", "int16",
+        k = b.linear(n1, wk, None, p + "k", "int16",
                      b.scale16(key + "attn.k", key + "attn.k_rope"))
         v_scale = np.maximum(stats[key + "attn.v"]["ch"], 1e-9) * config.kv_margin / QMAX
-        v8 = b.linear(n1, layer.wv, None, p + "v", "int8", v_scale)
+        v8 = b.linear(n1, wv, None, p + "v", "int8", v_scale)
         for name, heads in ((q, cfg.heads), (k, cfg.kv_heads)):
             g.tensor(name + "_rope", "int16", g.tensors[name].shape, b.scale(name))
             g.op("rope", [name], [name + "_rope"], heads=heads, head_dim=hd,
@@ -328,19 +352,27 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
         o = b.linear(b.rowquant(ctx), layer.wo, None, p + "attn_out", "int32",
                      b.scale32(key + "resid1"))
         r1 = b.add(x, o, p + "resid1", key + "resid1")
-        n2 = b.rowquant(b.norm("rmsnorm", r1, layer.rms2_weight, None, cfg.rms_eps, p + "rms2",
-                               key + "rms2_out"))
+        ch2 = stats[key + "rms2_out"]["ch"]
+        s2 = smooth_factors(ch2, (layer.w_gate, layer.w_up), alpha)
+        n2 = b.rowquant(b.norm("rmsnorm", r1, layer.rms2_weight / s2, None, cfg.rms_eps,
+                               p + "rms2", b.scale16_of((ch2 / s2).max())))
         frac = gelu_frac_bits(b.amax(key + "ffn.gate"), config.margin)
-        gate = b.linear(n2, layer.w_gate, None, p + "gate", "int16", 2.0**-frac)
-        up = b.linear(n2, layer.w_up, None, p + "up", "int16", b.scale16(key + "ffn.up"))
+        gate = b.linear(n2, layer.w_gate * s2[:, None], None, p + "gate", "int16", 2.0**-frac)
+        up = b.linear(n2, layer.w_up * s2[:, None], None, p + "up", "int16",
+                      b.scale16(key + "ffn.up"))
         act = b.activation("silu", gate, p + "silu", frac)
-        prod = g.tensor(p + "act", "int32", g.tensors[up].shape, 2.0**-frac * b.scale(up))
-        g.op("mul", [act, up], [prod])
-        down = b.linear(b.rowquant(prod), layer.w_down, None, p + "down", "int32",
-                        b.scale32(key + "resid2"))
+        s3 = smooth_factors(stats[key + "ffn.act"]["ch"], (layer.w_down,), alpha)
+        # the product is divided by s3 per channel in the mul unit's multiplier; the output
+        # unit is chosen so that the largest multiplier is 1 (no int32 overflow)
+        prod_scale = 2.0**-frac * b.scale(up)
+        out_unit = prod_scale / s3.min()
+        prod = g.tensor(p + "act", "int32", g.tensors[up].shape, out_unit)
+        g.op("mul", [act, up], [prod], Scale.from_float(prod_scale / s3 / out_unit, 32))
+        down = b.linear(b.rowquant(prod), layer.w_down * s3[:, None], None, p + "down",
+                        "int32", b.scale32(key + "resid2"))
         x = b.add(r1, down, p + "resid2", key + "resid2")
     nf = b.rowquant(b.norm("rmsnorm", x, model.final_norm_weight, None, cfg.rms_eps,
-                           "final_norm", "final_norm_out"))
+                           "final_norm", b.scale16("final_norm_out")))
     g.outputs = [b.linear(nf, model.lm_head, None, "logits", "int32", b.scale32("logits"))]
     g.validate()
     return g
