@@ -151,6 +151,7 @@ class _Builder:
 
     def __init__(self, graph, stats, config):
         self.g, self.stats, self.cfg = graph, stats, config
+        self.row_sources = {}  # per-row int8 tensor -> the wide tensor it was made from
 
     def amax(self, *keys):
         return max(float(self.stats[k]["max"]) for k in keys)
@@ -176,12 +177,13 @@ class _Builder:
         rs = self.g.tensor(f"{src}.rs", "rowscale", ("seq",))
         q = self.g.tensor(f"{src}.q", "int8", width, self.scale(src), rs)
         self.g.op("rowquant", [src], [q, rs], in_bits=self.bits(src))
+        self.row_sources[q] = src
         return q
 
     def linear(self, xq, w, b, out, out_dtype, out_scale):
         """int8 rows ``xq`` (with row scale) @ quantized ``w`` (+ b) -> ``out``."""
         info = self.g.tensors[xq]
-        src_bits = self.bits(info.name[:-2])
+        src_bits = self.bits(self.row_sources[xq])
         wq, sw = quantize_weight(w)
         wname = self.g.weight(f"{out}.w", wq)
         acc = self.g.tensor(f"{out}.acc", "int32", ("seq", wq.shape[1]), info.scale * sw / QMAX,
