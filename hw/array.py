@@ -7,7 +7,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
-from .pe import Accum, Operand, OutputStationaryPE, WeightBus, WeightStationaryPE, row_index
+from .pe import (Accum, Operand, OutputStationaryPE, WeightBus, WeightStationaryPE, row_index,
+                 widen_activation)
 
 __all__ = ["SystolicArray", "array_latency", "ws_cycles", "os_cycles"]
 
@@ -60,8 +61,9 @@ class SystolicArray(wiring.Component):
       Tiles alternate between two weight banks, so the next tile loads while the current
       one computes. A tile may start loading once every activation of the tile that used
       its bank two tiles ago has been accepted.
-    * ``acts`` takes activation rows (``rows`` int8, one K-slice of a row of A), each
-      multiplied with the oldest loaded tile; ``last`` marks the final row for that tile.
+    * ``acts`` takes activation rows (``rows`` int8, or uint8 when ``a_unsigned``: one
+      K-slice of a row of A), each multiplied with the oldest loaded tile; ``last`` marks
+      the final row for that tile.
       Rows for a tile are accepted from the cycle after its last weight beat.
     * ``out`` gives one row of ``cols`` int32 per activation row, in order.
 
@@ -75,8 +77,9 @@ class SystolicArray(wiring.Component):
 
     Output-stationary (``dataflow="os"``) computes a ``rows`` x ``cols`` tile of ``A @ B``:
 
-    * ``slices`` takes one K-slice per beat: ``a`` (a column of A, ``rows`` int8), ``b`` (a row
-      of B, ``cols`` int8) and ``last`` on the final slice of the tile. Each PE accumulates in
+    * ``slices`` takes one K-slice per beat: ``a`` (a column of A, ``rows`` int8, or uint8
+      when ``a_unsigned``), ``b`` (a row of B, ``cols`` int8) and ``last`` on the final
+      slice of the tile. Each PE accumulates in
       int32; on ``last`` the sums move to drain registers and the next tile starts at once.
     * ``out`` gives the tile as ``rows`` beats, row 0 first, each ``cols`` int32.
 
@@ -91,10 +94,12 @@ class SystolicArray(wiring.Component):
     -------
     weights : In(stream.Signature(ArrayLayout(signed(8), cols)))
         Weight tile rows (``"ws"`` only).
-    acts : In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), rows), "last": 1})))
+    acts : In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), rows), "last": 1,
+                                             "a_unsigned": 1})))
         Activation rows (``"ws"`` only).
     slices : In(stream.Signature(StructLayout({"a": ArrayLayout(signed(8), rows),
-                                               "b": ArrayLayout(signed(8), cols), "last": 1})))
+                                               "b": ArrayLayout(signed(8), cols), "last": 1,
+                                               "a_unsigned": 1})))
         K-slices (``"os"`` only).
     out : Out(stream.Signature(ArrayLayout(signed(32), cols)))
         Result rows.
@@ -112,11 +117,11 @@ class SystolicArray(wiring.Component):
         if dataflow == "ws":
             members["weights"] = In(stream.Signature(data.ArrayLayout(Operand, cols)))
             members["acts"] = In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(Operand, rows), "last": 1})))
+                "data": data.ArrayLayout(Operand, rows), "last": 1, "a_unsigned": 1})))
         else:
             members["slices"] = In(stream.Signature(data.StructLayout({
                 "a": data.ArrayLayout(Operand, rows), "b": data.ArrayLayout(Operand, cols),
-                "last": 1})))
+                "last": 1, "a_unsigned": 1})))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -173,7 +178,8 @@ class SystolicArray(wiring.Component):
                      bus.row.eq(weight_row)]
         pes = [[WeightStationaryPE(r, rows) for c in range(cols)] for r in range(rows)]
         for r in range(rows):
-            a = _delay(m, self.acts.payload.data[r], r + 1, f"act{r}")
+            a = _delay(m, widen_activation(self.acts.payload.data[r],
+                                           self.acts.payload.a_unsigned), r + 1, f"act{r}")
             bank = _delay(m, act_bank, r + 1, f"bank{r}")
             for c in range(cols):
                 pe = pes[r][c]
@@ -221,7 +227,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += [ctrl.valid.eq(take), ctrl.last.eq(payload.last)]
         pes = [[OutputStationaryPE() for c in range(cols)] for r in range(rows)]
         for r in range(rows):
-            a = _delay(m, payload.a[r], r + 1, f"a{r}")
+            a = _delay(m, widen_activation(payload.a[r], payload.a_unsigned), r + 1, f"a{r}")
             ctl = _delay(m, ctrl, r + 1, f"ctl{r}")
             for c in range(cols):
                 pe = pes[r][c]

@@ -5,16 +5,23 @@ its timing is fixed by position: an operand that enters row ``r`` on the left an
 ``c`` at the top meets its partner in PE(r, c) after ``r + c`` hops.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, OPERAND_WIDTH
 
-__all__ = ["row_index", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
+__all__ = ["row_index", "widen_activation", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
 
 Operand = signed(OPERAND_WIDTH)
+#: Activations inside the array: int8 or uint8 (softmax probabilities), widened to 9 bits.
+Activation = signed(OPERAND_WIDTH + 1)
 Accum = signed(ACC_WIDTH)
+
+
+def widen_activation(value, unsigned):
+    """An int8 (``unsigned`` low) or uint8 (``unsigned`` high) activation as 9-bit signed."""
+    return Cat(value, value[-1] & ~unsigned).as_signed()
 
 
 def row_index(count):
@@ -35,7 +42,7 @@ class WeightBus(data.StructLayout):
 
 
 class WeightStationaryPE(wiring.Component):
-    """Weight-stationary PE: ``psum_out = psum_in + a_in * weight[bank_in]``.
+    """Weight-stationary PE: ``psum_out = psum_in + a_in * weight[bank_in]`` (9 x 8-bit).
 
     Two weight registers (banks) let the next weight tile be written while activations
     tagged with the other bank still flow through. A weight on the bus is captured when
@@ -43,8 +50,8 @@ class WeightStationaryPE(wiring.Component):
 
     Members
     -------
-    a_in : In(signed(8))
-        Activation from the left neighbour (or the row's skew buffer).
+    a_in : In(signed(9))
+        Activation from the left neighbour (or the row's skew buffer): int8 or uint8.
     bank_in : In(1)
         Weight bank the activation is multiplied with; travels with the activation.
     psum_in : In(signed(32))
@@ -58,8 +65,9 @@ class WeightStationaryPE(wiring.Component):
     def __init__(self, row, rows):
         self.row = row
         super().__init__({
-            "a_in": In(Operand), "bank_in": In(1), "psum_in": In(Accum), "w_in": In(WeightBus(rows)),
-            "a_out": Out(Operand), "bank_out": Out(1), "psum_out": Out(Accum),
+            "a_in": In(Activation), "bank_in": In(1), "psum_in": In(Accum),
+            "w_in": In(WeightBus(rows)),
+            "a_out": Out(Activation), "bank_out": Out(1), "psum_out": Out(Accum),
             "w_out": Out(WeightBus(rows)),
         })
 
@@ -99,8 +107,8 @@ class OutputStationaryPE(wiring.Component):
 
     Members
     -------
-    a_in : In(signed(8))
-        Operand from the left (a column of A, one element per row).
+    a_in : In(signed(9))
+        Operand from the left (a column of A, one element per row): int8 or uint8.
     ctrl_in : In(SliceControl)
         Valid/last of the slice ``a_in`` belongs to; travels with ``a_in``.
     b_in : In(signed(8))
@@ -117,9 +125,9 @@ class OutputStationaryPE(wiring.Component):
 
     def __init__(self):
         super().__init__({
-            "a_in": In(Operand), "ctrl_in": In(SliceControl()), "b_in": In(Operand),
+            "a_in": In(Activation), "ctrl_in": In(SliceControl()), "b_in": In(Operand),
             "result_in": In(Accum), "drain": In(1),
-            "a_out": Out(Operand), "ctrl_out": Out(SliceControl()), "b_out": Out(Operand),
+            "a_out": Out(Activation), "ctrl_out": Out(SliceControl()), "b_out": Out(Operand),
             "result": Out(Accum),
         })
 

@@ -20,16 +20,17 @@ from . import SimulationHang
 def _beats(schedule):
     """Packed payload integers per input stream, in the array's payload layouts."""
     w = OPERAND_WIDTH
+    unsigned = int(schedule.a_unsigned)
     if schedule.dataflow == "ws":
         acts_width = schedule.rows * w
         return {
             "weights": [pack_lanes(row, w) for row in schedule.weight_beats],
-            "acts": [pack_lanes(row, w) | (int(last) << acts_width)
+            "acts": [pack_lanes(row, w) | ((int(last) | unsigned << 1) << acts_width)
                      for row, last in zip(schedule.act_beats, schedule.act_last)],
         }
     a_width, b_width = schedule.rows * w, schedule.cols * w
     return {"slices": [pack_lanes(a, w) | (pack_lanes(b, w) << a_width)
-                       | (int(last) << (a_width + b_width))
+                       | ((int(last) | unsigned << 1) << (a_width + b_width))
                        for a, b, last in zip(schedule.slice_a, schedule.slice_b,
                                              schedule.slice_last)]}
 

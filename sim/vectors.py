@@ -14,10 +14,14 @@ def random_int8(rng, shape):
     return x
 
 
-def matmul_case(seed, m, k, n):
-    """A random ``(a, b)`` int8 pair of shapes ``m x k`` and ``k x n``."""
+def matmul_case(seed, m, k, n, a_unsigned=False):
+    """A random ``(a, b)`` int8 pair of shapes ``m x k`` and ``k x n`` (``a`` uint8 with 0
+    and 255 present if ``a_unsigned``)."""
     rng = np.random.default_rng(seed)
-    return random_int8(rng, (m, k)), random_int8(rng, (k, n))
+    a, b = random_int8(rng, (m, k)), random_int8(rng, (k, n))
+    if a_unsigned:  # shift the int8 extremes -128 and 127 to the uint8 extremes 0 and 255
+        a = (a.astype(np.int16) + 128).astype(np.uint8)
+    return a, b
 
 
 #: Array shapes every rung covers: 1x1, skinny, non-square, square.

@@ -47,6 +47,7 @@ class ArraySchedule:
     expected: np.ndarray
     tiles: int
     tile_length: int
+    a_unsigned: bool = False
     weight_beats: np.ndarray = None
     act_beats: np.ndarray = None
     act_last: np.ndarray = None
@@ -79,17 +80,18 @@ class ArraySchedule:
         return full[:m, :n].astype(np.int32)
 
 
-def schedule_matmul(a, b, rows, cols, dataflow):
-    """Cut ``a @ b`` (int8, any shapes M x K and K x N) into beats for the array."""
+def schedule_matmul(a, b, rows, cols, dataflow, a_unsigned=False):
+    """Cut ``a @ b`` (int8, any shapes M x K and K x N; ``a`` uint8 if ``a_unsigned``) into
+    beats for the array."""
     check_array_params(rows, cols, dataflow)
-    a, b = check_int8("a", a), check_int8("b", b)
-    matmul_int8(a, b)  # shape check, and no int32 overflow in the final sums
+    a, b = check_int8("a", a, unsigned=a_unsigned), check_int8("b", b)
+    matmul_int8(a, b, a_unsigned)  # shape check, and no int32 overflow in the final sums
     (m, k), n = a.shape, b.shape[1]
     if min(m, k, n) == 0:
         raise ValueError(f"matmul dimensions must be at least 1, got M={m} K={k} N={n}")
-    if dataflow == "ws":
-        return _schedule_ws(a, b, rows, cols)
-    return _schedule_os(a, b, rows, cols)
+    schedule = (_schedule_ws if dataflow == "ws" else _schedule_os)(a, b, rows, cols)
+    schedule.a_unsigned = a_unsigned
+    return schedule
 
 
 def _schedule_ws(a, b, rows, cols):

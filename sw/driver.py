@@ -78,11 +78,12 @@ def _program_bytes(words):
                          dtype=np.uint8)
 
 
-def _check_operand(name, x):
+def _check_operand(name, x, dtypes=(np.int8,)):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a NumPy int8 array, not {type(x).__name__}")
-    if x.dtype != np.int8:
-        raise TypeError(f"{name} must have dtype int8, not {x.dtype}")
+    if x.dtype not in dtypes:
+        raise TypeError(f"{name} must have dtype {' or '.join(map(str, map(np.dtype, dtypes)))}"
+                        f", not {x.dtype}")
     if x.ndim != 2 or 0 in x.shape:
         raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {x.shape}")
 
@@ -120,20 +121,22 @@ class Accelerator:
         return result.memory
 
     def matmul(self, a, b):
-        """Exact int32 ``a @ b`` of int8 matrices of any shapes (M x K @ K x N)."""
-        _check_operand("a", a)
+        """Exact int32 ``a @ b`` of int8 matrices of any shapes (M x K @ K x N); ``a`` may
+        also be uint8 (e.g. softmax probabilities), which the array multiplies unsigned."""
+        _check_operand("a", a, (np.int8, np.uint8))
         _check_operand("b", b)
         (m, k), (k2, n) = a.shape, b.shape
         if k != k2:
             raise ValueError(f"inner dimensions differ: a is {a.shape}, b is {b.shape}")
-        if k * 128 * 128 > 2**31 - 1:
-            matmul_int8(a, b)  # raises Int32OverflowError if the exact result overflows
+        a_unsigned = a.dtype == np.uint8
+        if k * 255 * 128 > 2**31 - 1:
+            matmul_int8(a, b, a_unsigned)  # raises Int32OverflowError if the result overflows
         image = HostImage()
         a_host = a if self.config.dataflow == "ws" else a.T
         a_addr = image.add(a_host)
         b_addr = image.add(b)
         c_addr = image.reserve(m * n * 4)
         layout = GemmLayout(a_addr, a_host.shape[1], b_addr, n, c_addr, 4 * n)
-        memory = self.run_program(compile_gemm(self.config, m, k, n, layout), image,
-                                  useful_macs=m * k * n)
+        memory = self.run_program(compile_gemm(self.config, m, k, n, layout, a_unsigned),
+                                  image, useful_macs=m * k * n)
         return memory[c_addr:c_addr + m * n * 4].view(np.int32).reshape(m, n).copy()

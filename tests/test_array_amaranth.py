@@ -65,3 +65,15 @@ def test_missing_weights_is_reported_as_hang():
     schedule.weight_beats = schedule.weight_beats[:4]  # the second tile's weights never come
     with pytest.raises(SimulationHang, match="no handshake"):
         simulate_array(schedule, timeout=50)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_unsigned_activations(dataflow):
+    """uint8 activations (softmax probabilities) multiply as 0..255, not as -128..127."""
+    a, b = matmul_case(11, 6, 9, 5, a_unsigned=True)
+    assert a.max() == 255 and a.min() == 0
+    schedule = schedule_matmul(a, b, 4, 3, dataflow, a_unsigned=True)
+    run = simulate_array(schedule)
+    assert np.array_equal(schedule.assemble(run.beats), matmul_int8(a, b, a_unsigned=True))
+    assert not np.array_equal(matmul_int8(a, b, a_unsigned=True),
+                              matmul_int8(a.view(np.int8), b))

@@ -21,6 +21,8 @@ def test_icarus_bit_exact(rows, cols, dataflow, tmp_path):
     a, b = matmul_case(7, 2 * rows + 1, 2 * rows + 3, cols + 1)
     jobs.append((schedule_matmul(a, b, rows, cols, dataflow),
                  dict(out_stall=0.5, in_gap=0.3, seed=rows * cols)))
+    ua, ub = matmul_case(8, rows + 2, 2 * rows + 1, cols, a_unsigned=True)
+    jobs.append((schedule_matmul(ua, ub, rows, cols, dataflow, a_unsigned=True), {}))
     runs = run_testbench("array", dict(rows=rows, cols=cols, dataflow=dataflow),
                          "systolic.sim.cocotb.tb_array", jobs, work_dir=tmp_path)
     cycles = ws_cycles if dataflow == "ws" else os_cycles
@@ -28,5 +30,7 @@ def test_icarus_bit_exact(rows, cols, dataflow, tmp_path):
         assert np.array_equal(run.beats, schedule.expected), f"K={k}"
         assert np.array_equal(schedule.assemble(run.beats), matmul_int8(a, b)), f"K={k}"
         assert run.cycles == cycles(rows, cols, schedule.tiles, schedule.tile_length)
-    stalled_schedule, stalled = jobs[-1][0], runs[-1]
+    stalled_schedule, stalled = jobs[-2][0], runs[-2]
     assert np.array_equal(stalled.beats, stalled_schedule.expected)
+    assert np.array_equal(jobs[-1][0].assemble(runs[-1].beats),
+                          matmul_int8(ua, ub, a_unsigned=True))

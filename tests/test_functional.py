@@ -33,11 +33,20 @@ def test_matmul_any_shape(config, m, k, n):
     assert run.counters["store_bytes"] == 4 * m * n
 
 
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_unsigned_activations(dataflow):
+    a, b = matmul_case(3, 9, 20, 7, a_unsigned=True)
+    acc = Accelerator(HardwareConfig(rows=4, cols=3, dataflow=dataflow))
+    assert np.array_equal(acc.matmul(a, b), matmul_int8(a, b, a_unsigned=True))
+
+
 def test_driver_rejects_bad_input_before_running():
     acc = Accelerator(HardwareConfig())
     good = np.zeros((2, 3), dtype=np.int8)
     with pytest.raises(TypeError, match="dtype int8"):
         acc.matmul(good.astype(np.int16), good.T)
+    with pytest.raises(TypeError, match="dtype int8"):
+        acc.matmul(good, good.T.astype(np.uint8))
     with pytest.raises(TypeError, match="NumPy int8 array"):
         acc.matmul([[1, 2]], good.T)
     with pytest.raises(ValueError, match="inner dimensions"):
