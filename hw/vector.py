@@ -13,14 +13,15 @@ one beat per cycle.
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH
 
 __all__ = [
-    "OutBits", "out_bits_port", "Pipeline", "StreamingPipeline", "OutputQueue", "lanes_shape", "beat_layout", "out_layout",
+    "OutBits", "out_bits_port", "Pipeline", "output_stage", "StreamingPipeline", "OutputQueue", "lanes_shape", "beat_layout", "out_layout",
     "check_lanes", "check_max_row", "multiply", "dyadic_scale", "round_shift", "saturate", "saturate_out",
-    "lane_reduce", "Divider", "Isqrt", "signed_range",
+    "lane_reduce", "Divider", "Isqrt", "signed_range", "RowBuffer", "RowReader",
 ]
 
 #: Largest ``lanes`` any vector unit accepts.
@@ -99,6 +100,10 @@ class Pipeline:
 
     def __init__(self, m, name):
         self.m, self.name, self.stage = m, name, 0
+        # Delay registers live in their own module so that reading a value inside an
+        # ``m.If`` of the unit never makes them conditional.
+        self._registers = Module()
+        m.submodules[f"{name}_registers"] = self._registers
         self._defined = {}
         self._delayed = {}
 
@@ -112,7 +117,7 @@ class Pipeline:
         for s in range(stage + 1, self.stage + 1):
             if (key, s) not in self._delayed:
                 reg = Signal(_shape_of(value), name=f"{self.name}_{key}_s{s}")
-                self.m.d.sync += reg.eq(value)
+                self._registers.d.sync += reg.eq(value)
                 self._delayed[key, s] = reg
             value = self._delayed[key, s]
         return value
@@ -186,21 +191,29 @@ class StreamingPipeline(Pipeline):
     def finish(self, results, **row_fields):
         """Push ``results`` (one value per lane) plus ``count``/``last`` of the beat and
         ``row_fields`` at the current stage; returns the number of pipeline stages."""
-        queue = OutputQueue(self.m, self.o, OutputQueue.depth_for(self.stage),
-                            name=f"{self.name}_queue")
         beat = self["beat"]
-        self.m.d.comb += [
-            queue.issue.eq(self.issue),
-            self.can_issue.eq(queue.can_issue),
-            queue.push.eq(self["valid"]),
-            queue.payload.count.eq(beat.count),
-            queue.payload.last.eq(beat.last),
-        ]
-        for lane, value in enumerate(results):
-            self.m.d.comb += queue.payload.data[lane].eq(value)
-        for key, value in row_fields.items():
-            self.m.d.comb += queue.payload[key].eq(value)
-        return self.stage
+        return output_stage(self, self.o, self.issue, self.can_issue, results, beat.count,
+                            beat.last, **row_fields)
+
+
+def output_stage(p, o, issue, can_issue, results, count, last, **row_fields):
+    """Connect pipeline ``p`` to stream ``o`` through an :class:`OutputQueue` sized for its
+    depth: ``issue`` (a beat entered stage 0) spends a credit, ``can_issue`` is driven;
+    ``p["valid"]`` at the current stage pushes ``results`` (one per lane), ``count``,
+    ``last`` and ``row_fields``. Returns the pipeline depth."""
+    queue = OutputQueue(p.m, o, OutputQueue.depth_for(p.stage), name=f"{p.name}_queue")
+    p.m.d.comb += [
+        queue.issue.eq(issue),
+        can_issue.eq(queue.can_issue),
+        queue.push.eq(p["valid"]),
+        queue.payload.count.eq(count),
+        queue.payload.last.eq(last),
+    ]
+    for lane, value in enumerate(results):
+        p.m.d.comb += queue.payload.data[lane].eq(value)
+    for key, value in row_fields.items():
+        p.m.d.comb += queue.payload[key].eq(value)
+    return p.stage
 
 
 def signed_range(bits):
@@ -381,3 +394,149 @@ class Isqrt(wiring.Component):
                 steps.eq(steps - 1),
             ]
         return m
+
+
+class RowBuffer:
+    """Double-buffered row storage of the row units (softmax, norms, row quantization).
+
+    *Input side*: accepts beats from ``i`` while ``loading``; :attr:`pipe` is a
+    :class:`Pipeline` whose stage 0 holds ``valid`` (beat accepted), ``beat`` (its payload),
+    ``index`` (beat number in the row), ``slot`` (buffer half) and ``first``. The unit
+    writes records with :meth:`write` at any stage, reduces what it needs, and calls
+    :meth:`finish_input` at its last stage; the row then waits (``filled``) until the
+    process side is free. Until the hand-off, ``i`` is not ready.
+
+    *Process side*: ``handoff`` pulses when a filled row moves over; then ``proc_beats``,
+    ``proc_length`` (elements) and ``proc_slot`` describe it and the unit captures its
+    own reductions. :meth:`reader` makes the pass sequencer that reads the row back; the
+    unit pulses ``release`` when it has issued the row's last output beat, and the other
+    half may then be handed over while the input side fills the first again.
+    """
+
+    def __init__(self, m, i, lanes, max_row, record, name="row"):
+        self.m, self.lanes, self.name = m, lanes, name
+        self.beats = -(-max_row // lanes)
+        self.memory = Memory(shape=data.ArrayLayout(record, lanes), depth=2 * self.beats,
+                             init=[])
+        m.submodules[f"{name}_mem"] = self.memory
+        self.write_port = self.memory.write_port()
+        self.read_port = self.memory.read_port()
+
+        self.loading = Signal(init=1, name=f"{name}_loading")
+        self.filled = Signal(name=f"{name}_filled")
+        in_slot = Signal(name=f"{name}_in_slot")
+        in_index = Signal(range(self.beats), name=f"{name}_in_index")
+        in_length = Signal(range(max_row + 1), name=f"{name}_in_length")
+        in_beats = Signal(range(self.beats + 1), name=f"{name}_in_beats")
+        in_count = Signal(lanes_shape(lanes), name=f"{name}_in_count")
+        self.busy = Signal(name=f"{name}_busy")
+        self.handoff = Signal(name=f"{name}_handoff")
+        self.release = Signal(name=f"{name}_release")
+        self.proc_slot = Signal(name=f"{name}_proc_slot")
+        self.proc_beats = Signal(range(self.beats + 1), name=f"{name}_proc_beats")
+        self.proc_length = Signal(range(max_row + 1), name=f"{name}_proc_length")
+        self.proc_count = Signal(lanes_shape(lanes), name=f"{name}_proc_count")
+
+        take = i.valid & self.loading
+        m.d.comb += i.ready.eq(self.loading)
+        with m.If(take):
+            m.d.sync += in_index.eq(in_index + 1)
+            with m.If(i.payload.last):
+                m.d.sync += [in_index.eq(0), self.loading.eq(0), in_beats.eq(in_index + 1),
+                             in_count.eq(i.payload.count),
+                             in_length.eq(in_index * lanes + i.payload.count)]
+        m.d.comb += self.handoff.eq(self.filled & ~self.busy)
+        with m.If(self.handoff):
+            m.d.sync += [
+                self.filled.eq(0), self.loading.eq(1), in_slot.eq(~in_slot),
+                self.busy.eq(1), self.proc_slot.eq(in_slot),
+                self.proc_length.eq(in_length), self.proc_beats.eq(in_beats),
+                self.proc_count.eq(in_count),
+            ]
+        with m.Elif(self.release):
+            m.d.sync += self.busy.eq(0)
+
+        self.pipe = p = Pipeline(m, f"{name}_in")
+        p["valid"] = take
+        p["beat"] = i.payload
+        p["index"] = in_index
+        p["slot"] = in_slot
+        p["first"] = in_index == 0
+
+    def address(self, slot, index):
+        return Mux(slot, index + self.beats, index)
+
+    def write(self, records):
+        """Write ``records`` (one per lane) of the beat at the pipeline's current stage."""
+        p, port = self.pipe, self.write_port
+        self.m.d.comb += [port.addr.eq(self.address(p["slot"], p["index"])),
+                          port.en.eq(p["valid"])]
+        for lane, record in enumerate(records):
+            self.m.d.comb += port.data[lane].eq(record)
+
+    def finish_input(self):
+        """Mark the row complete once its last beat reaches the current stage."""
+        p = self.pipe
+        with self.m.If(p["valid"] & p["beat"].last):
+            self.m.d.sync += self.filled.eq(1)
+
+    def reader(self, name="pass"):
+        """A :class:`RowReader` over the process side's row."""
+        return RowReader(self, name)
+
+
+class RowReader:
+    """Reads the process side's row of a :class:`RowBuffer` beat by beat.
+
+    ``go`` (pulse) starts a pass; each cycle with ``enable`` high issues the next beat
+    until the row's ``proc_beats`` beats are issued (``active`` meanwhile). :attr:`pipe`
+    stage 0 holds ``valid``, ``index`` and ``last`` (last beat of the row) and ``count``
+    (valid lanes of the beat); stage 1 adds ``record`` (the lanes read back). The read port
+    address is driven at stage 0 so other memories can be read with ``pipe["index"]``.
+    """
+
+    def __init__(self, buffer, name):
+        m = buffer.m
+        self.go = Signal(name=f"{name}_go")
+        self.enable = Signal(name=f"{name}_enable")
+        self.active = Signal(name=f"{name}_active")
+        self.issue = Signal(name=f"{name}_issue")
+        index = Signal(range(buffer.beats), name=f"{name}_index")
+        last = index == buffer.proc_beats - 1
+        m.d.comb += self.issue.eq(self.active & self.enable)
+        with m.If(self.go):
+            m.d.sync += [self.active.eq(1), index.eq(0)]
+        with m.Elif(self.issue):
+            m.d.sync += index.eq(index + 1)
+            with m.If(last):
+                m.d.sync += self.active.eq(0)
+        lanes = buffer.lanes
+        self.pipe = p = Pipeline(m, name)
+        p["valid"] = self.issue
+        p["index"] = index
+        p["last"] = last
+        p["count"] = Mux(last, buffer.proc_count, lanes)
+        m.d.comb += buffer.read_port.addr.eq(buffer.address(buffer.proc_slot, index))
+        p.step()
+        p["record"] = buffer.read_port.data
+
+
+def row_reduce(p, values, op, name, shape):
+    """Reduce ``values`` (one per lane, current stage) with ``op`` over the lanes, then
+    over the beats of a row into a register of ``shape``: the register restarts on a beat
+    with ``p["first"]`` and takes every ``p["valid"]`` beat. Returns the register, which
+    holds the whole row's result the cycle after the row's last beat passed."""
+    beat_value = lane_reduce(p, values, op, name)
+    total = Signal(shape, name=f"{p.name}_{name}_row")
+    with p.m.If(p["valid"]):
+        p.m.d.sync += total.eq(Mux(p["first"], beat_value, op(total, beat_value)))
+    return total
+
+
+def lane_valid(count, lane):
+    """Lane ``lane`` of a beat with ``count`` valid lanes holds data."""
+    return count > lane
+
+
+def maximum(a, b):
+    return Mux(a > b, a, b)

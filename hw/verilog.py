@@ -6,6 +6,7 @@ from .array import SystolicArray
 from .eltwise import EltwiseMul, ResidualAdd
 from .pwl import Gelu, Silu
 from .requantize import Requantize
+from .rowquant import RowQuantize
 from .axi import AXI4LiteSlave
 from .dma import DMA
 
@@ -21,6 +22,7 @@ TOPS = {
     "silu": lambda lanes=4: Silu(lanes),
     "eltwise_mul": lambda lanes=4: EltwiseMul(lanes),
     "residual_add": lambda lanes=4: ResidualAdd(lanes),
+    "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),
     "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
         addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),
     "axil_slave": lambda addr_width=8, data_width=32: AXI4LiteSlave(addr_width, data_width),

@@ -351,3 +351,23 @@ def residual_add_case(rng, lanes, rows, cols, out_bits=32, name=None):
                        "sb": sb * full})
     return UnitCase("residual_add", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
                     name=name or f"residual_add out_bits={out_bits}")
+
+
+def rowquant_case(rng, lanes, rows, cols, in_bits=16, max_row=None, name=None):
+    """Rows of widely different magnitudes, a zero row, and rows reaching the extremes."""
+    from systolic.hw.rowquant import rowquant_layout
+    from systolic.sw.numerics import quantize_rows
+
+    lo, hi = -(2**(in_bits - 1)), 2**(in_bits - 1) - 1
+    scale = np.exp2(rng.uniform(0, in_bits - 1, (rows, 1)))
+    z = np.clip(np.round(rng.normal(0, 1, (rows, cols)) * scale / 3), lo, hi).astype(np.int64)
+    z[0] = 0
+    if rows > 1:
+        z[1] = with_extremes(rng, z[1].copy(), lo, hi)
+    if rows > 2:
+        z[2] = rng.integers(-1, 2, cols)
+    q, row_scale = quantize_rows(z, in_bits)
+    beats = row_beats(rowquant_layout(lanes), lanes, {"z": z})
+    return UnitCase("rowquant", {"lanes": lanes, "max_row": max_row or cols}, {}, beats,
+                    q.astype(np.int64), {"mant": row_scale.mant, "exp": row_scale.exp},
+                    name=name or f"rowquant in_bits={in_bits} cols={cols}")
