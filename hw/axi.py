@@ -9,7 +9,7 @@ Every signature is flat, with members named exactly as the AXI signals (``awaddr
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
@@ -199,16 +199,28 @@ class RegisterBusSignature(wiring.Signature):
         })
 
 
+class _LiteState(enum.Enum, shape=3):
+    # An explicit state register rather than m.FSM(): its Verilog has no incomplete
+    # case statements, which Verilator's lint rejects.
+    IDLE = 0
+    WRITE_CHECK = 1     # the cycle after w_en: take the CSR block's verdict
+    WRITE_RESPONSE = 2
+    READ = 3            # r_en
+    READ_CHECK = 4      # the cycle after r_en: take the read data and verdict
+    READ_RESPONSE = 5
+
+
 class AXI4LiteSlave(wiring.Component):
     """AXI4-Lite slave that performs each host access as one strobe on a register bus.
 
     One transaction at a time. ``AW`` and ``W`` are taken independently, in any order or
     together; once both are in, the write strobe ``regs.w_en`` is raised for one cycle, the
     CSR block's ``regs.w_err`` is sampled in the next cycle and the ``B`` response (OKAY, or
-    SLVERR on error) is held until ``bready``. A read (``AR``) is only taken while no part of
-    a write is pending or offered, so a write whose ``AW``/``W`` are already offered goes
-    first; it raises ``regs.r_en`` for one cycle, samples ``regs.r_data``/``regs.r_err`` in
-    the next cycle and holds the ``R`` response until ``rready``. ``awprot``/``arprot`` are
+    SLVERR on error) is held until ``bready``. A read (``AR``) raises ``regs.r_en`` for one
+    cycle, samples ``regs.r_data``/``regs.r_err`` in the next cycle and holds the ``R``
+    response until ``rready``. A read is only taken while no part of a write has been
+    taken; when a read and a write are offered together they take turns (the write first
+    after reset and after each read, the read first after each write), so neither starves. ``awprot``/``arprot`` are
     ignored. Latency: a write's ``B`` is valid 3 cycles after its last of ``AW``/``W`` is
     taken, a read's ``R`` 3 cycles after ``AR`` is taken.
 
@@ -243,40 +255,44 @@ class AXI4LiteSlave(wiring.Component):
             regs.addr.eq(addr), regs.w_data.eq(w_data), regs.w_strb.eq(w_strb),
             bus.bresp.eq(resp), bus.rresp.eq(resp), bus.rdata.eq(r_data),
         ]
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [
-                    bus.awready.eq(~aw_taken),
-                    bus.wready.eq(~w_taken),
-                    bus.arready.eq(~aw_taken & ~w_taken & ~bus.awvalid & ~bus.wvalid),
-                ]
-                with m.If(bus.awvalid & ~aw_taken):
-                    m.d.sync += [addr.eq(word_address(bus.awaddr)), aw_taken.eq(1)]
-                with m.If(bus.wvalid & ~w_taken):
-                    m.d.sync += [w_data.eq(bus.wdata), w_strb.eq(bus.wstrb), w_taken.eq(1)]
-                with m.If(aw_taken & w_taken):
-                    m.d.comb += regs.w_en.eq(1)
-                    m.d.sync += [aw_taken.eq(0), w_taken.eq(0)]
-                    m.next = "WRITE_CHECK"
-                with m.Elif(bus.arvalid & bus.arready):
-                    m.d.sync += addr.eq(word_address(bus.araddr))
-                    m.next = "READ"
-            with m.State("WRITE_CHECK"):
-                m.d.sync += resp.eq(Mux(regs.w_err, RESP_SLVERR, RESP_OKAY))
-                m.next = "WRITE_RESPONSE"
-            with m.State("WRITE_RESPONSE"):
-                m.d.comb += bus.bvalid.eq(1)
-                with m.If(bus.bready):
-                    m.next = "IDLE"
-            with m.State("READ"):
-                m.d.comb += regs.r_en.eq(1)
-                m.next = "READ_CHECK"
-            with m.State("READ_CHECK"):
-                m.d.sync += [r_data.eq(regs.r_data),
-                             resp.eq(Mux(regs.r_err, RESP_SLVERR, RESP_OKAY))]
-                m.next = "READ_RESPONSE"
-            with m.State("READ_RESPONSE"):
-                m.d.comb += bus.rvalid.eq(1)
-                with m.If(bus.rready):
-                    m.next = "IDLE"
+        # Reads and writes offered together take turns, so neither can starve the other.
+        read_turn = Signal()
+        read_first = Signal()
+        m.d.comb += read_first.eq(bus.arvalid & ~aw_taken & ~w_taken
+                                  & (read_turn | ~(bus.awvalid | bus.wvalid)))
+        state = Signal(_LiteState)
+        with m.If(state == _LiteState.IDLE):
+            m.d.comb += [
+                bus.awready.eq(~aw_taken & ~read_first),
+                bus.wready.eq(~w_taken & ~read_first),
+                bus.arready.eq(read_first),
+            ]
+            with m.If(bus.awvalid & bus.awready):
+                m.d.sync += [addr.eq(word_address(bus.awaddr)), aw_taken.eq(1)]
+            with m.If(bus.wvalid & bus.wready):
+                m.d.sync += [w_data.eq(bus.wdata), w_strb.eq(bus.wstrb), w_taken.eq(1)]
+            with m.If(aw_taken & w_taken):
+                m.d.comb += regs.w_en.eq(1)
+                m.d.sync += [aw_taken.eq(0), w_taken.eq(0), state.eq(_LiteState.WRITE_CHECK)]
+            with m.Elif(read_first):
+                m.d.sync += [addr.eq(word_address(bus.araddr)), read_turn.eq(0),
+                             state.eq(_LiteState.READ)]
+        with m.Elif(state == _LiteState.WRITE_CHECK):
+            m.d.sync += [resp.eq(Mux(regs.w_err, RESP_SLVERR, RESP_OKAY)),
+                         state.eq(_LiteState.WRITE_RESPONSE)]
+        with m.Elif(state == _LiteState.WRITE_RESPONSE):
+            m.d.comb += bus.bvalid.eq(1)
+            with m.If(bus.bready):
+                m.d.sync += [read_turn.eq(1), state.eq(_LiteState.IDLE)]
+        with m.Elif(state == _LiteState.READ):
+            m.d.comb += regs.r_en.eq(1)
+            m.d.sync += state.eq(_LiteState.READ_CHECK)
+        with m.Elif(state == _LiteState.READ_CHECK):
+            m.d.sync += [r_data.eq(regs.r_data),
+                         resp.eq(Mux(regs.r_err, RESP_SLVERR, RESP_OKAY)),
+                         state.eq(_LiteState.READ_RESPONSE)]
+        with m.Else():  # READ_RESPONSE
+            m.d.comb += bus.rvalid.eq(1)
+            with m.If(bus.rready):
+                m.d.sync += state.eq(_LiteState.IDLE)
         return m

@@ -447,12 +447,14 @@ class DMAWriter(_Engine):
                      self.data.ready.eq(realigner.i.ready)]
         beat = Signal(8)
         out = realigner.o.payload
+        all_lanes = Const((1 << db) - 1, db)
         wlast = beat == lengths.r_data
         m.d.comb += [
             bus.wvalid.eq(realigner.o.valid & lengths.r_rdy),
             realigner.o.ready.eq(bus.wready & lengths.r_rdy),
             bus.wdata.eq(out.data),
-            bus.wstrb.eq(Cat(*((out.lead <= lane) & (lane < out.count) for lane in range(db)))),
+            # Lanes lead .. count - 1.
+            bus.wstrb.eq((all_lanes << out.lead)[:db] & ~(all_lanes << out.count)[:db]),
             bus.wlast.eq(wlast),
         ]
         with m.If(bus.wvalid & bus.wready):
