@@ -16,6 +16,10 @@ from systolic.sim import SimulationHang
 from systolic.sim.axi_models import AXIProtocolError, AXI4MemoryModel, random_transfers
 
 SPAN = 3 * BOUNDARY_BYTES
+#: Transfers every random list ends with: empty, one byte before / two across a 4 KiB
+#: boundary, the last bytes of memory.
+EDGE_TRANSFERS = [(BOUNDARY_BYTES - 3, 0), (BOUNDARY_BYTES - 1, 1), (2 * BOUNDARY_BYTES - 1, 2),
+                  (SPAN - 5, 5)]
 
 
 # -- independent reference models -----------------------------------------------------------
@@ -195,7 +199,9 @@ def check_reads(transfers, results, memory, data_bytes, error_ranges=()):
 ])
 def test_reads_random(data_bytes, max_burst, max_outstanding, seed):
     memory = memory_image(seed)
-    transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes)
+    transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes) + EDGE_TRANSFERS
+    assert any(a % BOUNDARY_BYTES + n > BOUNDARY_BYTES for a, n in transfers)
+    assert len({a % data_bytes for a, _ in transfers}) > 1
     results, model = run_reads(transfers, memory.copy(), data_bytes=data_bytes,
                                max_burst=max_burst, max_outstanding=max_outstanding,
                                ready_probability=0.7, valid_probability=0.7, latency=3,
@@ -262,7 +268,7 @@ def random_payloads(transfers, seed):
 ])
 def test_writes_random(data_bytes, max_burst, max_outstanding, seed):
     memory = memory_image(seed)
-    transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes)
+    transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes) + EDGE_TRANSFERS
     payloads = random_payloads(transfers, seed)
     expected = expected_writes(memory, transfers, payloads, data_bytes, max_burst)
     errors, model, _ = run_writes(transfers, payloads, memory, data_bytes=data_bytes,
@@ -467,9 +473,11 @@ def test_dma_verilog_with_cocotbext_axi(tmp_path):
     memory = memory_image(2, size=2 * SPAN)
     jobs, expected = [], []
     for job_seed, pause in ((2, 0.3), (12, 0.0)):
-        reads = random_transfers(job_seed, 24, span=SPAN, data_bytes=data_bytes)
+        reads = random_transfers(job_seed, 24, span=SPAN, data_bytes=data_bytes) \
+            + EDGE_TRANSFERS
         writes = [(a + SPAN, n) for a, n in random_transfers(job_seed + 10, 24, span=SPAN,
-                                                             data_bytes=data_bytes)]
+                                                             data_bytes=data_bytes)
+                  + EDGE_TRANSFERS]
         payloads = random_payloads(writes, job_seed)
         jobs.append({"kind": "dma", "seed": job_seed, "pause": pause, "gap": 0.2,
                      "stall": 0.3, "memory": memory.tobytes(),
