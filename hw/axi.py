@@ -220,9 +220,9 @@ class AXI4LiteSlave(wiring.Component):
     cycle, samples ``regs.r_data``/``regs.r_err`` in the next cycle and holds the ``R``
     response until ``rready``. A read is only taken while no part of a write has been
     taken; when a read and a write are offered together they take turns (the write first
-    after reset and after each read, the read first after each write), so neither starves. ``awprot``/``arprot`` are
-    ignored. Latency: a write's ``B`` is valid 3 cycles after its last of ``AW``/``W`` is
-    taken, a read's ``R`` 3 cycles after ``AR`` is taken.
+    after reset and after each read, the read first after each write), so neither starves.
+    ``awprot``/``arprot`` are ignored. Latency: a write's ``B`` is valid 3 cycles after the
+    later of its ``AW``/``W`` is taken, a read's ``R`` 3 cycles after its ``AR``.
 
     Members
     -------

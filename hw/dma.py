@@ -270,20 +270,11 @@ def _address_channel(m, bus, channel, burst, size_code):
     ]
 
 
-def _command_queue(m, name, splitter, realigner, depth):
-    """A FIFO of Realigner commands from ``splitter`` to ``realigner``, so the splitter can
-    run ahead of the data by up to ``depth`` commands."""
-    fifo = SyncFIFO(width=len(splitter.align.payload.as_value()), depth=depth)
-    m.submodules[name] = fifo
-    m.d.comb += [
-        fifo.w_en.eq(splitter.align.valid), fifo.w_data.eq(splitter.align.payload),
-        splitter.align.ready.eq(fifo.w_rdy),
-        realigner.cmd.valid.eq(fifo.r_rdy), realigner.cmd.payload.eq(fifo.r_data),
-        fifo.r_en.eq(realigner.cmd.ready),
-    ]
-
-
 class _Engine(wiring.Component):
+    """What the reader and writer share: parameters, and a splitter feeding a realigner
+    through a queue of realigner commands (so the splitter can run up to
+    ``max_outstanding`` commands ahead of the data)."""
+
     def __init__(self, addr_width, data_bytes, max_burst, max_outstanding, id_width, members):
         self.addr_width, self.data_bytes = addr_width, data_bytes
         self.max_burst, self.max_outstanding, self.id_width = max_burst, max_outstanding, id_width
@@ -293,7 +284,14 @@ class _Engine(wiring.Component):
         m.submodules.splitter = splitter = BurstSplitter(
             self.addr_width, self.data_bytes, self.max_burst, direction)
         m.submodules.realigner = realigner = Realigner(self.addr_width, self.data_bytes)
-        _command_queue(m, "align_queue", splitter, realigner, self.max_outstanding)
+        m.submodules.align_queue = queue = SyncFIFO(
+            width=len(splitter.align.payload.as_value()), depth=self.max_outstanding)
+        m.d.comb += [
+            queue.w_en.eq(splitter.align.valid), queue.w_data.eq(splitter.align.payload),
+            splitter.align.ready.eq(queue.w_rdy),
+            realigner.cmd.valid.eq(queue.r_rdy), realigner.cmd.payload.eq(queue.r_data),
+            queue.r_en.eq(realigner.cmd.ready),
+        ]
         return splitter, realigner
 
 

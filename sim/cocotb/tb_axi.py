@@ -84,7 +84,8 @@ class Streams:
             idle = 0 if self.progress != seen else idle + 1
             seen = self.progress
             if idle > HANG_CYCLES:
-                raise SimulationHang(f"{name}: no handshake for {HANG_CYCLES} cycles after {len(words)} words, {ends} of {count} ends")
+                raise SimulationHang(f"{name}: no handshake for {HANG_CYCLES} cycles after "
+                                     f"{len(words)} words ({ends} of {count} ends)")
             await RisingEdge(clk)
         ready.value = 0
         return words
