@@ -13,15 +13,15 @@ from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "BURST_FIXED", "BURST_INCR", "RESP_OKAY", "RESP_EXOKAY", "RESP_SLVERR", "RESP_DECERR",
+    "BURST_INCR", "RESP_OKAY", "RESP_EXOKAY", "RESP_SLVERR", "RESP_DECERR",
     "CACHE_NORMAL", "BOUNDARY_BYTES", "MAX_BURST_BEATS",
     "check_addr_width", "check_id_width",
     "AXI4LiteSignature", "AXI4ReadSignature", "AXI4WriteSignature", "AXI4Signature",
     "RegisterBusSignature", "AXI4LiteSlave", "connect_halves",
 ]
 
-#: ``AxBURST`` encodings (WRAP is not used here).
-BURST_FIXED, BURST_INCR = 0b00, 0b01
+#: ``AxBURST`` encoding of incrementing bursts (the only kind used here).
+BURST_INCR = 0b01
 #: ``xRESP`` encodings; bit 1 set means the access failed.
 RESP_OKAY, RESP_EXOKAY, RESP_SLVERR, RESP_DECERR = 0b00, 0b01, 0b10, 0b11
 #: ``AxCACHE`` for DMA: Normal Non-cacheable Bufferable (what Zynq HP ports expect).

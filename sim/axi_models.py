@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from systolic.hw.axi import (BOUNDARY_BYTES, BURST_FIXED, BURST_INCR, RESP_DECERR, RESP_OKAY,
-                             RESP_SLVERR)
+from systolic.hw.axi import BOUNDARY_BYTES, BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
 
 from . import SimulationHang
 
@@ -31,21 +30,20 @@ class AXIProtocolError(AssertionError):
 
 @dataclass
 class Burst:
-    """A burst as the slave took it: start address, beats, bytes per beat, ID, whether the
-    address increments (INCR) or not (FIXED), response."""
+    """An INCR burst as the slave took it: start address, beats, bytes per beat, ID,
+    response."""
 
     addr: int
     beats: int
     size: int
     id: int
-    incrementing: bool = True
     resp: int = RESP_OKAY
     index: int = 0       # beats transferred so far
     ready_cycle: int = 0  # first cycle a response may be given
 
     def beat_address(self, index):
-        """Address of beat ``index`` (the first beat of an INCR burst may be unaligned)."""
-        if index == 0 or not self.incrementing:
+        """Address of beat ``index`` (the first may be unaligned)."""
+        if index == 0:
             return self.addr
         return (self.addr // self.size) * self.size + index * self.size
 
@@ -81,7 +79,7 @@ class AXI4MemoryModel:
     probability ``valid_probability`` per cycle (and held until taken). The first ``R``
     beat of a burst is due ``read_latency`` cycles after its ``AR`` was taken, a ``B``
     ``write_latency`` cycles after the burst's last ``W`` beat. Up to ``max_pending`` read
-    bursts and write bursts wait at once. INCR and FIXED bursts of any size are served.
+    bursts and write bursts wait at once. INCR bursts of any size are served.
 
     ``reads`` and ``writes`` log every burst taken, in order.
     """
@@ -139,11 +137,11 @@ class AXI4MemoryModel:
                 self.memory[at + lane] = lanes[lane]
 
     def _take_burst(self, addr, length, size, burst, id, log):
-        if burst not in (BURST_INCR, BURST_FIXED):
-            raise AXIProtocolError(f"unsupported burst type {burst}")
+        if burst != BURST_INCR:
+            raise AXIProtocolError(f"burst type {burst} is not INCR (the only one served)")
         if (1 << size) > self.data_bytes:
             raise AXIProtocolError(f"size {1 << size} bytes is wider than the bus")
-        taken = Burst(addr, length + 1, 1 << size, id, incrementing=burst == BURST_INCR)
+        taken = Burst(addr, length + 1, 1 << size, id)
         last_byte = taken.beat_address(taken.beats - 1) // taken.size * taken.size \
             + taken.size - 1
         if addr // BOUNDARY_BYTES != last_byte // BOUNDARY_BYTES:
