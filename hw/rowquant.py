@@ -1,13 +1,13 @@
 """Per-row dynamic quantization of a wide activation to int8 with a row scale (golden
 model: ``systolic.sw.numerics.quantize_rows``)."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MANT_WIDTH, ROWQUANT_MAX_ROW
 from .vector import (Divider, RowBuffer, beat_layout, check_lanes, check_max_row,
-                     dyadic_scale, lane_valid, maximum, out_layout, output_stage,
+                     dyadic_scale, lane_magnitudes, maximum, out_layout, output_stage,
                      row_reduce, saturate)
 
 __all__ = ["RowQuantize", "rowquant_layout", "rowquant_out_layout", "RECIP_BITS", "QMAX"]
@@ -70,11 +70,7 @@ class RowQuantize(wiring.Component):
         p.step()
         beat = p["beat"]
         rows.write([beat.lanes[k].z for k in range(lanes)])
-        values = []
-        for k in range(lanes):
-            z = beat.lanes[k].z
-            values.append(Mux(lane_valid(beat.count, k), Mux(z < 0, -z, z), 0)
-                          .as_unsigned()[:ACC_WIDTH])
+        values = lane_magnitudes(beat.count, [beat.lanes[k].z for k in range(lanes)])
         maxabs = row_reduce(p, values, maximum, "maxabs", unsigned(ACC_WIDTH))
         rows.finish_input()
 

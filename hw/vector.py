@@ -112,8 +112,17 @@ class Pipeline:
             raise KeyError(f"pipeline value {key!r} defined twice")
         self._defined[key] = (self.stage, value)
 
+    def define(self, key, value, stage):
+        """Define ``key`` at an explicit ``stage`` (e.g. a memory read result, which
+        appears one stage after its address)."""
+        if key in self._defined:
+            raise KeyError(f"pipeline value {key!r} defined twice")
+        self._defined[key] = (stage, value)
+
     def __getitem__(self, key):
         stage, value = self._defined[key]
+        if stage > self.stage:
+            raise KeyError(f"pipeline value {key!r} of stage {stage} read at {self.stage}")
         for s in range(stage + 1, self.stage + 1):
             if (key, s) not in self._delayed:
                 reg = Signal(_shape_of(value), name=f"{self.name}_{key}_s{s}")
@@ -127,16 +136,16 @@ class Pipeline:
 
     def parallel(self, build, items):
         """``[build(item) for item in items]`` with every path starting at the current
-        stage (e.g. one per lane); all paths must take the same number of stages, and the
-        pipeline continues after them."""
-        start, end, results = self.stage, None, []
-        for item in items:
+        stage (e.g. one per lane); the pipeline continues after the longest path, and the
+        results of shorter paths are delayed to line up."""
+        start, ends, keys = self.stage, [], []
+        for index, item in enumerate(items):
             self.stage = start
-            results.append(build(item))
-            if end not in (None, self.stage):
-                raise ValueError("parallel pipeline paths differ in length")
-            end = self.stage
-        return results
+            keys.append(f"_parallel{len(self._defined)}_{index}")
+            self[keys[-1]] = build(item)
+            ends.append(self.stage)
+        self.stage = max(ends, default=start)
+        return [self[key] for key in keys]
 
 
 class OutputQueue:
@@ -196,16 +205,16 @@ class StreamingPipeline(Pipeline):
                             beat.last, **row_fields)
 
 
-def output_stage(p, o, issue, can_issue, results, count, last, **row_fields):
+def output_stage(p, o, issue, can_issue, results, count, last, valid="valid", **row_fields):
     """Connect pipeline ``p`` to stream ``o`` through an :class:`OutputQueue` sized for its
     depth: ``issue`` (a beat entered stage 0) spends a credit, ``can_issue`` is driven;
-    ``p["valid"]`` at the current stage pushes ``results`` (one per lane), ``count``,
+    ``p[valid]`` at the current stage pushes ``results`` (one per lane), ``count``,
     ``last`` and ``row_fields``. Returns the pipeline depth."""
     queue = OutputQueue(p.m, o, OutputQueue.depth_for(p.stage), name=f"{p.name}_queue")
     p.m.d.comb += [
         queue.issue.eq(issue),
         can_issue.eq(queue.can_issue),
-        queue.push.eq(p["valid"]),
+        queue.push.eq(p[valid]),
         queue.payload.count.eq(count),
         queue.payload.last.eq(last),
     ]
@@ -271,6 +280,8 @@ def round_shift(p, x, s, name):
     and needs no wide rounding adder). ``s`` is unsigned. Returns the value at the stage
     after the two shift stages (combinational there)."""
     x = Value.cast(x)
+    if not x.shape().signed:
+        x = Cat(x, Const(0, 1)).as_signed()
     twice = Cat(Const(0, 1), x).as_signed()
     s = Value.cast(s)
     coarse = Cat(Const(0, 3), s[3:]) if len(s) > 3 else Const(0, 1)
@@ -491,7 +502,8 @@ class RowReader:
     ``go`` (pulse) starts a pass; each cycle with ``enable`` high issues the next beat
     until the row's ``proc_beats`` beats are issued (``active`` meanwhile). :attr:`pipe`
     stage 0 holds ``valid``, ``index`` and ``last`` (last beat of the row) and ``count``
-    (valid lanes of the beat); stage 1 adds ``record`` (the lanes read back). The read port
+    (valid lanes of the beat); ``record`` (the lanes read back) exists from stage 1 on.
+    The pipeline is left at stage 0 for the unit to add per-row values. The read port
     address is driven at stage 0 so other memories can be read with ``pipe["index"]``.
     """
 
@@ -517,20 +529,27 @@ class RowReader:
         p["last"] = last
         p["count"] = Mux(last, buffer.proc_count, lanes)
         m.d.comb += buffer.read_port.addr.eq(buffer.address(buffer.proc_slot, index))
-        p.step()
-        p["record"] = buffer.read_port.data
+        p.define("record", buffer.read_port.data, 1)
 
 
-def row_reduce(p, values, op, name, shape):
+def row_reduce(p, values, op, name, shape, valid="valid", first="first"):
     """Reduce ``values`` (one per lane, current stage) with ``op`` over the lanes, then
     over the beats of a row into a register of ``shape``: the register restarts on a beat
-    with ``p["first"]`` and takes every ``p["valid"]`` beat. Returns the register, which
+    with ``p[first]`` and takes every ``p[valid]`` beat. Returns the register, which
     holds the whole row's result the cycle after the row's last beat passed."""
     beat_value = lane_reduce(p, values, op, name)
     total = Signal(shape, name=f"{p.name}_{name}_row")
-    with p.m.If(p["valid"]):
-        p.m.d.sync += total.eq(Mux(p["first"], beat_value, op(total, beat_value)))
+    restart, take = p[first], p[valid]
+    with p.m.If(take):
+        p.m.d.sync += total.eq(Mux(restart, beat_value, op(total, beat_value)))
     return total
+
+
+def lane_magnitudes(count, values):
+    """``|v|`` of each lane's signed value as unsigned (``-2**31`` gives ``2**31``), zero
+    in lanes beyond ``count``."""
+    return [Mux(lane_valid(count, lane), Mux(v < 0, -v, v), 0).as_unsigned()[:len(v)]
+            for lane, v in enumerate(values)]
 
 
 def lane_valid(count, lane):

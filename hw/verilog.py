@@ -4,6 +4,7 @@ from amaranth.back import verilog
 
 from .array import SystolicArray
 from .eltwise import EltwiseMul, ResidualAdd
+from .norm import LayerNorm, RMSNorm
 from .pwl import Gelu, Silu
 from .requantize import Requantize
 from .rowquant import RowQuantize
@@ -23,6 +24,8 @@ TOPS = {
     "eltwise_mul": lambda lanes=4: EltwiseMul(lanes),
     "residual_add": lambda lanes=4: ResidualAdd(lanes),
     "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),
+    "layernorm": lambda lanes=4, max_row=1024: LayerNorm(lanes, max_row),
+    "rmsnorm": lambda lanes=4, max_row=1024: RMSNorm(lanes, max_row),
     "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
         addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),
     "axil_slave": lambda addr_width=8, data_width=32: AXI4LiteSlave(addr_width, data_width),

@@ -371,3 +371,32 @@ def rowquant_case(rng, lanes, rows, cols, in_bits=16, max_row=None, name=None):
     return UnitCase("rowquant", {"lanes": lanes, "max_row": max_row or cols}, {}, beats,
                     q.astype(np.int64), {"mant": row_scale.mant, "exp": row_scale.exp},
                     name=name or f"rowquant in_bits={in_bits} cols={cols}")
+
+
+def norm_case(rng, lanes, rows, cols, top="layernorm", out_bits=16, eps_q=None, max_row=None,
+              name=None):
+    """Rows of every magnitude (int32 extremes included), an all-equal row and random
+    per-channel gamma/beta; ``eps_q`` random unless given."""
+    from systolic.hw.norm import norm_layout
+    from systolic.sw.numerics import NormParams, layernorm, rmsnorm
+
+    scale = np.exp2(rng.uniform(0, 31, (rows, 1)))
+    x = np.clip(np.round(rng.normal(0, 1, (rows, cols)) * scale / 4), INT32_MIN, INT32_MAX)
+    x = x.astype(np.int64) + rng.integers(-3, 4, (rows, 1)) * (rng.random((rows, 1)) < 0.3)
+    x = np.clip(x, INT32_MIN, INT32_MAX)
+    x[0] = rng.integers(-1000, 1000)  # all equal: D is eps only
+    if rows > 1:
+        x[1] = with_extremes(rng, x[1].copy(), INT32_MIN, INT32_MAX)
+    gm, gs = random_dyadic(rng, cols, 40)
+    beta = rng.integers(-(2**20), 2**20, cols)
+    beta[-1] = INT32_MAX
+    if eps_q is None:
+        eps_q = int(rng.choice([0, 1, int(rng.integers(0, 2**40)), 2**56]))
+    params = NormParams(gm, gs, beta, eps_q, out_bits)
+    expected = (layernorm if top == "layernorm" else rmsnorm)(x, params)
+    full = np.ones((rows, 1), np.int64)
+    beats = row_beats(norm_layout(lanes), lanes,
+                      {"x": x, "gm": gm * full, "gs": gs * full, "beta": beta * full})
+    return UnitCase(top, {"lanes": lanes, "max_row": max_row or cols},
+                    {"out_bits": out_bits, "eps_q": eps_q}, beats, expected,
+                    name=name or f"{top} cols={cols} out_bits={out_bits} eps_q={eps_q}")
