@@ -478,12 +478,17 @@ class RowBuffer:
         return Mux(slot, index + self.beats, index)
 
     def write(self, records):
-        """Write ``records`` (one per lane) of the beat at the pipeline's current stage."""
+        """Write ``records`` (one per lane: a value or a dict of fields) of the beat at
+        the pipeline's current stage."""
         p, port = self.pipe, self.write_port
         self.m.d.comb += [port.addr.eq(self.address(p["slot"], p["index"])),
                           port.en.eq(p["valid"])]
         for lane, record in enumerate(records):
-            self.m.d.comb += port.data[lane].eq(record)
+            if isinstance(record, dict):  # field by field
+                for key, value in record.items():
+                    self.m.d.comb += port.data[lane][key].eq(value)
+            else:
+                self.m.d.comb += port.data[lane].eq(record)
 
     def finish_input(self):
         """Mark the row complete once its last beat reaches the current stage."""

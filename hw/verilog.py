@@ -8,6 +8,7 @@ from .norm import LayerNorm, RMSNorm
 from .pwl import Gelu, Silu
 from .requantize import Requantize
 from .rowquant import RowQuantize
+from .softmax import Softmax
 from .axi import AXI4LiteSlave
 from .dma import DMA
 
@@ -26,6 +27,7 @@ TOPS = {
     "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),
     "layernorm": lambda lanes=4, max_row=1024: LayerNorm(lanes, max_row),
     "rmsnorm": lambda lanes=4, max_row=1024: RMSNorm(lanes, max_row),
+    "softmax": lambda lanes=4, max_row=4096: Softmax(lanes, max_row),
     "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
         addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),
     "axil_slave": lambda addr_width=8, data_width=32: AXI4LiteSlave(addr_width, data_width),

@@ -400,3 +400,46 @@ def norm_case(rng, lanes, rows, cols, top="layernorm", out_bits=16, eps_q=None, 
     return UnitCase(top, {"lanes": lanes, "max_row": max_row or cols},
                     {"out_bits": out_bits, "eps_q": eps_q}, beats, expected,
                     name=name or f"{top} cols={cols} out_bits={out_bits} eps_q={eps_q}")
+
+
+def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scale=False,
+                 max_row=None, name=None):
+    """Logits of mixed spreads (int32 extremes, an all-equal row, a row where one logit
+    dominates), optionally with a causal mask, an additive mask and a row scale."""
+    from systolic.hw.softmax import softmax_layout
+    from systolic.sw.numerics import RowScale, SoftmaxParams, softmax
+
+    spread = np.exp2(rng.uniform(4, 24, (rows, 1)))
+    x = np.clip(np.round(rng.normal(0, 1, (rows, cols)) * spread), INT32_MIN, INT32_MAX)
+    x = x.astype(np.int64)
+    x[0] = rng.integers(INT32_MIN, INT32_MAX)  # all equal
+    if rows > 1:
+        x[1] = with_extremes(rng, x[1].copy(), INT32_MIN, INT32_MAX)
+    if rows > 2:
+        x[2, rng.integers(cols)] += 2**20
+    params = SoftmaxParams.from_float(float(np.exp2(rng.uniform(-22, -8))),
+                                      row_source_bits=16 if row_scale else None)
+    if row_scale:
+        mant = np.where(rng.random(rows) < 0.2, 0, rng.integers(2**14, 2**15, rows))
+        exp = rng.integers(-14, 3, rows)
+        scale = RowScale(mant, exp)
+    else:
+        mant, exp, scale = np.ones(rows, np.int64), np.zeros(rows, np.int64), None
+    q_index = rng.integers(-1, cols + 1, rows) if causal else None
+    mask = None
+    if masked:
+        mask = np.where(rng.random((rows, cols)) < 0.3, INT32_MIN,
+                        rng.integers(-(2**24), 2**24, (rows, cols)))
+        mask[-1] = INT32_MIN  # a fully masked row
+        if rows > 1:
+            mask[1] = with_extremes(rng, mask[1].copy(), INT32_MAX, INT32_MIN + 1)
+    expected = softmax(x, params, scale, q_index, mask).astype(np.int64)
+    beats = row_beats(softmax_layout(lanes), lanes,
+                      {"x": x, "mask": np.zeros_like(x) if mask is None else mask},
+                      {"mant": mant, "exp": exp,
+                       "q_index": np.zeros(rows, np.int64) if q_index is None else q_index})
+    config = {"mult": params.m, "shift": params.s, "causal": int(causal),
+              "masked": int(masked)}
+    return UnitCase("softmax", {"lanes": lanes, "max_row": max_row or cols}, config, beats,
+                    expected, name=name or f"softmax cols={cols} causal={causal} "
+                                           f"masked={masked} row_scale={row_scale}")
