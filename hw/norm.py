@@ -6,10 +6,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MANT_WIDTH, NORM_MAX_ROW, SHIFT_WIDTH
-from .vector import (Divider, Isqrt, Pipeline, RowBuffer, beat_layout, check_lanes,
-                     check_max_row, dyadic_scale, lane_magnitudes, lane_valid, maximum,
-                     multiply, out_bits_port, out_layout, output_stage, round_shift,
-                     row_reduce, saturate_out)
+from .vector import (Divider, Isqrt, Pipeline, RowBuffer, StateMachine, beat_layout,
+                     check_lanes, check_max_row, dyadic_scale, lane_magnitudes, lane_valid,
+                     maximum, multiply, out_bits_port, out_layout, output_stage,
+                     round_shift, row_reduce, saturate_out)
 
 __all__ = ["LayerNorm", "RMSNorm", "norm_layout", "PRESCALE_BITS", "INV_BITS", "EPS_BITS",
            "LAYERNORM_Z_FRAC_BITS", "RMSNORM_Z_FRAC_BITS"]
@@ -204,53 +204,56 @@ class _Norm(wiring.Component):
                                                  INV_BITS - PRESCALE_BITS + 1)
         m.d.comb += [isqrt.value.eq(denom), divider.numerator.eq(1 << INV_BITS),
                      divider.denominator.eq(isqrt.root)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(rows.handoff):
-                    m.d.sync += [top.eq(maxabs), k.eq(0)]
-                    m.next = "PRESCALE"
-            with m.State("PRESCALE"):
-                with m.If(top >= 1 << PRESCALE_BITS):
-                    m.d.sync += [top.eq(top >> 1), k.eq(k + 1)]
-                with m.Else():
-                    m.d.comb += reader.go.eq(1)
-                    m.d.sync += output_pass.eq(0)
-                    m.next = "SUMS"
-            with m.State("SUMS"):
-                with m.If(sums_done):
-                    m.next = "TOTAL"
-            with m.State("TOTAL"):
-                m.d.comb += go.eq(1)
-                m.next = "WAIT_TOTAL"
-            with m.State("WAIT_TOTAL"):
-                with m.If(total_ready):
-                    m.d.sync += [denom.eq(r["denom"]), j.eq(0)]
-                    m.next = "NORMALIZE"
-            with m.State("NORMALIZE"):
-                with m.If(denom == 0):
-                    m.d.sync += [zero.eq(1), inv.eq(0), output_pass.eq(1)]
-                    m.d.comb += reader.go.eq(1)
-                    m.next = "OUTPUT"
-                with m.Elif(denom >= 1 << SQRT_IN_BITS):
-                    m.d.sync += [denom.eq(denom >> 2), j.eq(j + 1)]
-                with m.Elif(denom < 1 << (SQRT_IN_BITS - 2)):
-                    m.d.sync += [denom.eq(denom << 2), j.eq(j - 1)]
-                with m.Else():
-                    m.d.comb += isqrt.start.eq(1)
-                    m.next = "SQRT"
-            with m.State("SQRT"):
-                with m.If(~isqrt.busy):
-                    m.d.comb += divider.start.eq(1)
-                    m.next = "DIVIDE"
-            with m.State("DIVIDE"):
-                with m.If(~divider.busy):
-                    m.d.sync += [zero.eq(0), inv.eq(divider.quotient), output_pass.eq(1)]
-                    m.d.comb += reader.go.eq(1)
-                    m.next = "OUTPUT"
-            with m.State("OUTPUT"):
-                with m.If(~reader.active):
-                    m.d.comb += rows.release.eq(1)
-                    m.next = "IDLE"
+        fsm = StateMachine(m, [
+            "IDLE", "PRESCALE", "SUMS", "TOTAL", "WAIT_TOTAL", "NORMALIZE", "SQRT",
+            "DIVIDE", "OUTPUT",
+        ], "norm_state")
+        with fsm.state("IDLE"):
+            with m.If(rows.handoff):
+                m.d.sync += [top.eq(maxabs), k.eq(0)]
+                fsm.goto("PRESCALE")
+        with fsm.state("PRESCALE"):
+            with m.If(top >= 1 << PRESCALE_BITS):
+                m.d.sync += [top.eq(top >> 1), k.eq(k + 1)]
+            with m.Else():
+                m.d.comb += reader.go.eq(1)
+                m.d.sync += output_pass.eq(0)
+                fsm.goto("SUMS")
+        with fsm.state("SUMS"):
+            with m.If(sums_done):
+                fsm.goto("TOTAL")
+        with fsm.state("TOTAL"):
+            m.d.comb += go.eq(1)
+            fsm.goto("WAIT_TOTAL")
+        with fsm.state("WAIT_TOTAL"):
+            with m.If(total_ready):
+                m.d.sync += [denom.eq(r["denom"]), j.eq(0)]
+                fsm.goto("NORMALIZE")
+        with fsm.state("NORMALIZE"):
+            with m.If(denom == 0):
+                m.d.sync += [zero.eq(1), inv.eq(0), output_pass.eq(1)]
+                m.d.comb += reader.go.eq(1)
+                fsm.goto("OUTPUT")
+            with m.Elif(denom >= 1 << SQRT_IN_BITS):
+                m.d.sync += [denom.eq(denom >> 2), j.eq(j + 1)]
+            with m.Elif(denom < 1 << (SQRT_IN_BITS - 2)):
+                m.d.sync += [denom.eq(denom << 2), j.eq(j - 1)]
+            with m.Else():
+                m.d.comb += isqrt.start.eq(1)
+                fsm.goto("SQRT")
+        with fsm.state("SQRT"):
+            with m.If(~isqrt.busy):
+                m.d.comb += divider.start.eq(1)
+                fsm.goto("DIVIDE")
+        with fsm.state("DIVIDE"):
+            with m.If(~divider.busy):
+                m.d.sync += [zero.eq(0), inv.eq(divider.quotient), output_pass.eq(1)]
+                m.d.comb += reader.go.eq(1)
+                fsm.goto("OUTPUT")
+        with fsm.state("OUTPUT"):
+            with m.If(~reader.active):
+                m.d.comb += rows.release.eq(1)
+                fsm.goto("IDLE")
         return m
 
 

@@ -6,9 +6,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MANT_WIDTH, ROWQUANT_MAX_ROW
-from .vector import (Divider, RowBuffer, beat_layout, check_lanes, check_max_row,
-                     dyadic_scale, lane_magnitudes, maximum, out_layout, output_stage,
-                     row_reduce, saturate)
+from .vector import (Divider, RowBuffer, StateMachine, beat_layout, check_lanes,
+                     check_max_row, dyadic_scale, lane_magnitudes, maximum, out_layout,
+                     output_stage, row_reduce, saturate)
 
 __all__ = ["RowQuantize", "rowquant_layout", "rowquant_out_layout", "RECIP_BITS", "QMAX"]
 
@@ -81,32 +81,34 @@ class RowQuantize(wiring.Component):
         recip = Signal(RECIP_QUOT_BITS)
         reader = rows.reader("rq_out")
         m.d.comb += [divider.numerator.eq(QMAX << RECIP_BITS), divider.denominator.eq(mant)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(rows.handoff):
-                    m.d.sync += [mant.eq(maxabs), exp.eq(0)]
-                    m.next = "NORMALIZE"
-            with m.State("NORMALIZE"):
-                with m.If(mant == 0):
-                    m.d.sync += recip.eq(0)
-                    m.d.comb += reader.go.eq(1)
-                    m.next = "OUTPUT"
-                with m.Elif(mant >= 1 << MANT_BITS):  # ceil(mant / 2)
-                    m.d.sync += [mant.eq((mant + 1) >> 1), exp.eq(exp + 1)]
-                with m.Elif(mant < 1 << (MANT_BITS - 1)):
-                    m.d.sync += [mant.eq(mant << 1), exp.eq(exp - 1)]
-                with m.Else():
-                    m.d.comb += divider.start.eq(1)
-                    m.next = "DIVIDE"
-            with m.State("DIVIDE"):
-                with m.If(~divider.busy):
-                    m.d.sync += recip.eq(divider.quotient)
-                    m.d.comb += reader.go.eq(1)
-                    m.next = "OUTPUT"
-            with m.State("OUTPUT"):
-                with m.If(~reader.active):
-                    m.d.comb += rows.release.eq(1)
-                    m.next = "IDLE"
+        fsm = StateMachine(m, [
+            "IDLE", "NORMALIZE", "DIVIDE", "OUTPUT",
+        ], "rowquant_state")
+        with fsm.state("IDLE"):
+            with m.If(rows.handoff):
+                m.d.sync += [mant.eq(maxabs), exp.eq(0)]
+                fsm.goto("NORMALIZE")
+        with fsm.state("NORMALIZE"):
+            with m.If(mant == 0):
+                m.d.sync += recip.eq(0)
+                m.d.comb += reader.go.eq(1)
+                fsm.goto("OUTPUT")
+            with m.Elif(mant >= 1 << MANT_BITS):  # ceil(mant / 2)
+                m.d.sync += [mant.eq((mant + 1) >> 1), exp.eq(exp + 1)]
+            with m.Elif(mant < 1 << (MANT_BITS - 1)):
+                m.d.sync += [mant.eq(mant << 1), exp.eq(exp - 1)]
+            with m.Else():
+                m.d.comb += divider.start.eq(1)
+                fsm.goto("DIVIDE")
+        with fsm.state("DIVIDE"):
+            with m.If(~divider.busy):
+                m.d.sync += recip.eq(divider.quotient)
+                m.d.comb += reader.go.eq(1)
+                fsm.goto("OUTPUT")
+        with fsm.state("OUTPUT"):
+            with m.If(~reader.active):
+                m.d.comb += rows.release.eq(1)
+                fsm.goto("IDLE")
 
         q = reader.pipe
         q["recip"] = recip

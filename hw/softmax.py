@@ -8,9 +8,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MANT_WIDTH, SHIFT_WIDTH, SOFTMAX_DEFAULT_ROW, SOFTMAX_MAX_ROW
-from .vector import (Divider, RowBuffer, beat_layout, check_lanes, check_max_row,
-                     dyadic_scale, lane_valid, maximum, multiply, out_layout, output_stage,
-                     round_shift, row_reduce, saturate)
+from .vector import (Divider, RowBuffer, StateMachine, beat_layout, check_lanes,
+                     check_max_row, dyadic_scale, lane_valid, maximum, multiply, out_layout,
+                     output_stage, round_shift, row_reduce, saturate)
 
 __all__ = ["Softmax", "softmax_layout", "EXP_TABLE", "EXP_FRAC_BITS", "EXP_ONE_BITS",
            "PROB_BITS"]
@@ -199,40 +199,43 @@ class Softmax(wiring.Component):
                                                  RECIP_QUOT_BITS)
         m.d.comb += [divider.numerator.eq(1 << (sum_bits + EXP_ONE_BITS)),
                      divider.denominator.eq(total)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(rows.handoff):
-                    m.d.sync += [mx.eq(row_max), any_valid.eq(row_any), mant.eq(in_mant),
-                                 exp.eq(in_exp)]
-                    m.next = "SCALE"
-            with m.State("SCALE"):
-                m.d.sync += [mm.eq(self.mult * mant), output_pass.eq(0)]
-                m.next = "EXPONENTIALS"
-            with m.State("EXPONENTIALS"):
+        fsm = StateMachine(m, [
+            "IDLE", "SCALE", "EXPONENTIALS", "SUM", "TOTAL", "NORMALIZE", "DIVIDE",
+            "OUTPUT",
+        ], "softmax_state")
+        with fsm.state("IDLE"):
+            with m.If(rows.handoff):
+                m.d.sync += [mx.eq(row_max), any_valid.eq(row_any), mant.eq(in_mant),
+                             exp.eq(in_exp)]
+                fsm.goto("SCALE")
+        with fsm.state("SCALE"):
+            m.d.sync += [mm.eq(self.mult * mant), output_pass.eq(0)]
+            fsm.goto("EXPONENTIALS")
+        with fsm.state("EXPONENTIALS"):
+            m.d.comb += reader.go.eq(1)
+            fsm.goto("SUM")
+        with fsm.state("SUM"):
+            with m.If(exps_done):
+                fsm.goto("TOTAL")
+        with fsm.state("TOTAL"):
+            m.d.sync += [total.eq(Mux(any_valid, row_sum, 1 << EXP_ONE_BITS)),
+                         shifts.eq(0)]
+            fsm.goto("NORMALIZE")
+        with fsm.state("NORMALIZE"):
+            # Shift the sum up to bit sum_bits - 1: b = sum_bits - shifts, and
+            # floor(2**(b + 15) / sum) = floor(2**(sum_bits + 15) / (sum << shifts)).
+            with m.If(~total[-1]):
+                m.d.sync += [total.eq(total << 1), shifts.eq(shifts + 1)]
+            with m.Else():
+                m.d.comb += divider.start.eq(1)
+                fsm.goto("DIVIDE")
+        with fsm.state("DIVIDE"):
+            with m.If(~divider.busy):
+                m.d.sync += [recip.eq(divider.quotient), output_pass.eq(1)]
                 m.d.comb += reader.go.eq(1)
-                m.next = "SUM"
-            with m.State("SUM"):
-                with m.If(exps_done):
-                    m.next = "TOTAL"
-            with m.State("TOTAL"):
-                m.d.sync += [total.eq(Mux(any_valid, row_sum, 1 << EXP_ONE_BITS)),
-                             shifts.eq(0)]
-                m.next = "NORMALIZE"
-            with m.State("NORMALIZE"):
-                # Shift the sum up to bit sum_bits - 1: b = sum_bits - shifts, and
-                # floor(2**(b + 15) / sum) = floor(2**(sum_bits + 15) / (sum << shifts)).
-                with m.If(~total[-1]):
-                    m.d.sync += [total.eq(total << 1), shifts.eq(shifts + 1)]
-                with m.Else():
-                    m.d.comb += divider.start.eq(1)
-                    m.next = "DIVIDE"
-            with m.State("DIVIDE"):
-                with m.If(~divider.busy):
-                    m.d.sync += [recip.eq(divider.quotient), output_pass.eq(1)]
-                    m.d.comb += reader.go.eq(1)
-                    m.next = "OUTPUT"
-            with m.State("OUTPUT"):
-                with m.If(~reader.active):
-                    m.d.comb += rows.release.eq(1)
-                    m.next = "IDLE"
+                fsm.goto("OUTPUT")
+        with fsm.state("OUTPUT"):
+            with m.If(~reader.active):
+                m.d.comb += rows.release.eq(1)
+                fsm.goto("IDLE")
         return m

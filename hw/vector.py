@@ -10,6 +10,8 @@ therefore stops ``i`` without losing data, and with ``o`` always ready the unit 
 one beat per cycle.
 """
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -21,7 +23,7 @@ from .config import ACC_WIDTH
 __all__ = [
     "OutBits", "out_bits_port", "Pipeline", "output_stage", "StreamingPipeline", "OutputQueue", "lanes_shape", "beat_layout", "out_layout",
     "check_lanes", "check_max_row", "multiply", "dyadic_scale", "round_shift", "saturate", "saturate_out",
-    "lane_reduce", "Divider", "Isqrt", "signed_range", "RowBuffer", "RowReader",
+    "lane_reduce", "Divider", "Isqrt", "signed_range", "RowBuffer", "RowReader", "StateMachine",
 ]
 
 #: Largest ``lanes`` any vector unit accepts.
@@ -106,6 +108,7 @@ class Pipeline:
         m.submodules[f"{name}_registers"] = self._registers
         self._defined = {}
         self._delayed = {}
+        self._parallels = 0
 
     def __setitem__(self, key, value):
         if key in self._defined:
@@ -139,9 +142,11 @@ class Pipeline:
         stage (e.g. one per lane); the pipeline continues after the longest path, and the
         results of shorter paths are delayed to line up."""
         start, ends, keys = self.stage, [], []
+        self._parallels += 1
+        group = self._parallels
         for index, item in enumerate(items):
             self.stage = start
-            keys.append(f"_parallel{len(self._defined)}_{index}")
+            keys.append(f"_parallel{group}_{index}")
             self[keys[-1]] = build(item)
             ends.append(self.stage)
         self.stage = max(ends, default=start)
@@ -564,3 +569,28 @@ def lane_valid(count, lane):
 
 def maximum(a, b):
     return Mux(a > b, a, b)
+
+
+class StateMachine:
+    """A state register with one ``if``/``elif`` branch per state: what ``m.FSM()`` does,
+    but its Verilog has no incomplete ``case`` statements (which Verilator's lint rejects).
+
+    ``with fsm.state("NAME"):`` opens a state's branch (all branches back to back, first
+    state is the reset state); ``fsm.goto("NAME")`` inside it selects the next state.
+    """
+
+    def __init__(self, m, states, name="state"):
+        self.m, self.codes = m, {state: code for code, state in enumerate(states)}
+        self.register = Signal(range(max(len(states), 2)), name=name)
+        self._opened = False
+
+    @contextmanager
+    def state(self, name):
+        condition = self.register == self.codes[name]
+        branch = self.m.Elif(condition) if self._opened else self.m.If(condition)
+        self._opened = True
+        with branch:
+            yield
+
+    def goto(self, name):
+        self.m.d.sync += self.register.eq(self.codes[name])
