@@ -443,3 +443,61 @@ def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scal
     return UnitCase("softmax", {"lanes": lanes, "max_row": max_row or cols}, config, beats,
                     expected, name=name or f"softmax cols={cols} causal={causal} "
                                            f"masked={masked} row_scale={row_scale}")
+
+
+# Test suites ---------------------------------------------------------------------------
+
+#: Streaming units (one beat per cycle) and row units (row buffers of ``max_row``).
+STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add")
+ROW_TOPS = ("rowquant", "layernorm", "rmsnorm", "softmax")
+#: Row buffer length every suite uses (odd, not a multiple of the lanes tested).
+SUITE_MAX_ROW = 13
+
+
+def unit_suite(top, lanes, seed=0):
+    """``(params, cases)``: generation parameters and the edge-case suite of ``top`` with
+    ``lanes`` lanes, the same for every simulator. Rows of length 1, odd lengths and the
+    full ``max_row``; every output width or mode of the unit."""
+    rng = np.random.default_rng(seed * 1000 + lanes)
+    odd = 2 * lanes + 1
+    if top == "requantize":
+        cases = [requantize_case(rng, lanes, 3, cols, out_bits, row_scale,
+                                 name=f"requantize {cols} {out_bits} {row_scale}")
+                 for out_bits in (8, 16, 32) for row_scale in (True, False)
+                 for cols in ((odd,) if out_bits != 32 else (1, odd))]
+    elif top in ("gelu", "silu"):
+        cases = [pwl_case(rng, lanes, 2, odd, top, frac_bits) for frac_bits in (4, 8, 11, 15)]
+    elif top == "eltwise_mul":
+        cases = [eltwise_mul_case(rng, lanes, 2, odd, out_bits, scaled)
+                 for out_bits in (8, 16, 32) for scaled in (True, False)][:4]
+    elif top == "residual_add":
+        cases = [residual_add_case(rng, lanes, 2, odd, out_bits) for out_bits in (8, 16, 32)]
+    elif top == "rowquant":
+        cases = [rowquant_case(rng, lanes, 4, cols, in_bits, SUITE_MAX_ROW)
+                 for in_bits in (16, 32) for cols in (1, odd, SUITE_MAX_ROW)]
+    elif top in ("layernorm", "rmsnorm"):
+        cases = [norm_case(rng, lanes, 3, cols, top, out_bits, eps_q, SUITE_MAX_ROW)
+                 for out_bits, cols, eps_q in ((8, odd, None), (16, 1, 0), (16, odd, 0),
+                                               (32, SUITE_MAX_ROW, 2**56),
+                                               (16, SUITE_MAX_ROW, None))]
+    elif top == "softmax":
+        cases = [softmax_case(rng, lanes, 4, cols, causal=causal, masked=masked,
+                              row_scale=row_scale, max_row=SUITE_MAX_ROW)
+                 for cols, causal, masked, row_scale in (
+                     (1, False, False, False), (odd, False, False, False),
+                     (SUITE_MAX_ROW, True, False, True), (odd, False, True, False),
+                     (SUITE_MAX_ROW, True, True, True))]
+    else:
+        raise ValueError(f"no test suite for top {top!r}")
+    params = {"lanes": lanes}
+    if top in ROW_TOPS:
+        params["max_row"] = SUITE_MAX_ROW
+    return params, cases
+
+
+def suite_jobs(cases, seed=0):
+    """Every case at full speed, then the longest one again under random back-pressure
+    (``o`` stalls half the cycles, ``i`` withholds beats 30% of the cycles)."""
+    longest = max(cases, key=lambda case: len(case.beats))
+    return [(case, {}) for case in cases] + [
+        (longest, dict(out_stall=0.5, in_gap=0.3, seed=seed))]
