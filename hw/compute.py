@@ -1,0 +1,182 @@
+"""The matmul engine: feeds the systolic array from the scratchpad and writes (or adds) its
+results into the accumulator, one MATMUL instruction after another without draining.
+
+Each accepted instruction becomes descriptors for independent sequencers — weight-stationary:
+weight rows, activation rows, result rows; output-stationary: A columns, B rows, result rows
+— so the next instruction's weight tile streams into the array's second bank while the
+current activations flow, and result rows are written as they arrive.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .array import SystolicArray
+from .config import ACC_WIDTH, OPERAND_WIDTH, HardwareConfig
+from .isa import Matmul
+from .memory import LineReader, LineSequencer, ReadPortSignature, WritePortSignature
+
+__all__ = ["MatmulEngine", "memory_ports"]
+
+#: Instructions the engine holds in flight (descriptor queue depth).
+IN_FLIGHT = 4
+
+
+def memory_ports(config: HardwareConfig):
+    """``(spad_addr_bits, spad_line_bits, acc_addr_bits, acc_line_bits)`` of ``config``."""
+    return ((config.spad_lines - 1).bit_length() or 1, 8 * config.spad_line_bytes,
+            (config.acc_lines - 1).bit_length() or 1, 8 * config.acc_line_bytes)
+
+
+class MatmulEngine(wiring.Component):
+    """Executes MATMUL instructions (see ``hw/isa.py``) on a :class:`SystolicArray`.
+
+    The accumulator write port must be the memory's highest-priority writer (client 0): a
+    result line is written in the cycle after its old value was read, never refused.
+
+    Members
+    -------
+    insn : In(stream.Signature(Matmul))
+        Instructions whose dependency tokens have been taken and fields validated.
+    done : Out(1)
+        Pulses when an instruction's last result line has been written.
+    beat : Out(1)
+        The array accepted an activation row (WS) or K-slice (OS) this cycle.
+    idle : Out(1)
+        No instruction in flight.
+    spad_a, spad_b : Out(ReadPortSignature)
+        Scratchpad reads: activations / A columns, and weights / B rows.
+    acc_read : Out(ReadPortSignature)
+        Accumulator reads for ``accumulate``.
+    acc_write : Out(WritePortSignature)
+        Result lines.
+    """
+
+    def __init__(self, config: HardwareConfig):
+        self.config = config
+        spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(config)
+        super().__init__({
+            "insn": In(stream.Signature(Matmul)),
+            "done": Out(1), "beat": Out(1), "idle": Out(1),
+            "spad_a": Out(ReadPortSignature(spad_addr, spad_bits)),
+            "spad_b": Out(ReadPortSignature(spad_addr, spad_bits)),
+            "acc_read": Out(ReadPortSignature(acc_addr, acc_bits)),
+            "acc_write": Out(WritePortSignature(acc_addr, acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        rows, cols, ws = cfg.rows, cfg.cols, cfg.dataflow == "ws"
+        spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(cfg)
+        m = Module()
+        m.submodules.array = array = SystolicArray(rows, cols, cfg.dataflow)
+        insn = self.insn.payload
+
+        # One sequencer + reader per scratchpad stream; flags carry a_unsigned.
+        seq_a = m.submodules.seq_a = LineSequencer(spad_addr, flags=1)
+        seq_b = m.submodules.seq_b = LineSequencer(spad_addr, flags=1)
+        read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag)
+        read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag)
+        wiring.connect(m, seq_a.addrs, read_a.addrs)
+        wiring.connect(m, seq_b.addrs, read_b.addrs)
+        wiring.connect(m, read_a.port, wiring.flipped(self.spad_a))
+        wiring.connect(m, read_b.port, wiring.flipped(self.spad_b))
+
+        # Result descriptors: first accumulator line, line count, accumulate.
+        result_layout = data.StructLayout({"base": acc_addr, "count": 16, "accumulate": 1})
+        queues = {name: SyncFIFO(width=width, depth=IN_FLIGHT) for name, width in (
+            ("a", data.Layout.cast(seq_a.desc.payload.shape()).size),
+            ("b", data.Layout.cast(seq_b.desc.payload.shape()).size),
+            ("c", result_layout.size))}
+        for name, queue in queues.items():
+            m.submodules[f"queue_{name}"] = queue
+        room = queues["a"].w_rdy & queues["b"].w_rdy & queues["c"].w_rdy
+        a_desc = Signal(seq_a.desc.payload.shape())
+        b_desc = Signal(seq_b.desc.payload.shape())
+        c_desc = Signal(result_layout)
+        m.d.comb += [
+            a_desc.base.eq(insn.a_addr), a_desc.count.eq(insn.length),
+            a_desc.flags.eq(insn.a_unsigned),
+            b_desc.base.eq(insn.b_addr), b_desc.count.eq(rows if ws else insn.length),
+            c_desc.base.eq(insn.c_addr), c_desc.count.eq(insn.length if ws else rows),
+            c_desc.accumulate.eq(insn.accumulate),
+            self.insn.ready.eq(room),
+            queues["a"].w_data.eq(a_desc), queues["b"].w_data.eq(b_desc),
+            queues["c"].w_data.eq(c_desc),
+        ]
+        for queue in queues.values():
+            m.d.comb += queue.w_en.eq(self.insn.valid & room)
+        for seq, name in ((seq_a, "a"), (seq_b, "b")):
+            m.d.comb += [seq.desc.valid.eq(queues[name].r_rdy),
+                         seq.desc.payload.eq(queues[name].r_data),
+                         queues[name].r_en.eq(seq.desc.ready)]
+
+        lines_a, lines_b = read_a.lines, read_b.lines
+        operand_bits = OPERAND_WIDTH
+        if ws:
+            m.d.comb += [
+                array.weights.valid.eq(lines_b.valid),
+                array.weights.payload.eq(lines_b.payload.data[:cols * operand_bits]),
+                lines_b.ready.eq(array.weights.ready),
+                array.acts.valid.eq(lines_a.valid),
+                array.acts.payload.data.eq(lines_a.payload.data[:rows * operand_bits]),
+                array.acts.payload.last.eq(lines_a.payload.tag.last),
+                array.acts.payload.a_unsigned.eq(lines_a.payload.tag.flags),
+                lines_a.ready.eq(array.acts.ready),
+                self.beat.eq(array.acts.valid & array.acts.ready),
+            ]
+        else:
+            both = lines_a.valid & lines_b.valid
+            m.d.comb += [
+                array.slices.valid.eq(both),
+                array.slices.payload.a.eq(lines_a.payload.data[:rows * operand_bits]),
+                array.slices.payload.b.eq(lines_b.payload.data[:cols * operand_bits]),
+                array.slices.payload.last.eq(lines_a.payload.tag.last),
+                array.slices.payload.a_unsigned.eq(lines_a.payload.tag.flags),
+                lines_a.ready.eq(both & array.slices.ready),
+                lines_b.ready.eq(both & array.slices.ready),
+                self.beat.eq(array.slices.valid & array.slices.ready),
+            ]
+        writing = self._result_writer(m, array, queues["c"], result_layout)
+        m.d.comb += self.idle.eq(~queues["a"].r_rdy & ~queues["b"].r_rdy & ~queues["c"].r_rdy
+                                 & array.idle & ~writing)
+        return m
+
+    def _result_writer(self, m, array, queue, layout):
+        """Result row ``i`` of an instruction goes to line ``base + i``: read the old line
+        (``accumulate``), add in the next cycle and write. Returns the "a write is pending"
+        signal."""
+        cols = self.config.cols
+        desc = Signal(layout)
+        m.d.comb += desc.eq(queue.r_data)
+        index = Signal(16)
+        last = index == desc.count - 1
+        # Stage 2 (the cycle after a result row was taken): add and write.
+        pending, pending_last, pending_add = Signal(), Signal(), Signal()
+        pending_addr = Signal(len(self.acc_write.payload.addr))
+        pending_row = Signal(array.out.payload.shape())
+        take = array.out.valid & queue.r_rdy & (~desc.accumulate | self.acc_read.ready)
+        m.d.comb += [
+            array.out.ready.eq(queue.r_rdy & (~desc.accumulate | self.acc_read.ready)),
+            self.acc_read.en.eq(array.out.valid & queue.r_rdy & desc.accumulate),
+            self.acc_read.addr.eq(desc.base + index),
+            queue.r_en.eq(take & last),
+        ]
+        with m.If(take):
+            m.d.sync += index.eq(Mux(last, 0, index + 1))
+        m.d.sync += [pending.eq(take), pending_last.eq(take & last),
+                     pending_add.eq(desc.accumulate), pending_addr.eq(desc.base + index),
+                     pending_row.eq(array.out.payload)]
+        old = data.View(data.ArrayLayout(data.Layout.cast(array.out.payload.shape()).elem_shape,
+                                         cols), self.acc_read.data)
+        sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
+        for c in range(cols):
+            m.d.comb += sums[c].eq(pending_row[c] + Mux(pending_add, old[c], 0))
+        m.d.comb += [
+            self.acc_write.valid.eq(pending),
+            self.acc_write.payload.addr.eq(pending_addr),
+            self.acc_write.payload.data.eq(Cat(*sums)),
+            self.done.eq(pending & pending_last),
+        ]
+        return pending

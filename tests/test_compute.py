@@ -1,0 +1,112 @@
+"""The matmul engine between banked SRAMs, against the functional simulator."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from systolic.hw.compute import MatmulEngine, memory_ports
+from systolic.hw.config import HardwareConfig
+from systolic.hw.isa import Opcode, decode
+from systolic.hw.memory import BankedMemory
+from systolic.sim.functional import FunctionalSimulator
+from systolic.sw.assembler import assemble
+from systolic.sw.bits import pack_lanes, unpack_lanes
+
+# Chains that accumulate into the same lines back to back (length 1 is the read-after-write
+# hazard), unsigned activations, and both banks.
+PROGRAMS = {
+    "ws": """matmul a_addr=40 b_addr=0 c_addr=0 length=5
+             matmul a_addr=45 b_addr=4 c_addr=0 length=5 accumulate
+             matmul a_addr=50 b_addr=8 c_addr=20 length=2 a_unsigned
+             matmul a_addr=52 b_addr=12 c_addr=20 length=1 accumulate
+             matmul a_addr=53 b_addr=16 c_addr=20 length=1 accumulate
+             matmul a_addr=33 b_addr=60 c_addr=30 length=2 accumulate""",
+    "os": """matmul a_addr=40 b_addr=0 c_addr=0 length=7
+             matmul a_addr=47 b_addr=7 c_addr=0 length=2 accumulate
+             matmul a_addr=50 b_addr=12 c_addr=20 length=1 a_unsigned
+             matmul a_addr=52 b_addr=14 c_addr=20 length=9 accumulate
+             matmul a_addr=2 b_addr=33 c_addr=26 length=3""",
+}
+
+
+def run_engine(config, words, spad, acc):
+    """Execute MATMUL ``words`` on the engine with memories preloaded; returns the final
+    accumulator and the cycle count."""
+    _, spad_bits, _, acc_bits = memory_ports(config)
+    m = Module()
+    m.submodules.engine = engine = MatmulEngine(config)
+    m.submodules.spad = spad_mem = BankedMemory(config.spad_lines, spad_bits,
+                                                config.spad_banks, readers=2, writers=1)
+    m.submodules.acc = acc_mem = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
+                                              readers=2, writers=2)
+    wiring.connect(m, engine.spad_a, spad_mem.read[0])
+    wiring.connect(m, engine.spad_b, spad_mem.read[1])
+    wiring.connect(m, engine.acc_read, acc_mem.read[0])
+    wiring.connect(m, engine.acc_write, acc_mem.write[0])
+    out = {}
+
+    async def write_lines(ctx, port, lines, width):
+        ctx.set(port.valid, 1)
+        for addr, line in enumerate(lines):
+            ctx.set(port.payload.addr, addr)
+            ctx.set(port.payload.data, pack_lanes(line, width))
+            await ctx.tick()
+        ctx.set(port.valid, 0)
+
+    async def bench(ctx):
+        await write_lines(ctx, spad_mem.write[0], spad, 8)
+        await write_lines(ctx, acc_mem.write[1], acc, 32)
+        done = cycles = 0
+        for word in words:
+            ctx.set(engine.insn.valid, 1)
+            ctx.set(engine.insn.payload.as_value(), word)
+            while True:
+                ready = ctx.get(engine.insn.ready)
+                done += ctx.get(engine.done)
+                await ctx.tick()
+                cycles += 1
+                if ready:
+                    break
+        ctx.set(engine.insn.valid, 0)
+        while done < len(words) or not ctx.get(engine.idle):
+            done += ctx.get(engine.done)
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 5000, "engine hung"
+        lines = []
+        ctx.set(acc_mem.read[1].en, 1)
+        for addr in range(config.acc_lines):
+            ctx.set(acc_mem.read[1].addr, addr)
+            await ctx.tick()
+            lines.append(unpack_lanes(ctx.get(acc_mem.read[1].data), 32, config.cols))
+        out["acc"], out["cycles"] = np.array(lines), cycles
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out["acc"], out["cycles"]
+
+
+@pytest.mark.parametrize("config", [
+    HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32),
+    HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32),
+    HardwareConfig(rows=5, cols=3, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1),
+], ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
+def test_engine_matches_functional(config):
+    rng = np.random.default_rng(config.rows * 10 + config.cols)
+    functional = FunctionalSimulator(config)
+    functional.spad[:] = rng.integers(-128, 128, functional.spad.shape)
+    functional.acc[:] = rng.integers(-2**31, 2**31, functional.acc.shape)
+    spad, acc = functional.spad.copy(), functional.acc.copy()
+    words = assemble(PROGRAMS[config.dataflow])
+    assert all(decode(w)[0] == Opcode.MATMUL for w in words)
+    memory = np.zeros(4096, np.uint8)
+    program = np.frombuffer(b"".join(w.to_bytes(16, "little") for w in words), np.uint8)
+    memory[:len(program)] = program
+    assert functional.run(memory, 0, len(words)).error == 0
+    result, _ = run_engine(config, words, spad, acc)
+    assert np.array_equal(result, functional.acc.astype(np.int64))
+    assert not np.array_equal(result, acc)  # the program changed the accumulator
