@@ -22,7 +22,7 @@ PROGRAMS = {
              matmul a_addr=50 b_addr=8 c_addr=20 length=2 a_unsigned
              matmul a_addr=52 b_addr=12 c_addr=20 length=1 accumulate
              matmul a_addr=53 b_addr=16 c_addr=20 length=1 accumulate
-             matmul a_addr=33 b_addr=60 c_addr=30 length=2 accumulate""",
+             matmul a_addr=33 b_addr=58 c_addr=30 length=2 accumulate""",
     "os": """matmul a_addr=40 b_addr=0 c_addr=0 length=7
              matmul a_addr=47 b_addr=7 c_addr=0 length=2 accumulate
              matmul a_addr=50 b_addr=12 c_addr=20 length=1 a_unsigned
