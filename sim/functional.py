@@ -161,11 +161,20 @@ class FunctionalSimulator:
                                    f"{len(array)} lines")
         return array, width
 
-    def _transfer_rows(self, pc, fields, memory, error_code):
+    def _transfer_lines(self, pc, fields):
+        """Checks made when the instruction is decoded (as the hardware does, before any
+        host access): rows and row bytes not zero, all lines inside the memory."""
         rows, row_bytes = fields["rows"], fields["row_bytes"]
         if rows == 0 or row_bytes == 0:
             raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
                                    "a transfer needs rows >= 1 and row_bytes >= 1")
+        array, width = self._sram(pc, fields["mem"], 0, 0)
+        per_row = _lines_per_row(row_bytes, width)
+        self._sram(pc, fields["mem"], fields["sram_addr"], rows * per_row)
+        return array, width, per_row
+
+    def _transfer_rows(self, pc, fields, memory, error_code):
+        rows, row_bytes = fields["rows"], fields["row_bytes"]
         starts = fields["dram_addr"] + fields["dram_stride"] * np.arange(rows)
         if starts.max() + row_bytes > len(memory):
             raise AcceleratorError(error_code, pc, f"host bytes up to "
@@ -173,10 +182,8 @@ class FunctionalSimulator:
         return starts, rows, row_bytes
 
     def _load(self, pc, fields, memory, counters):
+        array, width, per_row = self._transfer_lines(pc, fields)
         starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_READ)
-        array, width = self._sram(pc, fields["mem"], 0, 0)
-        per_row = _lines_per_row(row_bytes, width)
-        self._sram(pc, fields["mem"], fields["sram_addr"], rows * per_row)
         block = np.zeros((rows, per_row * width), dtype=np.uint8)
         for i, start in enumerate(starts):
             block[i, :row_bytes] = memory[start:start + row_bytes]
@@ -186,10 +193,8 @@ class FunctionalSimulator:
         counters["load_bytes"] += rows * row_bytes
 
     def _store(self, pc, fields, memory, counters):
+        array, width, per_row = self._transfer_lines(pc, fields)
         starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_WRITE)
-        array, width = self._sram(pc, fields["mem"], 0, 0)
-        per_row = _lines_per_row(row_bytes, width)
-        self._sram(pc, fields["mem"], fields["sram_addr"], rows * per_row)
         first = fields["sram_addr"]
         block = array[first:first + rows * per_row].view(np.uint8).reshape(rows, -1)
         for i, start in enumerate(starts):
