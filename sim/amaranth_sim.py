@@ -1,9 +1,16 @@
-"""Amaranth's built-in simulator: the zero-install backend."""
+"""Amaranth's built-in simulator: the zero-install backend (bare array and accelerator)."""
 
+import numpy as np
 from amaranth.sim import Simulator
 
 from systolic.hw.array import SystolicArray
+from systolic.hw.config import HardwareConfig
+from systolic.hw.csr import register
 
+from . import SimulationHang
+from .axi_models import AXI4LiteMaster, AXI4MemoryModel
+from .functional import RunResult
+from .host import collect_results, start_program
 from .stimulus import ArrayStimulus
 
 
@@ -40,3 +47,57 @@ def simulate_array(schedule, *, out_stall=0.0, in_gap=0.0, seed=0, timeout=1000,
     else:
         sim.run()
     return stimulus.result()
+
+
+class AmaranthBackend:
+    """The accelerator (``AcceleratorTop``) in Amaranth's simulator, with host memory
+    behind its AXI4 master port (:class:`AXI4MemoryModel`) and the program started through
+    its AXI4-Lite registers. One simulation lives as long as the backend, so the on-chip
+    SRAMs keep their contents from one :meth:`run` to the next, as in hardware.
+
+    ``max_cycles`` bounds one run; a program still running then raises
+    :class:`~systolic.sim.SimulationHang`.
+    """
+
+    #: Cycles between checks of the interrupt line while waiting.
+    POLL = 64
+
+    def __init__(self, config: HardwareConfig, *, max_cycles=2_000_000, read_latency=8,
+                 write_latency=8):
+        from systolic.hw.accelerator import AcceleratorTop
+
+        self.config, self.max_cycles = config, max_cycles
+        self.dut = AcceleratorTop(config)
+        self.host = AXI4MemoryModel(self.dut.m_axi, np.zeros(16, np.uint8),
+                                    read_latency=read_latency, write_latency=write_latency)
+        self.csr = AXI4LiteMaster(self.dut.csr)
+        self.sim = Simulator(self.dut)
+        self.sim.add_clock(1e-8)
+        self.sim.add_process(self.host.process)
+
+    def run(self, memory, prog_addr, count):
+        self.host.memory = np.array(memory, dtype=np.uint8, copy=True)
+        outcome = {}
+
+        async def bench(ctx):
+            async def write(name, value):
+                await self.csr.write(ctx, register(name).offset, value)
+
+            async def read(name):
+                value, _ = await self.csr.read(ctx, register(name).offset)
+                return value
+
+            await start_program(write, prog_addr, count)
+            waited = 0
+            while not ctx.get(self.dut.irq):
+                await ctx.tick().repeat(self.POLL)
+                waited += self.POLL
+                if waited > self.max_cycles:
+                    raise SimulationHang(f"the accelerator did not finish within "
+                                         f"{self.max_cycles} cycles")
+            outcome["result"] = await collect_results(read, write)
+
+        self.sim.add_testbench(bench)
+        self.sim.run()
+        error, error_pc, counters = outcome["result"]
+        return RunResult(self.host.memory, counters, error, error_pc, counters["cycles"])

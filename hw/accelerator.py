@@ -1,0 +1,149 @@
+"""The accelerator top level: an AXI4-Lite register slave for the host, an AXI4 master for
+instruction fetch and DMA, and inside the controller, the load/compute/store units and the
+banked scratchpad and accumulator.
+
+Hierarchy: PE → SystolicArray → MatmulEngine (compute unit) → AcceleratorTop.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4LiteSignature, AXI4LiteSlave, AXI4Signature, connect_halves
+from .compute import MatmulEngine, memory_ports
+from .config import INSTRUCTION_BYTES, HardwareConfig
+from .controller import Controller
+from .csr import COUNTERS
+from .dma import DMAReader, DMAWriter
+from .isa import Instruction
+from .fetch import Fetch
+from .load import LoadUnit
+from .memory import BankedMemory
+from .read_arbiter import ReadArbiter
+from .registers import CSR_ADDR_WIDTH, RegisterBlock
+from .store import StoreUnit
+
+__all__ = ["AcceleratorTop"]
+
+
+class AcceleratorTop(wiring.Component):
+    """The whole accelerator for one :class:`HardwareConfig`.
+
+    The host writes ``PROG_ADDR``/``PROG_COUNT`` and sets ``CTRL.start`` through ``csr``;
+    the accelerator fetches and runs the program from host memory through ``m_axi`` and
+    raises ``irq`` (if enabled) when it is done or stopped by an error. Registers:
+    ``docs/registers.md``; instructions: ``docs/isa.md``.
+
+    Members
+    -------
+    csr : In(AXI4LiteSignature(8, 32))
+        Control/status registers (slave).
+    m_axi : Out(AXI4Signature(addr_width, 8 * dma_bytes))
+        Host memory (master): instruction fetch, LOAD and STORE.
+    irq : Out(1)
+        Interrupt request (level).
+    """
+
+    def __init__(self, config: HardwareConfig):
+        self.config = config
+        super().__init__({
+            "csr": In(AXI4LiteSignature(CSR_ADDR_WIDTH, 32)),
+            "m_axi": Out(AXI4Signature(config.addr_width, 8 * config.dma_bytes)),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        addr_width, dma_bytes = cfg.addr_width, cfg.dma_bytes
+        _, spad_bits, _, acc_bits = memory_ports(cfg)
+        m = Module()
+        m.submodules.csr_slave = csr_slave = AXI4LiteSlave(CSR_ADDR_WIDTH, 32)
+        m.submodules.registers = regs = RegisterBlock(cfg)
+        m.submodules.controller = ctrl = Controller(cfg)
+        m.submodules.fetch = fetch = Fetch(cfg)
+        m.submodules.load = load = LoadUnit(cfg)
+        m.submodules.compute = compute = MatmulEngine(cfg)
+        m.submodules.store = store = StoreUnit(cfg)
+        # Port order is priority: the compute unit must win its accumulator write port.
+        m.submodules.spad = spad = BankedMemory(cfg.spad_lines, spad_bits, cfg.spad_banks,
+                                                readers=3, writers=1)
+        m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
+                                              readers=2, writers=2)
+        m.submodules.reader = reader = DMAReader(addr_width, dma_bytes)
+        m.submodules.writer = writer = DMAWriter(addr_width, dma_bytes)
+        m.submodules.read_arbiter = arbiter = ReadArbiter(addr_width, dma_bytes, clients=2)
+
+        # Host side.
+        wiring.connect(m, wiring.flipped(self.csr), csr_slave.bus)
+        wiring.connect(m, csr_slave.regs, regs.bus)
+        connect_halves(m, self.m_axi, read=reader.bus, write=writer.bus)
+        m.d.comb += self.irq.eq(regs.irq)
+
+        # Memories.
+        wiring.connect(m, compute.spad_a, spad.read[0])
+        wiring.connect(m, compute.spad_b, spad.read[1])
+        wiring.connect(m, store.spad_read, spad.read[2])
+        wiring.connect(m, load.spad_write, spad.write[0])
+        wiring.connect(m, compute.acc_read, acc.read[0])
+        wiring.connect(m, store.acc_read, acc.read[1])
+        wiring.connect(m, compute.acc_write, acc.write[0])
+        wiring.connect(m, load.acc_write, acc.write[1])
+
+        # DMA: fetch and load share the reader; store owns the writer.
+        wiring.connect(m, fetch.dma_cmd, arbiter.clients[0].cmd)
+        wiring.connect(m, arbiter.clients[0].data, fetch.dma_data)
+        wiring.connect(m, load.dma_cmd, arbiter.clients[1].cmd)
+        wiring.connect(m, arbiter.clients[1].data, load.dma_data)
+        wiring.connect(m, arbiter.cmd, reader.cmd)
+        wiring.connect(m, reader.data, arbiter.data)
+        wiring.connect(m, store.dma_cmd, writer.cmd)
+        wiring.connect(m, store.dma_data, writer.data)
+        wiring.connect(m, writer.done, store.dma_done)
+
+        # Control.
+        m.d.comb += [
+            fetch.start.eq(regs.start), fetch.prog_addr.eq(regs.prog_addr),
+            fetch.count.eq(regs.prog_count), fetch.stop.eq(ctrl.stop_fetch),
+            ctrl.start.eq(regs.start),
+            ctrl.fetch_busy.eq(fetch.busy), ctrl.fetch_error.eq(fetch.error),
+            ctrl.fetch_error_pc.eq(fetch.error_pc),
+            ctrl.load_done.eq(load.done), ctrl.load_error.eq(load.error),
+            ctrl.compute_done.eq(compute.done),
+            ctrl.store_done.eq(store.done), ctrl.store_error.eq(store.error),
+            ctrl.units_idle.eq(compute.idle),
+            regs.busy.eq(ctrl.busy), regs.finished.eq(ctrl.finished),
+            regs.error.eq(ctrl.error), regs.error_pc.eq(ctrl.error_pc),
+        ]
+        wiring.connect(m, fetch.insn, ctrl.fetched)
+        for unit, port in ((load, ctrl.load), (compute, ctrl.compute), (store, ctrl.store)):
+            m.d.comb += [unit.insn.valid.eq(port.valid), unit.insn.payload.eq(port.payload.word),
+                         port.ready.eq(unit.insn.ready)]
+        self._counters(m, cfg, regs, ctrl, compute)
+        return m
+
+    def _counters(self, m, cfg, regs, ctrl, compute):
+        """The performance counters of ``hw/csr.py``, cleared at start."""
+        def transfer_bytes(port):
+            transfer = data.View(Instruction, port.payload.word).transfer
+            return (port.valid & port.ready) * transfer.rows * transfer.row_bytes
+
+        increments = {
+            "CYCLES": ctrl.busy,
+            "ARRAY_BUSY": compute.beat,
+            "MACS": compute.beat * (cfg.rows * cfg.cols),
+            "FETCH_BYTES": ctrl.decoded * INSTRUCTION_BYTES,
+            "LOAD_BYTES": transfer_bytes(ctrl.load),
+            "STORE_BYTES": transfer_bytes(ctrl.store),
+            "INSTRUCTIONS": ctrl.completed,
+            "LOAD_STALL": ctrl.stalled[0],
+            "COMPUTE_STALL": ctrl.stalled[1],
+            "STORE_STALL": ctrl.stalled[2],
+        }
+        assert list(increments) == list(COUNTERS)
+        for index, (name, step) in enumerate(increments.items()):
+            counter = Signal(64, name=f"count_{name.lower()}")
+            with m.If(regs.start):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + step)
+            m.d.comb += regs.counters[index].eq(counter)
