@@ -7,6 +7,8 @@ when several clients want the same bank's port in the same cycle, the one listed
 wins and the others see ``ready`` low and retry, so bank conflicts cost cycles, never data.
 """
 
+from math import gcd
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -14,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
-           "LineReader"]
+           "LineReader", "StreamQueue", "Repacker"]
 
 
 class ReadPortSignature(wiring.Signature):
@@ -185,4 +187,131 @@ class LineReader(wiring.Component):
         m.d.sync += in_flight.eq(accepted)
         with m.If(accepted):
             m.d.sync += tag.eq(self.addrs.payload.tag)
+        return m
+
+
+class StreamQueue(wiring.Component):
+    """A first-in first-out queue of ``depth`` payloads between two streams. ``i.ready`` and
+    ``o.valid`` depend only on the queue's own registers, so a queue cuts the combinational
+    paths between the handshakes on either side.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout, depth=2):
+        self.depth = depth
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = fifo = SyncFIFO(width=len(self.i.payload.as_value()),
+                                            depth=self.depth)
+        m.d.comb += [
+            fifo.w_en.eq(self.i.valid), fifo.w_data.eq(self.i.payload), self.i.ready.eq(fifo.w_rdy),
+            self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready),
+        ]
+        return m
+
+
+class Repacker(wiring.Component):
+    """Regroups a byte stream, row by row, from input groups of up to ``in_bytes`` bytes
+    into output groups of ``width`` bytes (one of ``out_widths``, chosen per row): DMA
+    beats into SRAM lines, lines into beats, beats into instruction words.
+
+    Each input carries ``count`` bytes (lanes ``0 .. count - 1``; the other lanes are
+    ignored); ``last`` ends a row. A row's bytes, in order, fill output groups from lane 0;
+    the row's last group is zero-padded after its bytes and has ``last`` set, so a row of
+    ``n`` bytes yields ``ceil(n / width)`` groups, and the next row starts a new group.
+    ``count`` of an output is its number of row bytes, ``error`` (on ``last``) the OR of
+    the row's input ``error`` bits, and ``width`` of a row's inputs selects
+    ``out_widths[width]`` (all inputs of a row must agree).
+
+    Every input but a row's last must carry a multiple of ``unit`` bytes (a power of two
+    dividing every output width; default: the largest such divisor of ``in_bytes`` and the
+    output widths): the bytes then only move in units of ``unit`` bytes, which keeps the
+    shifter small. Throughput: an input and an output per cycle when the output keeps up;
+    ``i.ready`` depends on ``o.ready`` and the repacker's registers only.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"data": 8 * in_bytes, "count": range(in_bytes + 1),
+                                          "last": 1, "error": 1, "width": ...})))
+    o : Out(stream.Signature(StructLayout({"data": 8 * max(out_widths), "count": ...,
+                                           "last": 1, "error": 1})))
+    """
+
+    def __init__(self, in_bytes, out_widths, unit=None):
+        self.in_bytes, self.out_widths = in_bytes, tuple(out_widths)
+        self.unit = unit if unit is not None else gcd(in_bytes, *self.out_widths)
+        if self.unit & (self.unit - 1) or any(w % self.unit for w in self.out_widths):
+            raise ValueError(f"unit must be a power of two dividing the output widths "
+                             f"{self.out_widths}, not {self.unit}")
+        out_bytes = max(self.out_widths)
+        # Before an input is taken at most out_bytes - unit bytes remain after the output.
+        self.capacity = in_bytes + out_bytes - self.unit
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "data": 8 * in_bytes, "count": range(in_bytes + 1), "last": 1, "error": 1,
+                "width": range(max(len(self.out_widths), 2))}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": 8 * out_bytes, "count": range(out_bytes + 1), "last": 1,
+                "error": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        capacity, unit = self.capacity, self.unit
+        buffer = Signal(8 * capacity)  # bytes past fill are zero
+        fill = Signal(range(capacity + 1))
+        row_done, error = Signal(), Signal()  # the row's last input is in the buffer
+        select = Signal.like(self.i.payload.width)
+
+        width = Signal(range(max(self.out_widths) + 1))
+        consumed = Signal.like(buffer)  # buffer after removing one output group
+        m.d.comb += [width.eq(self.out_widths[0]), consumed.eq(buffer >> 8 * self.out_widths[0])]
+        for index, out_width in enumerate(self.out_widths[1:], 1):
+            with m.If(select == index):
+                m.d.comb += [width.eq(out_width), consumed.eq(buffer >> 8 * out_width)]
+
+        final = row_done & (fill <= width)
+        m.d.comb += [
+            self.o.valid.eq(row_done | (fill >= width)),
+            self.o.payload.data.eq(buffer),
+            self.o.payload.count.eq(Mux(fill < width, fill, width)),
+            self.o.payload.last.eq(final),
+            self.o.payload.error.eq(error & final),
+        ]
+        emit = self.o.valid & self.o.ready
+        base = Signal.like(fill)  # bytes left after this cycle's output
+        kept = Signal.like(buffer)
+        with m.If(emit & final):
+            m.d.comb += [base.eq(0), kept.eq(0)]
+        with m.Elif(emit):
+            m.d.comb += [base.eq(fill - width), kept.eq(consumed)]
+        with m.Else():
+            m.d.comb += [base.eq(fill), kept.eq(buffer)]
+
+        m.d.comb += self.i.ready.eq((~row_done | (emit & final))
+                                    & (base <= capacity - self.in_bytes))
+        take = self.i.valid & self.i.ready
+        lanes = Cat(*(Mux(self.i.payload.count > k, self.i.payload.data[8 * k:8 * k + 8], 0)
+                      for k in range(self.in_bytes)))
+        # Place the input at byte base (a multiple of unit): a barrel shifter in units.
+        placed = lanes
+        for bit, select_bit in enumerate(base[unit.bit_length() - 1:]):
+            step = 8 * unit << bit
+            if step < len(buffer):
+                placed = Mux(select_bit, Cat(Const(0, step), placed), placed)[:len(buffer)]
+        m.d.sync += [
+            buffer.eq(kept | Mux(take, placed, 0)),
+            fill.eq(base + Mux(take, self.i.payload.count, 0)),
+            error.eq(Mux(emit & final, 0, error) | (take & self.i.payload.error)),
+        ]
+        with m.If(take):
+            m.d.sync += [row_done.eq(self.i.payload.last), select.eq(self.i.payload.width)]
+        with m.Elif(emit & final):
+            m.d.sync += row_done.eq(0)
         return m

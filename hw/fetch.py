@@ -1,0 +1,188 @@
+"""Instruction fetch: reads the program from host memory in chunks through a (shared) DMA
+reader and hands out its words in order.
+
+Chunks of up to :data:`CHUNK_WORDS` words are requested only when the buffer has room for
+all of them, so the fetch unit always takes its beats at once and never stalls a reader it
+shares with the load unit. A chunk's words are handed out only once the whole chunk arrived
+without error. When a chunk reports an AXI error, its words are fetched again one command
+each, so the words before the faulting one still go out and the error names the exact
+word, as the functional simulator does.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import INSTRUCTION_BYTES, HardwareConfig
+from .dma import beat_layout, command_layout
+from .isa import INSTRUCTION_BITS
+from .memory import Repacker
+
+__all__ = ["CHUNK_WORDS", "BUFFER_WORDS", "fetch_layout", "Fetch"]
+
+#: Words per DMA command.
+CHUNK_WORDS = 8
+#: Words the buffer holds (two chunks: one streams in while the other is handed out).
+BUFFER_WORDS = 2 * CHUNK_WORDS
+#: Commands that may be in flight, including those of a cancelled fetch still draining.
+MAX_COMMANDS = 2 * BUFFER_WORDS
+
+
+def fetch_layout():
+    """A fetched instruction word and its index in the program."""
+    return data.StructLayout({"word": INSTRUCTION_BITS, "pc": 32})
+
+
+class Fetch(wiring.Component):
+    """Fetches ``count`` instruction words from host byte address ``prog_addr`` (any
+    alignment; word ``pc`` is at ``prog_addr + 16 * pc``, little endian).
+
+    ``start`` latches ``prog_addr`` and ``count`` and (re)starts from word 0, cancelling a
+    fetch in progress; ``stop`` cancels. A cancelled fetch hands out nothing more, and the
+    beats of its DMA commands already issued are taken and dropped (``busy`` stays high until
+    they are). An AXI error on a word is reported once every word before it has been taken
+    from ``insn``: ``error`` pulses with the word's index on ``error_pc``, and fetching stops.
+
+    Members
+    -------
+    start : In(1)
+    stop : In(1)
+    prog_addr : In(addr_width)
+    count : In(32)
+    insn : Out(stream.Signature(fetch_layout()))
+        Words in program order with their index ``pc``.
+    fetched : Out(1)
+        Pulses when a word is taken from ``insn`` (16 bytes for FETCH_BYTES).
+    busy : Out(1)
+        Words remain to be handed out, an error to be reported, or commands to be drained.
+    error : Out(1)
+    error_pc : Out(32)
+        Index of the word whose fetch failed, when ``error`` pulses.
+    dma_cmd : Out(stream.Signature(command_layout(addr_width)))
+    dma_data : In(stream.Signature(beat_layout(dma_bytes)))
+        To a :class:`~systolic.hw.dma.DMAReader` (or a
+        :class:`~systolic.hw.read_arbiter.ReadArbiter`).
+    """
+
+    def __init__(self, config: HardwareConfig):
+        self.config = config
+        super().__init__({
+            "start": In(1), "stop": In(1),
+            "prog_addr": In(config.addr_width), "count": In(32),
+            "insn": Out(stream.Signature(fetch_layout())),
+            "fetched": Out(1), "busy": Out(1), "error": Out(1), "error_pc": Out(32),
+            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
+            "dma_data": In(stream.Signature(beat_layout(config.dma_bytes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        word_bits = (INSTRUCTION_BYTES - 1).bit_length()
+        pointer_bits = BUFFER_WORDS.bit_length()  # one bit more than an index
+
+        # Beats to words; the fetch never holds its beats back (room was reserved).
+        m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, (INSTRUCTION_BYTES,))
+        beat = self.dma_data.payload
+        m.d.comb += [
+            repacker.i.valid.eq(self.dma_data.valid), self.dma_data.ready.eq(repacker.i.ready),
+            repacker.i.payload.data.eq(beat.data), repacker.i.payload.count.eq(beat.count),
+            repacker.i.payload.last.eq(beat.last), repacker.i.payload.error.eq(beat.error),
+            repacker.o.ready.eq(1),
+        ]
+        word = repacker.o
+
+        running, fault = Signal(), Signal()
+        prog_addr, count = Signal(cfg.addr_width), Signal(32)
+        issue_pc, commit_pc, out_pc = Signal(32), Signal(32), Signal(32)
+        retry_left = Signal(range(CHUNK_WORDS + 1))  # words to request one by one
+        write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
+                                           for name in ("write_ptr", "commit_ptr", "read_ptr"))
+        received = Signal(range(CHUNK_WORDS + 1))  # words of the arriving command so far
+        # Commands in flight: stale ones (of a cancelled fetch or after a rewind) come first.
+        stale, current = Signal(range(MAX_COMMANDS + 1)), Signal(range(MAX_COMMANDS + 1))
+        pending_words = Signal(range(BUFFER_WORDS + 1))  # requested, not yet arrived
+
+        # Buffer.
+        buffer = Memory(shape=INSTRUCTION_BITS, depth=BUFFER_WORDS, init=[])
+        m.submodules.buffer = buffer
+        buffer_write = buffer.write_port()
+        buffer_read = buffer.read_port(domain="comb")
+        dropping = stale != 0
+        keep = word.valid & ~dropping
+        command_end = word.valid & word.payload.last
+        kept_end = keep & word.payload.last
+        failed = kept_end & word.payload.error
+        m.d.comb += [
+            buffer_write.addr.eq(write_ptr), buffer_write.data.eq(word.payload.data),
+            buffer_write.en.eq(keep),
+            buffer_read.addr.eq(read_ptr),
+            self.insn.valid.eq(read_ptr != commit_ptr),
+            self.insn.payload.word.eq(buffer_read.data),
+            self.insn.payload.pc.eq(out_pc),
+        ]
+        handout = self.insn.valid & self.insn.ready
+        m.d.comb += self.fetched.eq(handout)
+
+        # Issue: a chunk (or one word while retrying) when the buffer has room for it.
+        remaining = count - issue_pc
+        size = Signal(range(CHUNK_WORDS + 1))
+        m.d.comb += size.eq(Mux(retry_left != 0, 1,
+                                Mux(remaining < CHUNK_WORDS, remaining, CHUNK_WORDS)))
+        occupancy = (write_ptr - read_ptr)[:pointer_bits]
+        room = BUFFER_WORDS - occupancy - pending_words
+        issue = (~self.dma_cmd.valid & running & ~fault & (remaining != 0) & (size <= room)
+                 & (stale + current < MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
+        with m.If(issue):
+            m.d.sync += [
+                self.dma_cmd.valid.eq(1),
+                self.dma_cmd.payload.addr.eq(prog_addr + Cat(Const(0, word_bits), issue_pc)),
+                self.dma_cmd.payload.length.eq(Cat(Const(0, word_bits), size)),
+                issue_pc.eq(issue_pc + size),
+                retry_left.eq(retry_left - (retry_left != 0)),
+            ]
+        with m.Elif(self.dma_cmd.ready):
+            m.d.sync += self.dma_cmd.valid.eq(0)
+
+        # Arrival: keep or drop each word; a command's end commits, rewinds or faults.
+        stale_next = stale - (command_end & dropping)
+        current_next = current + issue - kept_end
+        m.d.sync += [stale.eq(stale_next), current.eq(current_next),
+                     pending_words.eq(pending_words + Mux(issue, size, 0) - keep)]
+        with m.If(keep):
+            m.d.sync += [write_ptr.eq(write_ptr + 1), received.eq(received + 1)]
+        with m.If(kept_end):
+            m.d.sync += received.eq(0)
+            with m.If(~word.payload.error):
+                m.d.sync += [commit_ptr.eq(write_ptr + 1),
+                             commit_pc.eq(commit_pc + received + 1)]
+            with m.Else():
+                m.d.sync += write_ptr.eq(commit_ptr)
+                with m.If(received != 0):  # fetch the chunk again word by word
+                    m.d.sync += [issue_pc.eq(commit_pc), retry_left.eq(received + 1)]
+                with m.Else():
+                    m.d.sync += [fault.eq(1), running.eq(0)]
+        with m.If(handout):
+            m.d.sync += [read_ptr.eq(read_ptr + 1), out_pc.eq(out_pc + 1)]
+            with m.If(out_pc == count - 1):
+                m.d.sync += running.eq(0)
+        report = fault & (read_ptr == commit_ptr)
+        m.d.sync += self.error.eq(report)
+        with m.If(report):
+            m.d.sync += fault.eq(0)
+        m.d.comb += self.error_pc.eq(out_pc)
+
+        # Cancelling: what is in flight becomes stale.
+        with m.If(failed | self.start | self.stop):
+            m.d.sync += [stale.eq(stale_next + current_next), current.eq(0),
+                         pending_words.eq(0), received.eq(0)]
+        with m.If(self.start | self.stop):
+            m.d.sync += [running.eq(0), fault.eq(0), retry_left.eq(0), write_ptr.eq(0),
+                         commit_ptr.eq(0), read_ptr.eq(0)]
+        with m.If(self.start):
+            m.d.sync += [prog_addr.eq(self.prog_addr), count.eq(self.count),
+                         running.eq(self.count != 0), issue_pc.eq(0), commit_pc.eq(0),
+                         out_pc.eq(0)]
+        m.d.comb += self.busy.eq(running | fault | (stale != 0) | (current != 0))
+        return m

@@ -1,0 +1,198 @@
+"""The load unit: LOAD instructions copy rows of host memory into scratchpad or accumulator
+lines through a DMA reader; and the row-command generator it shares with the store unit.
+
+A LOAD moves ``rows`` rows of ``row_bytes`` bytes; row ``i`` comes from host byte address
+``dram_addr + i * dram_stride`` (any alignment) and fills ``ceil(row_bytes / L)`` lines from
+line ``sram_addr + i * ceil(row_bytes / L)``, its last line zero-padded (``L``: the target
+memory's line bytes). Rows are consecutive lines, so line ``sram_addr + n`` receives the
+``n``-th line the row stream produces.
+"""
+
+from math import gcd
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .compute import memory_ports
+from .config import HardwareConfig
+from .dma import beat_layout, command_layout
+from .isa import Memory, Transfer
+from .memory import Repacker, StreamQueue, WritePortSignature
+
+__all__ = ["RowCommands", "LoadUnit"]
+
+#: Instructions the load unit holds between taking them and writing their last line.
+IN_FLIGHT = 4
+
+
+def row_layout(addr_width):
+    """A block of rows for :class:`RowCommands`."""
+    return data.StructLayout({"addr": addr_width, "stride": 32, "rows": 16, "length": 12})
+
+
+class RowCommands(wiring.Component):
+    """One DMA command per row: for each block (``addr``, ``stride``, ``rows`` >= 1,
+    ``length``) it emits ``(addr + i * stride, length)`` for ``i`` in ``0 .. rows - 1``
+    (addresses wrap at ``addr_width`` bits), one per cycle when ``cmd`` is ready. The
+    command stream comes straight from registers.
+
+    Members
+    -------
+    block : In(stream.Signature(row_layout(addr_width)))
+    cmd : Out(stream.Signature(command_layout(addr_width)))
+    busy : Out(1)
+        Commands of a block remain to be issued.
+    """
+
+    def __init__(self, addr_width):
+        self.addr_width = addr_width
+        super().__init__({
+            "block": In(stream.Signature(row_layout(addr_width))),
+            "cmd": Out(stream.Signature(command_layout(addr_width))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        addr, stride = Signal(self.addr_width), Signal(32)
+        left, length = Signal(16), Signal(12)
+        m.d.comb += [
+            self.busy.eq(left != 0),
+            self.block.ready.eq(left == 0),
+            self.cmd.valid.eq(left != 0),
+            self.cmd.payload.addr.eq(addr),
+            self.cmd.payload.length.eq(length),
+        ]
+        with m.If(self.block.valid & self.block.ready):
+            block = self.block.payload
+            m.d.sync += [addr.eq(block.addr), stride.eq(block.stride), left.eq(block.rows),
+                         length.eq(block.length)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [addr.eq(addr + stride), left.eq(left - 1)]
+        return m
+
+
+def transfer_widths(config: HardwareConfig):
+    """Line bytes of the scratchpad and the accumulator, indexed by :class:`Memory`, and the
+    byte unit that rows move in between them and ``dma_bytes``-wide beats."""
+    widths = (config.spad_line_bytes, config.acc_line_bytes)
+    return widths, gcd(config.dma_bytes, *widths)
+
+
+class LoadUnit(wiring.Component):
+    """Executes LOAD instructions (see ``hw/isa.py``).
+
+    Taking an instruction queues it and starts issuing its row commands, which run ahead of
+    the data (up to :data:`IN_FLIGHT` instructions); beats are repacked into lines of the
+    target memory's width (any line width against any bus width) and written at up to one
+    line per cycle. Beats and lines cross small queues, so neither ``dma_data.ready`` nor the
+    write ports' ``valid`` depend combinationally on another handshake.
+
+    Members
+    -------
+    insn : In(stream.Signature(Transfer))
+        LOAD instructions whose tokens have been taken and ranges checked (``rows`` and
+        ``row_bytes`` >= 1).
+    done : Out(1)
+        Pulses once per instruction, in order, in the cycle after its last line was written.
+    error : Out(1)
+        Pulses with ``done`` if the DMA reported an AXI error for any row of the
+        instruction (whose lines are then written with whatever data arrived).
+    dma_cmd : Out(stream.Signature(command_layout(addr_width)))
+    dma_data : In(stream.Signature(beat_layout(dma_bytes)))
+        To a :class:`~systolic.hw.dma.DMAReader` (possibly through a
+        :class:`~systolic.hw.read_arbiter.ReadArbiter`).
+    spad_write, acc_write : Out(WritePortSignature)
+        Line writes into the scratchpad and the accumulator.
+    """
+
+    def __init__(self, config: HardwareConfig):
+        self.config = config
+        spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(config)
+        super().__init__({
+            "insn": In(stream.Signature(Transfer)),
+            "done": Out(1), "error": Out(1),
+            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
+            "dma_data": In(stream.Signature(beat_layout(config.dma_bytes))),
+            "spad_write": Out(WritePortSignature(spad_addr, spad_bits)),
+            "acc_write": Out(WritePortSignature(acc_addr, acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        widths, unit = transfer_widths(cfg)
+        insn = self.insn.payload
+
+        m.submodules.commands = commands = RowCommands(cfg.addr_width)
+        wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
+        # The beat side needs each instruction's memory and rows; the line side also its
+        # first line. Both queues are filled as the instruction is taken.
+        m.submodules.intake_queue = intake_queue = StreamQueue(
+            data.StructLayout({"mem": 1, "rows": 16}), IN_FLIGHT)
+        m.submodules.write_queue = write_queue = StreamQueue(
+            data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), IN_FLIGHT)
+        ready = commands.block.ready & intake_queue.i.ready & write_queue.i.ready
+        m.d.comb += [
+            self.insn.ready.eq(ready),
+            commands.block.valid.eq(self.insn.valid & ready),
+            commands.block.payload.addr.eq(insn.dram_addr),
+            commands.block.payload.stride.eq(insn.dram_stride),
+            commands.block.payload.rows.eq(insn.rows),
+            commands.block.payload.length.eq(insn.row_bytes),
+            intake_queue.i.valid.eq(self.insn.valid & ready),
+            intake_queue.i.payload.mem.eq(insn.mem),
+            intake_queue.i.payload.rows.eq(insn.rows),
+            write_queue.i.valid.eq(self.insn.valid & ready),
+            write_queue.i.payload.mem.eq(insn.mem),
+            write_queue.i.payload.rows.eq(insn.rows),
+            write_queue.i.payload.sram_addr.eq(insn.sram_addr),
+        ]
+
+        # Beats: through a queue into the repacker, tagged with the instruction's line width.
+        m.submodules.beats = beats = StreamQueue(beat_layout(cfg.dma_bytes))
+        wiring.connect(m, wiring.flipped(self.dma_data), beats.i)
+        m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, widths, unit)
+        intake = intake_queue.o
+        rows_taken = Signal(16)
+        beat = beats.o.payload
+        m.d.comb += [
+            repacker.i.valid.eq(beats.o.valid & intake.valid),
+            beats.o.ready.eq(repacker.i.ready & intake.valid),
+            repacker.i.payload.data.eq(beat.data),
+            repacker.i.payload.count.eq(beat.count),
+            repacker.i.payload.last.eq(beat.last),
+            repacker.i.payload.error.eq(beat.error),
+            repacker.i.payload.width.eq(intake.payload.mem),
+        ]
+        with m.If(repacker.i.valid & repacker.i.ready & beat.last):
+            final_row = rows_taken == intake.payload.rows - 1
+            m.d.sync += rows_taken.eq(Mux(final_row, 0, rows_taken + 1))
+            m.d.comb += intake.ready.eq(final_row)
+
+        # Lines: through a queue to the target memory's write port, line sram_addr + n.
+        m.submodules.lines = lines = StreamQueue(repacker.o.payload.shape())
+        wiring.connect(m, repacker.o, lines.i)
+        target = write_queue.o.payload
+        line = lines.o.payload
+        offset, rows_written, error = Signal(16), Signal(16), Signal()
+        for port, mem in ((self.spad_write, Memory.SPAD), (self.acc_write, Memory.ACC)):
+            selected = target.mem == mem
+            m.d.comb += [
+                port.valid.eq(lines.o.valid & write_queue.o.valid & selected),
+                port.payload.addr.eq(target.sram_addr + offset),
+                port.payload.data.eq(line.data),
+            ]
+            with m.If(selected):
+                m.d.comb += lines.o.ready.eq(port.ready & write_queue.o.valid)
+        written = lines.o.valid & lines.o.ready
+        final = written & line.last & (rows_written == target.rows - 1)
+        m.d.comb += write_queue.o.ready.eq(final)
+        with m.If(written):
+            m.d.sync += [offset.eq(Mux(final, 0, offset + 1)),
+                         error.eq(~final & (error | line.error))]
+            with m.If(line.last):
+                m.d.sync += rows_written.eq(Mux(final, 0, rows_written + 1))
+        m.d.sync += [self.done.eq(final), self.error.eq(final & (error | line.error))]
+        return m
