@@ -68,9 +68,7 @@ class EltwiseMul(wiring.Component):
             product = multiply(p, beat.a, beat.b, f"l{lane}_ab")
             scaled = dyadic_scale(p, product, p["beat"].lanes[lane].m,
                                   p["beat"].lanes[lane].s, f"l{lane}")
-            p[f"l{lane}_y"] = saturate_out(scaled, self.out_bits)
-            p.step()
-            return p[f"l{lane}_y"]
+            return saturate_out(p, scaled, self.out_bits, f"l{lane}_out")
 
         results = p.parallel(lane_path, range(self.lanes))
         self.latency = p.finish(results)
@@ -117,9 +115,7 @@ class ResidualAdd(wiring.Component):
             ya, yb = p.parallel(operand_path, [(lane, "a"), (lane, "b")])
             p[f"l{lane}_sum"] = ya + yb
             p.step()
-            p[f"l{lane}_y"] = saturate_out(p[f"l{lane}_sum"], self.out_bits)
-            p.step()
-            return p[f"l{lane}_y"]
+            return saturate_out(p, p[f"l{lane}_sum"], self.out_bits, f"l{lane}_out")
 
         results = p.parallel(lane_path, range(self.lanes))
         self.latency = p.finish(results)

@@ -165,7 +165,7 @@ class _Norm(wiring.Component):
             y = dyadic_scale(q, q[f"{name}_z"], record.gm, record.gs, f"{name}_g")
             q[f"{name}_y"] = y + q["record"][lane].beta
             q.step()
-            return saturate_out(q[f"{name}_y"], self.out_bits)
+            return saturate_out(q, q[f"{name}_y"], self.out_bits, f"{name}_out")
 
         results = q.parallel(output, range(lanes))
         self.latency = output_stage(q, self.o, reader.issue & output_pass, can_issue,

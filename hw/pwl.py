@@ -130,7 +130,7 @@ class PiecewiseLinear(wiring.Component):
             p.step()
             y = Mux(p[f"{name}_above"], p[f"{name}_x"],
                     Mux(p[f"{name}_below"], 0, p[f"{name}_interp"]))
-            p[f"{name}_y"] = saturate(y, -(1 << (PWL_WIDTH - 1)), (1 << (PWL_WIDTH - 1)) - 1)
+            p[f"{name}_y"] = saturate(y, PWL_WIDTH)
             p.step()
             return p[f"{name}_y"]
 

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MANT_WIDTH, SHIFT_WIDTH
 from .vector import (OutBits, StreamingPipeline, out_bits_port, beat_layout, check_lanes, dyadic_scale,
-                     multiply, out_layout, saturate, saturate_out, signed_range)
+                     multiply, out_layout, saturate, saturate_out)
 
 __all__ = ["Requantize", "requantize_layout"]
 
@@ -59,8 +59,6 @@ class Requantize(wiring.Component):
         m = Module()
         p = StreamingPipeline(m, self.i, self.o, "requant")
         beat = p["beat"]
-        lo32, hi32 = signed_range(ACC_WIDTH)
-
         def lane_path(lane):
             name = f"l{lane}"
             # m * mant fits 30 bits (one DSP product); the total shift is s - exp.
@@ -68,11 +66,11 @@ class Requantize(wiring.Component):
             p[f"{name}_total_shift"] = (p["beat"].lanes[lane].s - p["beat"].exp)[:SHIFT_WIDTH]
             scaled = dyadic_scale(p, p["beat"].lanes[lane].acc, mult, p[f"{name}_total_shift"],
                                   name)
-            p[f"{name}_sat32"] = saturate(scaled, lo32, hi32)
+            p[f"{name}_sat32"] = saturate(scaled, ACC_WIDTH)
             p.step()
             p[f"{name}_biased"] = p[f"{name}_sat32"] + p["beat"].lanes[lane].bias
             p.step()
-            return saturate_out(p[f"{name}_biased"], self.out_bits)
+            return saturate_out(p, p[f"{name}_biased"], self.out_bits, f"{name}_out")
 
         results = p.parallel(lane_path, range(self.lanes))
         self.latency = p.finish(results)

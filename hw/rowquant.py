@@ -119,7 +119,7 @@ class RowQuantize(wiring.Component):
 
         def lane_path(lane):
             scaled = dyadic_scale(q, q["record"][lane], q["recip"], q["shift"], f"l{lane}")
-            q[f"l{lane}_q"] = saturate(scaled, -128, 127)
+            q[f"l{lane}_q"] = saturate(scaled, 8)
             q.step()
             return q[f"l{lane}_q"]
 

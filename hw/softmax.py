@@ -105,7 +105,7 @@ class Softmax(wiring.Component):
         for k in range(lanes):
             x, mask = beat.lanes[k].x, beat.lanes[k].mask
             column = Cat(p["column"] + k, Const(0, 1)).as_signed()
-            p[f"l{k}_x"] = Mux(self.masked, saturate(x + mask, INT32_MIN, -INT32_MIN - 1), x)
+            p[f"l{k}_x"] = Mux(self.masked, saturate(x + mask, ACC_WIDTH), x)
             p[f"l{k}_ok"] = (lane_valid(beat.count, k)
                              & ~(self.masked & (mask == INT32_MIN))
                              & ~(self.causal & (column > beat.q_index)))
@@ -187,7 +187,7 @@ class Softmax(wiring.Component):
             name = f"l{lane}"
             product = multiply(q, q["e_read"][lane], q["recip"], f"{name}_er")
             prob = round_shift(q, product, q["p_shift"], f"{name}_p")
-            q[f"{name}_p"] = Mux(q["any"], saturate(prob, 0, 2**PROB_BITS - 1), 0)
+            q[f"{name}_p"] = Mux(q["any"], saturate(prob.as_unsigned(), PROB_BITS, signed_result=False), 0)
             q.step()
             return q[f"{name}_p"]
 

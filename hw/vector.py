@@ -215,18 +215,23 @@ def output_stage(p, o, issue, can_issue, results, count, last, valid="valid", **
     depth: ``issue`` (a beat entered stage 0) spends a credit, ``can_issue`` is driven;
     ``p[valid]`` at the current stage pushes ``results`` (one per lane), ``count``,
     ``last`` and ``row_fields``. Returns the pipeline depth."""
+    # The queue's write data comes straight from registers.
+    fields = {"count": count, "last": last, **row_fields}
+    for lane, value in enumerate(results):
+        p[f"out_data{lane}"] = value
+    for key, value in fields.items():
+        p[f"out_{key}"] = value
+    p.step()
     queue = OutputQueue(p.m, o, OutputQueue.depth_for(p.stage), name=f"{p.name}_queue")
     p.m.d.comb += [
         queue.issue.eq(issue),
         can_issue.eq(queue.can_issue),
         queue.push.eq(p[valid]),
-        queue.payload.count.eq(count),
-        queue.payload.last.eq(last),
     ]
-    for lane, value in enumerate(results):
-        p.m.d.comb += queue.payload.data[lane].eq(value)
-    for key, value in row_fields.items():
-        p.m.d.comb += queue.payload[key].eq(value)
+    for lane in range(len(results)):
+        p.m.d.comb += queue.payload.data[lane].eq(p[f"out_data{lane}"])
+    for key in fields:
+        p.m.d.comb += queue.payload[key].eq(p[f"out_{key}"])
     return p.stage
 
 
@@ -234,56 +239,93 @@ def signed_range(bits):
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def saturate(value, lo, hi):
-    """``value`` clamped to ``lo..hi`` (constants or signals), combinationally."""
-    return Mux(value > hi, hi, Mux(value < lo, lo, value))
+def fits_signed(value, bits):
+    """``value`` lies in the signed ``bits``-wide range: its bits from ``bits - 1`` up are
+    all equal (a LUT reduction, no carry chain)."""
+    value = Value.cast(value)
+    if len(value) <= bits:
+        return Const(1, 1)
+    high = value[bits - 1:]
+    if not value.shape().signed:
+        return high == 0
+    return (high == 0) | (high == (1 << len(high)) - 1)
 
 
-def saturate_out(value, out_bits):
-    """``value`` clamped to the signed range selected by ``out_bits`` (an :class:`OutBits`
-    signal); at most 32 bits wide."""
-    def bound(pick):
-        return Mux(out_bits == OutBits.INT8, pick(8),
-                   Mux(out_bits == OutBits.INT16, pick(16), pick(32)))
-    lo = bound(lambda bits: Const(signed_range(bits)[0], signed(ACC_WIDTH)))
-    hi = bound(lambda bits: Const(signed_range(bits)[1], signed(ACC_WIDTH)))
-    return saturate(value, lo, hi)
+def saturate(value, bits, signed_result=True):
+    """``value`` clamped to the signed ``bits``-wide range (or, with ``signed_result``
+    False, to ``0..2**bits - 1`` for a non-negative ``value``), combinationally."""
+    value = Value.cast(value)
+    if signed_result:
+        lo, hi = signed_range(bits)
+        return Mux(fits_signed(value, bits), value[:bits].as_signed(),
+                   Mux(value[-1] & value.shape().signed, lo, hi))
+    if len(value) <= bits:
+        return value
+    return Mux(value[bits:] == 0, value[:bits], (1 << bits) - 1)
 
 
-def multiply(p, a, b, name, split=18):
-    """``a * b`` of two values of the current stage (which should be registers), returned
-    one stage later: when both operands are wider than ``split`` bits, the wider one is
-    cut into an unsigned low part of ``split - 1`` bits and the rest, the two partial
-    products are registered, and their sum is returned (combinational at that stage)."""
-    a, b = Value.cast(a), Value.cast(b)
-    if len(a) > len(b):
-        a, b = b, a
-    if len(a) <= split or len(b) <= split:
-        p[f"{name}_prod"] = a * b
-        p.step()
-        return p[f"{name}_prod"]
-    low = split - 1
-    high = b[low:].as_signed() if b.shape().signed else b[low:]
-    p[f"{name}_lo"] = a * b[:low]
-    p[f"{name}_hi"] = a * high
+def saturate_out(p, value, out_bits, name):
+    """``value`` (signed, of the current stage) clamped to the signed range selected by
+    ``out_bits`` (an :class:`OutBits` signal): the range checks are registered, and the
+    selection is returned (combinational) one stage later."""
+    value = Value.cast(value)
+    p[f"{name}_value"] = value[:ACC_WIDTH]
+    p[f"{name}_negative"] = value[-1]
+    for bits in (8, 16, 32):
+        p[f"{name}_fits{bits}"] = fits_signed(value, bits)
     p.step()
-    return (p[f"{name}_hi"] << low) + p[f"{name}_lo"]
+
+    def clamp(bits):
+        lo, hi = signed_range(bits)
+        return Mux(p[f"{name}_fits{bits}"], p[f"{name}_value"],
+                   Mux(p[f"{name}_negative"], lo, hi))
+    return Mux(out_bits == OutBits.INT8, clamp(8),
+               Mux(out_bits == OutBits.INT16, clamp(16), clamp(32)))
+
+
+#: Operand width of one DSP multiplier (ECP5 MULT18X18D); wider operands are cut into
+#: unsigned 17-bit pieces and a signed top piece.
+DSP_WIDTH = 18
+
+
+def _pieces(value):
+    value = Value.cast(value)
+    if len(value) <= DSP_WIDTH:
+        return [(value, 0)]
+    low = DSP_WIDTH - 1
+    pieces = [(value[i:i + low], i) for i in range(0, len(value) - low, low)]
+    top = len(pieces) * low
+    high = value[top:]
+    return pieces + [(high.as_signed() if value.shape().signed else high, top)]
+
+
+def multiply(p, a, b, name):
+    """``a * b`` of two values of the current stage (which should be registers) as a
+    register: every pair of operand pieces (at most 18 bits each, one DSP block) gives a
+    registered partial product, and the partial products are summed by a tree of
+    registered adders, one level per stage."""
+    products = []
+    for i, (x, x_shift) in enumerate(_pieces(a)):
+        for j, (y, y_shift) in enumerate(_pieces(b)):
+            p[f"{name}_pp{i}{j}"] = x * y
+            products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
+    p.step()
+    return lane_reduce(p, [p[key] << shift for key, shift in products],
+                       lambda x, y: x + y, f"{name}_sum")
 
 
 def dyadic_scale(p, x, mult, shift, name):
-    """``round_shift(x * mult, shift)``: a registered product, then :func:`round_shift`;
-    the result is combinational four stages later."""
+    """``round_shift(x * mult, shift)``: :func:`multiply`, then :func:`round_shift`."""
     p[f"{name}_shift"] = shift  # arguments are values of the entry stage
-    p[f"{name}_product"] = multiply(p, x, mult, f"{name}_mul")
-    p.step()
-    return round_shift(p, p[f"{name}_product"], p[f"{name}_shift"], f"{name}_rs")
+    product = multiply(p, x, mult, f"{name}_mul")
+    return round_shift(p, product, p[f"{name}_shift"], f"{name}_rs")
 
 
 def round_shift(p, x, s, name):
     """Golden ``round_shift(x, s) = (x + 2**(s-1)) >> s`` in two stages of barrel shifting
     and a short add, computed as ``(((x << 1) >> s) + 1) >> 1`` (equal for every ``s >= 0``
-    and needs no wide rounding adder). ``s`` is unsigned. Returns the value at the stage
-    after the two shift stages (combinational there)."""
+    and needs no wide rounding adder). ``s`` is unsigned. Returns the registered result
+    three stages later."""
     x = Value.cast(x)
     if not x.shape().signed:
         x = Cat(x, Const(0, 1)).as_signed()
@@ -295,7 +337,9 @@ def round_shift(p, x, s, name):
     p.step()
     p[f"{name}_shifted"] = p[f"{name}_coarse"] >> p[f"{name}_fine"]
     p.step()
-    return (p[f"{name}_shifted"] + 1) >> 1
+    p[f"{name}_rounded"] = (p[f"{name}_shifted"] + 1) >> 1
+    p.step()
+    return p[f"{name}_rounded"]
 
 
 def lane_reduce(p, values, op, name):

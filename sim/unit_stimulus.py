@@ -57,7 +57,8 @@ def row_beats(layout, lanes, lane_values, row_values=None):
 
     ``lane_values``: field name -> (rows, cols) integer array (per element);
     ``row_values``: field name -> (rows,) array (copied into every beat of the row).
-    Padding lanes of a short final beat are zero.
+    Padding lanes of a short final beat carry another row's values (units must ignore
+    them, in reductions too).
     """
     first = next(iter(lane_values.values()))
     rows, cols = first.shape
@@ -66,7 +67,8 @@ def row_beats(layout, lanes, lane_values, row_values=None):
     for r in range(rows):
         for start in range(0, cols, lanes):
             count = min(lanes, cols - start)
-            lane_records = [{name: int(values[r, start + k]) if k < count else 0
+            lane_records = [{name: int(values[r, start + k] if k < count else
+                                       values[(r + 1) % rows, (start + k) % cols])
                              for name, values in lane_values.items()} for k in range(lanes)]
             beat = {"lanes": lane_records, "count": count, "last": start + count == cols}
             beat.update({name: int(values[r]) for name, values in row_values.items()})
