@@ -149,7 +149,7 @@ NORM_MAX_ROW = 2**14
 ROWQUANT_MAX_ROW = 2**16
 #: Default ``max_row`` of the norm and row-quantization units.
 NORM_DEFAULT_ROW = 1024
-#: Default lanes of every vector unit.
+#: Default and largest lanes (elements per beat) of every vector unit.
 VECTOR_DEFAULT_LANES = 4
 #: Vector units the generator offers (names of :class:`VectorUnitsConfig` flags).
 VECTOR_UNITS = ("requantize", "softmax", "gelu", "silu", "eltwise", "layernorm", "rmsnorm",
@@ -162,6 +162,7 @@ class VectorUnitsConfig:
 
     ``lanes`` (1..64) elements per beat for every unit; ``max_row`` (elements) sizes the
     row buffers of softmax, layernorm, rmsnorm and rowquant (each is clamped to its unit's
+MAX_LANES = 64
     limit: softmax 65536, norms 16384, rowquant 65536; ``softmax_max_row`` overrides it for
     softmax, whose rows are sequence lengths). Units whose flag is False are absent and
     their operations fall back to the host.
@@ -180,7 +181,7 @@ class VectorUnitsConfig:
     rowquant: bool = True
 
     def __post_init__(self):
-        for name, value, limit in (("lanes", self.lanes, 64),
+        for name, value, limit in (("lanes", self.lanes, MAX_LANES),
                                    ("max_row", self.max_row, NORM_MAX_ROW),
                                    ("softmax_max_row", self.softmax_max_row, SOFTMAX_MAX_ROW)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:

@@ -18,16 +18,15 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import ACC_WIDTH
+from .config import ACC_WIDTH, MAX_LANES
 
 __all__ = [
-    "OutBits", "out_bits_port", "Pipeline", "output_stage", "StreamingPipeline", "OutputQueue", "lanes_shape", "beat_layout", "out_layout",
-    "check_lanes", "check_max_row", "multiply", "dyadic_scale", "round_shift", "saturate", "saturate_out",
-    "lane_reduce", "Divider", "Isqrt", "signed_range", "RowBuffer", "RowReader", "StateMachine",
+    "OutBits", "out_bits_port", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
+    "out_layout", "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage",
+    "signed_range", "fits_signed", "saturate", "saturate_out", "multiply", "dyadic_scale",
+    "round_shift", "lane_reduce", "Divider", "Isqrt", "RowBuffer", "RowReader", "row_reduce",
+    "lane_magnitudes", "lane_valid", "maximum", "StateMachine",
 ]
-
-#: Largest ``lanes`` any vector unit accepts.
-MAX_LANES = 64
 
 
 class OutBits(enum.Enum, shape=unsigned(6)):
