@@ -151,6 +151,7 @@ ROWQUANT_MAX_ROW = 2**16
 NORM_DEFAULT_ROW = 1024
 #: Default and largest lanes (elements per beat) of every vector unit.
 VECTOR_DEFAULT_LANES = 4
+MAX_LANES = 64
 #: Vector units the generator offers (names of :class:`VectorUnitsConfig` flags).
 VECTOR_UNITS = ("requantize", "softmax", "gelu", "silu", "eltwise", "layernorm", "rmsnorm",
                 "rowquant")
@@ -162,7 +163,6 @@ class VectorUnitsConfig:
 
     ``lanes`` (1..64) elements per beat for every unit; ``max_row`` (elements) sizes the
     row buffers of softmax, layernorm, rmsnorm and rowquant (each is clamped to its unit's
-MAX_LANES = 64
     limit: softmax 65536, norms 16384, rowquant 65536; ``softmax_max_row`` overrides it for
     softmax, whose rows are sequence lengths). Units whose flag is False are absent and
     their operations fall back to the host.
