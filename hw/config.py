@@ -134,7 +134,7 @@ class HardwareConfig:
 
 # Vector units ---------------------------------------------------------------------------
 # Number formats of the vector units. They mirror the constants of the golden models in
-# sw/numerics (tests/test_units_formats.py asserts they are equal).
+# sw/numerics (tests/test_units_generation.py asserts they are equal).
 
 #: Width of a signed dyadic mantissa field (``|m| < 2**15``) and of a row-scale mantissa.
 MANT_WIDTH = 16
