@@ -93,105 +93,185 @@ def ints_to_lines(values, width):
                          np.uint8).reshape(len(values), width)
 
 
-class TransferBench:
-    """A load or store unit with both SRAMs and a DMA engine on the AXI memory model; the
-    testbench preloads the SRAMs, feeds instructions with random gaps, records the cycles of
-    ``done`` and ``error`` pulses, and reads the SRAMs back."""
+async def write_lines(ctx, port, lines):
+    ctx.set(port.valid, 1)
+    for addr, line in enumerate(lines):
+        ctx.set(port.payload.addr, addr)
+        ctx.set(port.payload.data, line)
+        await ctx.tick()
+    ctx.set(port.valid, 0)
 
-    def __init__(self, config, unit_class, memory, *, error_ranges=(), seed=0, latency=3,
+
+async def read_lines(ctx, port, count):
+    lines = []
+    ctx.set(port.en, 1)
+    for addr in range(count):
+        ctx.set(port.addr, addr)
+        await ctx.tick()
+        lines.append(ctx.get(port.data))
+    ctx.set(port.en, 0)
+    return lines
+
+
+class Bench:
+    """Some of a load unit, a store unit and a fetch unit with both SRAMs and DMA engines on
+    the AXI memory model (fetch and load share the reader through a :class:`ReadArbiter`).
+    Testbench coroutines preload and read back the SRAMs, feed a unit instructions with
+    random gaps recording its ``done``/``error`` pulses, and run fetch scripts."""
+
+    def __init__(self, config, memory, *, units=("load",), error_ranges=(), seed=0, latency=3,
                  ready_probability=0.8, valid_probability=0.8, max_burst=16):
         self.config, self.memory = config, memory
+        self.models, self.processes = [], []
         spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(config)
         m = Module()
-        m.submodules.unit = self.unit = unit = unit_class(config)
         m.submodules.spad = self.spad = BankedMemory(config.spad_lines, spad_bits,
                                                      config.spad_banks, readers=2, writers=2)
         m.submodules.acc = self.acc = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
                                                    readers=2, writers=2)
-        load = unit_class is LoadUnit
-        engine = (DMAReader if load else DMAWriter)(config.addr_width, config.dma_bytes,
-                                                    max_burst=max_burst, max_outstanding=4)
-        m.submodules.engine = engine
-        wiring.connect(m, unit.dma_cmd, engine.cmd)
-        if load:
-            wiring.connect(m, engine.data, unit.dma_data)
-            wiring.connect(m, unit.spad_write, self.spad.write[0])
-            wiring.connect(m, unit.acc_write, self.acc.write[0])
-        else:
-            wiring.connect(m, unit.dma_data, engine.data)
-            wiring.connect(m, engine.done, unit.dma_done)
-            wiring.connect(m, unit.spad_read, self.spad.read[0])
-            wiring.connect(m, unit.acc_read, self.acc.read[0])
-        self.model = AXI4MemoryModel(engine.bus, memory, error_ranges=error_ranges,
-                                     ready_probability=ready_probability,
-                                     valid_probability=valid_probability, read_latency=latency,
-                                     write_latency=latency, seed=seed)
-        self.sim = Simulator(m)
-        self.sim.add_clock(1e-8)
-        self.sim.add_process(self.model.process)
+        engine = dict(addr_width=config.addr_width, data_bytes=config.dma_bytes,
+                      max_burst=max_burst, max_outstanding=4)
+        self.units = {}
+        readers = []
+        if "fetch" in units:
+            m.submodules.fetch = fetch = self.units["fetch"] = Fetch(config)
+            readers.append(fetch)
+        if "load" in units:
+            m.submodules.load = load = self.units["load"] = LoadUnit(config)
+            readers.append(load)
+            wiring.connect(m, load.spad_write, self.spad.write[0])
+            wiring.connect(m, load.acc_write, self.acc.write[0])
+        if "store" in units:
+            m.submodules.store = store = self.units["store"] = StoreUnit(config)
+            m.submodules.writer = writer = DMAWriter(**engine)
+            wiring.connect(m, store.dma_cmd, writer.cmd)
+            wiring.connect(m, store.dma_data, writer.data)
+            wiring.connect(m, writer.done, store.dma_done)
+            wiring.connect(m, store.spad_read, self.spad.read[0])
+            wiring.connect(m, store.acc_read, self.acc.read[0])
+            self._model(writer.bus, error_ranges, ready_probability, valid_probability,
+                        latency, seed)
+        if readers:
+            m.submodules.reader = reader = DMAReader(**engine)
+            if len(readers) == 1:
+                wiring.connect(m, readers[0].dma_cmd, reader.cmd)
+                wiring.connect(m, reader.data, readers[0].dma_data)
+            else:
+                m.submodules.arbiter = arbiter = ReadArbiter(config.addr_width,
+                                                             config.dma_bytes)
+                for client, unit in zip(arbiter.clients, readers):
+                    wiring.connect(m, unit.dma_cmd, client.cmd)
+                    wiring.connect(m, client.data, unit.dma_data)
+                wiring.connect(m, arbiter.cmd, reader.cmd)
+                wiring.connect(m, reader.data, arbiter.data)
+            self._model(reader.bus, error_ranges, ready_probability, valid_probability,
+                        latency, seed + 1)
+        self.module = m
         self.rng = random.Random(seed)
 
-    async def _write_lines(self, ctx, port, lines):
-        ctx.set(port.valid, 1)
-        for addr, line in enumerate(lines):
-            ctx.set(port.payload.addr, addr)
-            ctx.set(port.payload.data, line)
+    def _model(self, bus, error_ranges, ready_probability, valid_probability, latency, seed):
+        model = AXI4MemoryModel(
+            bus, self.memory, error_ranges=error_ranges, ready_probability=ready_probability,
+            valid_probability=valid_probability, read_latency=latency, write_latency=latency,
+            seed=seed)
+        self.models.append(model)
+        self.processes.append(model.process)
+
+    def run(self, *testbenches):
+        sim = Simulator(self.module)
+        sim.add_clock(1e-8)
+        for process in self.processes:
+            sim.add_process(process)
+        for testbench in testbenches:
+            sim.add_testbench(testbench)
+        sim.run()
+
+    async def preload(self, ctx, spad, acc):
+        await write_lines(ctx, self.spad.write[1], lines_to_ints(spad))
+        await write_lines(ctx, self.acc.write[1], lines_to_ints(acc))
+
+    async def read_back(self, ctx, spad, acc):
+        return (ints_to_lines(await read_lines(ctx, self.spad.read[1], len(spad)),
+                              spad.shape[1]),
+                ints_to_lines(await read_lines(ctx, self.acc.read[1], len(acc)), acc.shape[1]))
+
+    async def feed(self, ctx, unit, words, gap=0.3):
+        """Offer ``words`` to ``unit`` until all are done; returns per instruction its
+        (accept cycle, done cycle, error)."""
+        pending, accepted, done, cycle, idle = list(words), [], [], 0, 0
+        offering = False
+        while len(done) < len(words):
+            if not offering and pending and self.rng.random() >= gap:
+                offering = True
+                ctx.set(unit.insn.payload.as_value(), pending[0])
+            ctx.set(unit.insn.valid, offering)
+            _, _, ready, done_pulse, error_pulse = await ctx.tick().sample(
+                unit.insn.ready, unit.done, unit.error)
+            if offering and ready:
+                pending.pop(0)
+                accepted.append(cycle)
+                offering = False
+                ctx.set(unit.insn.valid, 0)
+            assert not error_pulse or done_pulse, "error without done"
+            if done_pulse:
+                done.append((cycle, bool(error_pulse)))
+                idle = 0
+            idle += 1
+            cycle += 1
+            if idle > TIMEOUT:
+                raise SimulationHang(f"{len(done)} of {len(words)} instructions done")
+        for _ in range(5):  # no spurious pulses after the last instruction
+            _, _, done_pulse, error_pulse = await ctx.tick().sample(unit.done, unit.error)
+            assert not done_pulse and not error_pulse
+        return [(a, d, e) for a, (d, e) in zip(accepted, done)]
+
+
+    async def fetch(self, ctx, programs, stall=0.3):
+        """Run fetch ``programs`` ``(prog_addr, count, cancel_after, stop)`` one after the
+        other, taking words with random stalls; a program with ``cancel_after`` words taken
+        is cancelled by ``stop`` (or, without it, by the next program's ``start``). Returns
+        per program the ``(pc, word)`` taken and the ``error_pc`` reported (or None)."""
+        fetch = self.units["fetch"]
+        results = []
+        for addr, count, cancel_after, stop in programs:
+            ctx.set(fetch.prog_addr, addr)
+            ctx.set(fetch.count, count)
+            ctx.set(fetch.start, 1)
             await ctx.tick()
-        ctx.set(port.valid, 0)
-
-    async def _read_lines(self, ctx, port, count):
-        lines = []
-        ctx.set(port.en, 1)
-        for addr in range(count):
-            ctx.set(port.addr, addr)
-            await ctx.tick()
-            lines.append(ctx.get(port.data))
-        ctx.set(port.en, 0)
-        return lines
-
-    def run(self, words, spad, acc, gap=0.3):
-        """Execute ``words`` with the SRAMs preloaded with ``spad`` and ``acc`` (line byte
-        arrays); returns (spad, acc) after, and per instruction its (accept cycle, done cycle,
-        error)."""
-        out = {}
-        unit = self.unit
-
-        async def bench(ctx):
-            await self._write_lines(ctx, self.spad.write[1], lines_to_ints(spad))
-            await self._write_lines(ctx, self.acc.write[1], lines_to_ints(acc))
-            pending, accepted, done, cycle, idle = list(words), [], [], 0, 0
-            offering = False
-            while len(done) < len(words):
-                if not offering and pending and self.rng.random() >= gap:
-                    offering = True
-                    ctx.set(unit.insn.payload.as_value(), pending[0])
-                ctx.set(unit.insn.valid, offering)
-                _, _, ready, done_pulse, error_pulse = await ctx.tick().sample(
-                    unit.insn.ready, unit.done, unit.error)
-                if offering and ready:
-                    pending.pop(0)
-                    accepted.append(cycle)
-                    offering = False
-                    ctx.set(unit.insn.valid, 0)
-                assert not error_pulse or done_pulse, "error without done"
-                if done_pulse:
-                    done.append((cycle, bool(error_pulse)))
-                    idle = 0
+            ctx.set(fetch.start, 0)
+            words, error, idle = [], None, 0
+            while True:
+                if len(words) == cancel_after:
+                    ctx.set(fetch.insn.ready, 0)
+                    if stop:
+                        ctx.set(fetch.stop, 1)
+                        await ctx.tick()
+                        ctx.set(fetch.stop, 0)
+                    break
+                ready = self.rng.random() >= stall
+                ctx.set(fetch.insn.ready, ready)
+                _, _, valid, payload, fetched, busy, error_pulse, error_pc = \
+                    await ctx.tick().sample(fetch.insn.valid, fetch.insn.payload, fetch.fetched,
+                                            fetch.busy, fetch.error, fetch.error_pc)
+                assert fetched == (valid and ready)
                 idle += 1
-                cycle += 1
+                if valid and ready:
+                    words.append((payload.pc, payload.word))
+                    idle = 0
+                if error_pulse:
+                    assert error is None, "second error"
+                    error = error_pc
+                if not busy:
+                    break
                 if idle > TIMEOUT:
-                    raise SimulationHang(f"{len(done)} of {len(words)} instructions done")
-            for _ in range(5):  # no spurious pulses after the last instruction
-                _, _, done_pulse, error_pulse = await ctx.tick().sample(unit.done, unit.error)
-                assert not done_pulse and not error_pulse
-            out["spad"] = await self._read_lines(ctx, self.spad.read[1], len(spad))
-            out["acc"] = await self._read_lines(ctx, self.acc.read[1], len(acc))
-            out["timing"] = [(a, d, e) for a, (d, e) in zip(accepted, done)]
-
-        self.sim.add_testbench(bench)
-        self.sim.run()
-        return (ints_to_lines(out["spad"], spad.shape[1]), ints_to_lines(out["acc"], acc.shape[1]),
-                out["timing"])
+                    raise SimulationHang(f"fetch stuck after {len(words)} words")
+            results.append((words, error))
+        for _ in range(TIMEOUT):  # a cancelled fetch drains its commands
+            _, _, busy, valid = await ctx.tick().sample(fetch.busy, fetch.insn.valid)
+            assert not valid
+            if not busy:
+                return results
+        raise SimulationHang("fetch never became idle")
 
 
 def random_state(config, seed):
@@ -313,10 +393,18 @@ def run_unit(config, unit_class, words, seed, **bench_options):
         b"".join(w.to_bytes(16, "little") for w in words), np.uint8)])
     result = functional.run(image, DATA_SPAN, len(words))
     assert result.error == 0
-    bench = TransferBench(config, unit_class, memory, seed=seed, **bench_options)
-    hw_spad, hw_acc, timing = bench.run(words, spad, acc)
-    return ((hw_spad, hw_acc, memory), (*functional_state(functional), result.memory[:DATA_SPAN]),
-            timing)
+    kind = "load" if unit_class is LoadUnit else "store"
+    bench = Bench(config, memory, units=(kind,), seed=seed, **bench_options)
+    out = {}
+
+    async def testbench(ctx):
+        await bench.preload(ctx, spad, acc)
+        out["timing"] = await bench.feed(ctx, bench.units[kind], words)
+        out["spad"], out["acc"] = await bench.read_back(ctx, spad, acc)
+
+    bench.run(testbench)
+    return ((out["spad"], out["acc"], memory),
+            (*functional_state(functional), result.memory[:DATA_SPAN]), out["timing"])
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
@@ -340,3 +428,153 @@ def test_store_matches_functional(config):
     for name, got, expected in zip(("spad", "acc", "memory"), hardware, functional):
         np.testing.assert_array_equal(got, expected, err_msg=name)
     assert not any(error for _, _, error in timing)
+
+
+#: SLVERR ranges for the error tests: a 4 KiB boundary region and a single byte.
+ERROR_RANGES = [(4096 - 24, 4096 + 8), (6000, 6001)]
+
+
+def error_words(config, opcode, seed):
+    """Random transfers, every other one moved onto an error range."""
+    rng = np.random.default_rng(seed)
+    words = []
+    for index in range(12):
+        word = random_transfer(rng, config, opcode, max_rows=3)
+        if index % 2:
+            _, fields = decode(word)
+            lo, _ = ERROR_RANGES[index // 2 % len(ERROR_RANGES)]
+            fields["dram_addr"] = lo - int(rng.integers(0, fields["row_bytes"] + 8))
+            word = encode(opcode, **{k: v for k, v in fields.items() if not k.startswith("deps")})
+        words.append(word)
+    return words
+
+
+@pytest.mark.parametrize("unit_class", [LoadUnit, StoreUnit], ids=["load", "store"])
+def test_axi_errors_flagged_per_instruction(unit_class):
+    """An instruction with a row in an SLVERR range pulses error with its done, the others
+    do not, and nothing hangs. Loads still write the lines (the model returns the data);
+    stores write every byte outside the failed rows' bus words."""
+    config = CONFIGS[0]
+    opcode = Opcode.LOAD if unit_class is LoadUnit else Opcode.STORE
+    words = error_words(config, opcode, 77)
+    expected = [any(touches(a, n, config.dma_bytes, ERROR_RANGES) for a, n in row_regions(w))
+                for w in words]
+    assert any(expected) and not all(expected)
+    hardware, functional, timing = run_unit(config, unit_class, words, 77,
+                                            error_ranges=ERROR_RANGES)
+    assert [error for _, _, error in timing] == expected
+    np.testing.assert_array_equal(hardware[0], functional[0])
+    np.testing.assert_array_equal(hardware[1], functional[1])
+    failed = np.zeros(DATA_SPAN, bool)
+    for word, error in zip(words, expected):
+        for addr, length in row_regions(word):
+            if error and touches(addr, length, config.dma_bytes, ERROR_RANGES):
+                db = config.dma_bytes
+                failed[addr // db * db:-(-(addr + length) // db) * db] = True
+    np.testing.assert_array_equal(hardware[2][~failed], functional[2][~failed])
+
+
+# -- throughput ----------------------------------------------------------------------------
+
+THROUGHPUT_CONFIG = HardwareConfig(rows=8, cols=8, spad_lines=512, acc_lines=128, dma_bytes=8)
+
+
+@pytest.mark.parametrize("unit_class", [LoadUnit, StoreUnit], ids=["load", "store"])
+@pytest.mark.parametrize("mem, rows", [(Memory.SPAD, 1), (Memory.SPAD, 8), (Memory.ACC, 4)])
+def test_throughput(unit_class, mem, rows):
+    """Aligned contiguous transfers of 4 KiB against a memory with latency: close to one bus
+    beat per cycle (the DMA spends a cycle per row command)."""
+    config = THROUGHPUT_CONFIG
+    width = line_bytes(config, mem.value)
+    row_bytes = 4096 // rows - (width if rows == 1 else 0)  # row_bytes has 12 bits
+    opcode = Opcode.LOAD if unit_class is LoadUnit else Opcode.STORE
+    word = encode(opcode, mem=mem, sram_addr=0, rows=rows, row_bytes=row_bytes, dram_addr=0,
+                  dram_stride=row_bytes)
+    hardware, functional, timing = run_unit(config, unit_class, [word], 5, latency=8,
+                                            ready_probability=1.0, valid_probability=1.0,
+                                            max_burst=64)
+    for got, expected in zip(hardware, functional):
+        np.testing.assert_array_equal(got, expected)
+    (accepted, done, _), = timing
+    beats = rows * row_bytes // config.dma_bytes
+    lines = rows * row_bytes // width
+    cycles = done - accepted
+    print(f"{unit_class.__name__} {mem.name} {rows} rows: {lines} lines ({beats} beats) in "
+          f"{cycles} cycles: {lines / cycles:.3f} lines/cycle, {beats / cycles:.3f} beats/cycle")
+    assert cycles <= beats + 2 * rows + 30
+
+
+# -- fetch -------------------------------------------------------------------------------------
+
+def program_words(memory, addr, count):
+    return [int.from_bytes(memory[addr + 16 * pc:addr + 16 * pc + 16].tobytes(), "little")
+            for pc in range(count)]
+
+
+def check_fetch(memory, programs, results, data_bytes, error_ranges=()):
+    for (addr, count, cancel_after, _), (words, error) in zip(programs, results):
+        fault = next((pc for pc in range(count) if addr + 16 * pc + 16 > len(memory)
+                      or touches(addr + 16 * pc, 16, data_bytes, error_ranges)), None)
+        taken = count if fault is None else fault
+        if cancel_after is not None:
+            assert cancel_after <= taken
+            taken, fault = cancel_after, None
+        assert [pc for pc, _ in words] == list(range(taken))
+        assert [word for _, word in words] == program_words(memory, addr, taken)
+        assert error == fault
+
+
+@pytest.mark.parametrize("data_bytes", [4, 8, 32])
+def test_fetch_programs(data_bytes):
+    """Programs at every alignment, of lengths around the chunk size, one after the other:
+    completed, stopped part-way, and restarted part-way (data in flight dropped)."""
+    config = HardwareConfig(dma_bytes=data_bytes)
+    seed = data_bytes
+    rng = np.random.default_rng(seed)
+    memory = rng.integers(0, 256, 3 * 4096, dtype=np.uint8)
+    programs = []
+    for count, cancel_after, stop in [(1, None, False), (17, None, False), (40, 3, True),
+                                      (9, None, False), (30, 11, False), (0, None, False),
+                                      (25, 0, True), (8, None, False), (33, 20, True)]:
+        addr = int(rng.integers(0, len(memory) - 16 * count))
+        programs.append((addr, count, cancel_after, stop))
+    bench = Bench(config, memory, units=("fetch",), seed=seed)
+    out = {}
+
+    async def testbench(ctx):
+        out["results"] = await bench.fetch(ctx, programs)
+
+    bench.run(testbench)
+    check_fetch(memory, programs, out["results"], data_bytes)
+
+
+def test_fetch_errors():
+    """A failing chunk is fetched again word by word: the words before the faulting one go
+    out, then error names it; a fetch running off the end of memory stops where the
+    functional simulator does; a new start after an error works."""
+    config = HardwareConfig(dma_bytes=8)
+    rng = np.random.default_rng(9)
+    memory = rng.integers(0, 256, 2 * 4096, dtype=np.uint8)
+    error_ranges = [(1000, 1001), (3000, 3100)]
+    tail = len(memory) - 16 * 40 - 5
+    # FENCE words to the end of memory: the functional simulator names the first word
+    # outside it.
+    fences = np.frombuffer(encode(Opcode.FENCE).to_bytes(16, "little") * 200, np.uint8)
+    memory[tail:] = fences[:len(memory) - tail]
+    functional = FunctionalSimulator(config).run(memory, tail, 200)
+    programs = [(1000 - 16 * 11 - 3, 20, None, False),  # fails in its second chunk
+                (3000 - 16 * 2, 10, None, False),  # fails in its first chunk, word 2
+                (100, 12, None, False),
+                (tail, 200, None, False),  # off the end
+                (1000 - 16 * 20, 24, 17, True)]  # stopped before the faulting word
+    bench = Bench(config, memory, units=("fetch",), error_ranges=error_ranges, seed=9)
+    out = {}
+
+    async def testbench(ctx):
+        out["results"] = await bench.fetch(ctx, programs)
+
+    bench.run(testbench)
+    results = out["results"]
+    check_fetch(memory, programs, results, config.dma_bytes, error_ranges)
+    assert [error for _, error in results] == [11, 2, None, functional.error_pc, None]
+    assert functional.error.name == "AXI_READ"
