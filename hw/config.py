@@ -1,6 +1,6 @@
 """Hardware parameters and number formats: the single source of truth for hw/ and sw/."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 #: Width of matrix operands (signed int8).
 OPERAND_WIDTH = 8
@@ -74,6 +74,9 @@ class HardwareConfig:
         Width of host (AXI) addresses.
     queue_depth
         Instruction queue entries in front of each of the load, compute and store units.
+    vector
+        The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
+        on the host.
     """
 
     rows: int = 4
@@ -86,6 +89,7 @@ class HardwareConfig:
     dma_bytes: int = 8
     addr_width: int = 32
     queue_depth: int = 8
+    vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
         check_array_params(self.rows, self.cols, self.dataflow)
@@ -103,6 +107,13 @@ class HardwareConfig:
         if self.addr_width not in range(16, 65):
             raise ValueError(f"addr_width must be in 16..64, not {self.addr_width!r}")
         _check_power_of_two("queue_depth", self.queue_depth, 2, 256)
+        if isinstance(self.vector, dict):  # as to_dict() wrote it
+            unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"unknown vector config keys: {', '.join(sorted(unknown))}")
+            object.__setattr__(self, "vector", VectorUnitsConfig(**self.vector))
+        if not isinstance(self.vector, VectorUnitsConfig):
+            raise ValueError(f"vector must be a VectorUnitsConfig, not {self.vector!r}")
 
     @property
     def spad_line_bytes(self):
@@ -121,7 +132,7 @@ class HardwareConfig:
         return self.acc_lines // self.acc_banks
 
     def to_dict(self):
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, values):

@@ -18,16 +18,43 @@ order load → compute → store:
 * store:   `pop_prev` waits for compute, `push_prev` signals compute.
 
 FENCE stops dispatch until every queue is empty and every unit idle; HALT ends the program.
+
+VECTOR applies one vector unit (``func``) to ``num_rows`` rows of ``row_length`` elements.
+Lines hold ``cols`` elements: int32 lanes in the accumulator, int8/uint8 bytes in the
+scratchpad. Row ``r`` of an input occupies ``chunks = ceil(row_length / cols)`` consecutive
+accumulator lines from ``src_addr + r * chunks`` (lanes past ``row_length`` are ignored).
+8-bit results (ROWQUANT, SOFTMAX, and any unit with ``out_width = int8``) go to the
+scratchpad, packed ``spad_line_bytes`` per line: row ``r`` fills
+``ceil(row_length / spad_line_bytes)`` lines from ``dst_addr``; wider results go to the
+accumulator in the input's layout. Bytes and lanes past ``row_length`` are written as 0,
+so rows look exactly like rows moved by LOAD. ``dst_addr == src_addr`` (in place) is allowed.
+
+* Per-row records (RowScale words, see `ROW_SCALE_WORD`) sit in lane 0 of the accumulator line
+  ``aux_addr + r``; REQUANTIZE and SOFTMAX read them when ``row_scale`` is set, ROWQUANT
+  writes them (other lanes 0). MUL and ADD read their second input rows from ``aux_addr``
+  in the layout of ``src_addr``.
+* The parameter block at accumulator line ``param_addr`` holds the function's header words
+  (word ``w`` in line ``param_addr + w // cols``, lane ``w % cols``) and then its
+  per-channel planes: plane ``p``, chunk ``c`` in line ``param_addr + H + p * chunks + c``
+  with ``H = ceil(header words / cols)`` (see `VECTOR_PARAMS`).
+* Units read 16-bit operands (GELU, SILU, MUL) from the low 16 bits of each int32 lane.
+* The functional simulator raises ILLEGAL_INSTRUCTION for a unit the accelerator lacks, a
+  row longer than the unit's row buffer, or parameters outside the unit's ranges (the
+  hardware result is then unspecified).
 """
 
+import numpy as np
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from .config import INSTRUCTION_BYTES
+from .config import INSTRUCTION_BYTES, NORM_MAX_ROW, ROWQUANT_MAX_ROW
 
 __all__ = [
-    "Opcode", "Memory", "Deps", "Header", "Transfer", "Matmul", "Instruction",
-    "INSTRUCTION_BITS", "FIELD_DOCS", "ALLOWED_DEPS", "IllegalInstruction", "encode", "decode",
-    "instruction_fields", "isa_markdown",
+    "Opcode", "Memory", "Deps", "Header", "Transfer", "Matmul", "Vector", "VectorFunc",
+    "OutWidth", "Instruction", "INSTRUCTION_BITS", "FIELD_DOCS", "ALLOWED_DEPS",
+    "VECTOR_PARAMS", "VECTOR_UNIT", "DYADIC_WORD", "ROW_SCALE_WORD", "IllegalInstruction",
+    "encode", "decode", "instruction_fields", "isa_markdown", "pack_words", "unpack_words",
+    "vector_row_limit", "vector_param_lines",
 ]
 
 INSTRUCTION_BITS = INSTRUCTION_BYTES * 8
@@ -38,6 +65,7 @@ class Opcode(enum.Enum, shape=4):
     LOAD = 1
     STORE = 2
     MATMUL = 3
+    VECTOR = 4
     FENCE = 14
     HALT = 15
 
@@ -86,11 +114,51 @@ class Matmul(data.Struct):
     a_unsigned: 1
 
 
+class VectorFunc(enum.Enum, shape=4):
+    """Vector unit a VECTOR instruction applies (golden models in ``sw/numerics``)."""
+    REQUANTIZE = 0
+    ROWQUANT = 1
+    SOFTMAX = 2
+    GELU = 3
+    SILU = 4
+    MUL = 5
+    ADD = 6
+    LAYERNORM = 7
+    RMSNORM = 8
+
+
+class OutWidth(enum.Enum, shape=2):
+    """Signed output width of REQUANTIZE, MUL, ADD, LAYERNORM and RMSNORM."""
+    INT8 = 0
+    INT16 = 1
+    INT32 = 2
+
+
+class Vector(data.Struct):
+    """Apply the vector unit ``func`` to ``num_rows`` rows of ``row_length`` elements read
+    from accumulator lines ``src_addr ..`` and write the results from ``dst_addr`` (scratchpad
+    for 8-bit results, accumulator otherwise); line layouts in the introduction and in the
+    parameter-block table."""
+    header: Header
+    func: VectorFunc
+    out_width: OutWidth
+    row_scale: 1
+    causal: 1
+    num_rows: 16
+    row_length: 16
+    src_addr: 16
+    aux_addr: 16
+    param_addr: 16
+    dst_addr: 16
+    imm: 16
+
+
 class Instruction(data.Union):
     raw: INSTRUCTION_BITS
     header: Header
     transfer: Transfer
     matmul: Matmul
+    vector: Vector
 
 
 FIELD_DOCS = {
@@ -112,6 +180,21 @@ FIELD_DOCS = {
     "length": "activation rows (WS, 1..65535) / K-slices (OS, 1..65535)",
     "accumulate": "add results to the accumulator instead of overwriting it",
     "a_unsigned": "activations are uint8 (e.g. softmax probabilities) instead of int8",
+    "func": "vector unit (see vector functions)",
+    "out_width": "REQUANTIZE, MUL, ADD, LAYERNORM, RMSNORM: output width (0 = int8 to the "
+                 "scratchpad, 1 = int16, 2 = int32 to the accumulator); ignored otherwise",
+    "row_scale": "REQUANTIZE, SOFTMAX: multiply by the per-row RowScale at `aux_addr + r` "
+                 "(otherwise mant = 1, exp = 0)",
+    "causal": "SOFTMAX: row `r` sees columns `0 .. imm + r` only",
+    "num_rows": "rows processed (1..65535)",
+    "row_length": "elements per row (1..65535; at most the unit's row buffer)",
+    "src_addr": "accumulator line of row 0 of the (first) input",
+    "aux_addr": "accumulator line of row 0 of the second input (MUL, ADD) or of the "
+                "per-row records (read by REQUANTIZE/SOFTMAX, written by ROWQUANT)",
+    "param_addr": "accumulator line of the parameter block (header words, then planes)",
+    "dst_addr": "line of row 0 of the result (scratchpad for 8-bit results, else accumulator)",
+    "imm": "GELU, SILU: fraction bits of input and output (4..15); SOFTMAX with `causal`: "
+           "the last column row 0 sees; 0 otherwise",
 }
 
 #: Dependency flags each opcode may set (the unit it runs on has only these neighbours);
@@ -120,13 +203,98 @@ ALLOWED_DEPS = {
     Opcode.LOAD: {"pop_next", "push_next"},
     Opcode.STORE: {"pop_prev", "push_prev"},
     Opcode.MATMUL: {"pop_prev", "pop_next", "push_prev", "push_next"},
+    Opcode.VECTOR: {"pop_prev", "pop_next", "push_prev", "push_next"},
     Opcode.FENCE: set(),
     Opcode.HALT: set(),
 }
 
 #: The member of :class:`Instruction` that describes each opcode's fields.
 _FORMATS = {Opcode.LOAD: "transfer", Opcode.STORE: "transfer", Opcode.MATMUL: "matmul",
-            Opcode.FENCE: "header", Opcode.HALT: "header"}
+            Opcode.VECTOR: "vector", Opcode.FENCE: "header", Opcode.HALT: "header"}
+
+#: A dyadic multiplier ``m * 2**-s`` in one int32 parameter word (the rest of the word is 0).
+DYADIC_WORD = data.StructLayout({"m": signed(16), "s": unsigned(6)})
+#: A per-row scale (``RowScale``: one int8 step is ``mant * 2**exp / 127`` source units) in
+#: one int32 per-row record (the rest of the word is 0).
+ROW_SCALE_WORD = data.StructLayout({"mant": unsigned(16), "exp": signed(8)})
+
+#: Parameter block of each function: ``(header words, per-channel planes)``; every entry is
+#: ``(name, contents)``. Dyadic entries are `DYADIC_WORD`s; plane words are per channel.
+VECTOR_PARAMS = {
+    VectorFunc.REQUANTIZE: ((), (("m_s", "dyadic multiplier (m, s) of the channel"),
+                                 ("bias", "int32 bias in output units"))),
+    VectorFunc.ROWQUANT: ((), ()),
+    VectorFunc.SOFTMAX: ((("m_s", "dyadic logit multiplier (m, s), m > 0"),), ()),
+    VectorFunc.GELU: ((), ()),
+    VectorFunc.SILU: ((), ()),
+    VectorFunc.MUL: ((), (("m_s", "dyadic multiplier (m, s) of the product"),)),
+    VectorFunc.ADD: ((), (("ma_sa", "dyadic alignment of input a"),
+                          ("mb_sb", "dyadic alignment of input b"))),
+    VectorFunc.LAYERNORM: ((("eps_lo", "eps_q bits 31:0"), ("eps_hi", "eps_q bits 63:32")),
+                           (("gm_gs", "dyadic gamma (gm, gs)"),
+                            ("beta", "int32 beta in output units"))),
+}
+VECTOR_PARAMS[VectorFunc.RMSNORM] = VECTOR_PARAMS[VectorFunc.LAYERNORM]
+
+#: The unit (a `VectorUnitsConfig` flag) that executes each function.
+VECTOR_UNIT = {
+    VectorFunc.REQUANTIZE: "requantize", VectorFunc.ROWQUANT: "rowquant",
+    VectorFunc.SOFTMAX: "softmax", VectorFunc.GELU: "gelu", VectorFunc.SILU: "silu",
+    VectorFunc.MUL: "eltwise", VectorFunc.ADD: "eltwise", VectorFunc.LAYERNORM: "layernorm",
+    VectorFunc.RMSNORM: "rmsnorm",
+}
+
+
+def vector_row_limit(units, func):
+    """Longest row the unit of ``func`` accepts in the vector units ``units`` (a
+    `VectorUnitsConfig`): its row buffer for the row units, 65535 (the field) otherwise."""
+    func = VectorFunc(func)
+    if func == VectorFunc.SOFTMAX:
+        return min(units.softmax_max_row, 2**16 - 1)
+    if func in (VectorFunc.LAYERNORM, VectorFunc.RMSNORM):
+        return min(units.max_row, NORM_MAX_ROW)
+    if func == VectorFunc.ROWQUANT:
+        return min(units.max_row, ROWQUANT_MAX_ROW - 1)
+    return 2**16 - 1
+
+
+def vector_param_lines(func, row_length, cols):
+    """``(header lines, lines per plane, total lines)`` of ``func``'s parameter block for
+    rows of ``row_length`` on an array with ``cols`` columns."""
+    header, planes = VECTOR_PARAMS[VectorFunc(func)]
+    head = -(-len(header) // cols)
+    chunks = -(-row_length // cols)
+    return head, chunks, head + len(planes) * chunks
+
+
+def pack_words(layout, **fields):
+    """int32 words (NumPy, broadcast over the arguments) holding ``fields`` of the struct
+    ``layout`` (`DYADIC_WORD`, `ROW_SCALE_WORD`); raises ValueError when a value does not fit."""
+    word = np.int64(0)
+    for name, field in layout:
+        value = np.asarray(fields.pop(name), dtype=np.int64)
+        shape = field.shape
+        lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed \
+            else (0, (1 << shape.width) - 1)
+        if value.size and (value.min() < lo or value.max() > hi):
+            raise ValueError(f"{name} does not fit {shape}")
+        word = word | ((value & ((1 << shape.width) - 1)) << field.offset)
+    if fields:
+        raise ValueError(f"unknown fields {sorted(fields)}")
+    return np.asarray(word, dtype=np.int64).astype(np.uint32).view(np.int32)
+
+
+def unpack_words(layout, words):
+    """``{field: int64 array}`` of int32 ``words`` packed by :func:`pack_words`."""
+    words = np.asarray(words).astype(np.int64) & 0xFFFFFFFF
+    out = {}
+    for name, field in layout:
+        shape = field.shape
+        value = (words >> field.offset) & ((1 << shape.width) - 1)
+        if shape.signed:
+            value = np.where(value >= 1 << (shape.width - 1), value - (1 << shape.width), value)
+        out[name] = value
+    return out
 
 
 class IllegalInstruction(ValueError):
@@ -145,11 +313,19 @@ def _flat_fields(layout, prefix="", offset=0):
 
 
 def instruction_fields(opcode):
-    """Leaf fields of ``opcode``'s format: ``[(name, offset, width, shape), ...]``, named
+    """Leaf fields of ``opcode``'s format: ``((name, offset, width, shape), ...)``, named
     without the ``header.`` prefix (``opcode``, ``deps.pop_prev``, ..., ``rows``, ...)."""
-    layout = data.Layout.cast(Instruction)[_FORMATS[Opcode(opcode)]].shape
-    return [(name.removeprefix("header."), offset, width, shape)
-            for name, offset, width, shape in _flat_fields(layout)]
+    return _FIELDS[Opcode(opcode)]
+
+
+def _format_fields(fmt):
+    layout = data.Layout.cast(Instruction)[fmt].shape
+    return tuple((name.removeprefix("header."), offset, width, shape)
+                 for name, offset, width, shape in _flat_fields(layout))
+
+
+#: Field tables per opcode, computed once (decoding runs for every simulated instruction).
+_FIELDS = {op: _format_fields(fmt) for op, fmt in _FORMATS.items()}
 
 
 def encode(opcode, **fields):
@@ -215,4 +391,26 @@ def isa_markdown():
             name = name.removeprefix("header.")
             bits = f"{offset}" if width == 1 else f"{offset + width - 1}:{offset}"
             lines.append(f"| {bits} | `{name}` | {FIELD_DOCS[name]} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _vector_markdown()) + "\n"
+
+
+def _vector_markdown():
+    """The vector functions table and the parameter/record word layouts."""
+    def entries(items):
+        return "<br>".join(f"`{name}`: {doc}" for name, doc in items) or "none"
+
+    def word(layout):
+        return ", ".join(f"`{name}` bits {f.offset + f.width - 1}:{f.offset} ({f.shape})"
+                         for name, f in layout)
+
+    lines = ["", "## Vector functions", "",
+             "| func | value | unit | header words | per-channel planes |", "|---|---|---|---|---|"]
+    for func in VectorFunc:
+        header, planes = VECTOR_PARAMS[func]
+        lines.append(f"| {func.name} | {func.value} | {VECTOR_UNIT[func]} | {entries(header)} "
+                     f"| {entries(planes)} |")
+    lines += ["", f"Dyadic parameter word (`DYADIC_WORD`): {word(DYADIC_WORD)}; the other "
+              "bits are 0.", "",
+              f"Per-row record word (`ROW_SCALE_WORD`): {word(ROW_SCALE_WORD)}; the other bits "
+              "are 0."]
+    return lines

@@ -20,14 +20,20 @@ import numpy as np
 
 from systolic.hw.config import INSTRUCTION_BYTES, HardwareConfig
 from systolic.hw.csr import ErrorCode
-from systolic.hw.isa import IllegalInstruction, Memory, Opcode, decode
+from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT,
+                             IllegalInstruction, Memory, Opcode, OutWidth, VectorFunc, decode,
+                             pack_words, unpack_words, vector_param_lines, vector_row_limit)
+from systolic.sw import numerics
 
 __all__ = ["RunResult", "FunctionalSimulator", "TokenDeadlock", "AcceleratorError"]
 
 #: Dependency tokens a queue can hold before the hardware reports TOKEN_OVERFLOW.
 MAX_TOKENS = 255
 
-_UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute"}
+_UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute",
+         Opcode.VECTOR: "compute"}
+#: Output width (bits) of each OutWidth code.
+_OUT_BITS = {OutWidth.INT8.value: 8, OutWidth.INT16.value: 16, OutWidth.INT32.value: 32}
 #: (unit, dependency flag) -> token queue between two units.
 _POPS = {("load", "pop_next"): "c2l", ("compute", "pop_prev"): "l2c",
          ("compute", "pop_next"): "s2c", ("store", "pop_prev"): "c2s"}
@@ -62,6 +68,12 @@ def _lines_per_row(row_bytes, line_bytes):
     return -(-row_bytes // line_bytes)
 
 
+def _host_rows(memory, address, stride, rows, row_bytes):
+    """A ``(rows, row_bytes)`` strided view of host memory (the caller checked bounds)."""
+    return np.lib.stride_tricks.as_strided(memory[address:], (rows, row_bytes), (stride, 1),
+                                           writeable=True)
+
+
 class FunctionalSimulator:
     """Executes programs against persistent on-chip memories for one :class:`HardwareConfig`.
 
@@ -74,8 +86,18 @@ class FunctionalSimulator:
         self.spad = np.zeros((config.spad_lines, config.spad_line_bytes), dtype=np.int8)
         self.acc = np.zeros((config.acc_lines, config.cols), dtype=np.int32)
 
-    def run(self, memory, prog_addr, count):
-        memory = np.array(memory, dtype=np.uint8, copy=True)
+    #: :meth:`run` can work on the caller's memory array instead of a copy.
+    runs_in_place = True
+
+    def run(self, memory, prog_addr, count, in_place=False):
+        """Run ``count`` instructions from byte ``prog_addr`` of ``memory`` (host memory,
+        uint8). With ``in_place`` the result's memory is ``memory`` itself (a uint8 NumPy
+        array), which saves copying large images."""
+        if in_place:
+            if not (isinstance(memory, np.ndarray) and memory.dtype == np.uint8):
+                raise TypeError("in_place needs memory as a uint8 NumPy array")
+        else:
+            memory = np.array(memory, dtype=np.uint8, copy=True)
         counters = {name: 0 for name in ("macs", "fetch_bytes", "load_bytes", "store_bytes",
                                          "instructions", "array_busy")}
         result = RunResult(memory, counters)
@@ -145,6 +167,8 @@ class FunctionalSimulator:
             self._load(pc, fields, memory, counters)
         elif opcode == Opcode.STORE:
             self._store(pc, fields, memory, counters)
+        elif opcode == Opcode.VECTOR:
+            self._vector(pc, fields)
         else:
             self._matmul(pc, fields, counters)
 
@@ -185,8 +209,8 @@ class FunctionalSimulator:
         array, width, per_row = self._transfer_lines(pc, fields)
         starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_READ)
         block = np.zeros((rows, per_row * width), dtype=np.uint8)
-        for i, start in enumerate(starts):
-            block[i, :row_bytes] = memory[start:start + row_bytes]
+        block[:, :row_bytes] = _host_rows(memory, fields["dram_addr"], fields["dram_stride"],
+                                          rows, row_bytes)
         lines = block.reshape(rows * per_row, width)
         first = fields["sram_addr"]
         array[first:first + len(lines)] = lines.view(array.dtype).reshape(len(lines), -1)
@@ -197,8 +221,12 @@ class FunctionalSimulator:
         starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_WRITE)
         first = fields["sram_addr"]
         block = array[first:first + rows * per_row].view(np.uint8).reshape(rows, -1)
-        for i, start in enumerate(starts):
-            memory[start:start + row_bytes] = block[i, :row_bytes]
+        if fields["dram_stride"] >= row_bytes:
+            _host_rows(memory, fields["dram_addr"], fields["dram_stride"], rows,
+                       row_bytes)[...] = block[:, :row_bytes]
+        else:  # overlapping rows: later rows overwrite earlier ones, as in hardware
+            for i, start in enumerate(starts):
+                memory[start:start + row_bytes] = block[i, :row_bytes]
         counters["store_bytes"] += rows * row_bytes
 
     def _matmul(self, pc, fields, counters):
@@ -213,9 +241,10 @@ class FunctionalSimulator:
         self._sram(pc, Memory.SPAD.value, fields["b_addr"], b_count)
         self._sram(pc, Memory.ACC.value, fields["c_addr"], c_count)
         a = self.spad[fields["a_addr"]:fields["a_addr"] + a_count, :cfg.rows]
-        a = (a.view(np.uint8) if fields["a_unsigned"] else a).astype(np.int64)
-        b = self.spad[fields["b_addr"]:fields["b_addr"] + b_count, :cfg.cols].astype(np.int64)
-        product = a @ b if cfg.dataflow == "ws" else a.T @ b
+        # float64 BLAS is exact here (every sum is below 2**53) and much faster than int64
+        a = (a.view(np.uint8) if fields["a_unsigned"] else a).astype(np.float64)
+        b = self.spad[fields["b_addr"]:fields["b_addr"] + b_count, :cfg.cols].astype(np.float64)
+        product = (a @ b if cfg.dataflow == "ws" else a.T @ b).astype(np.int64)
         c = slice(fields["c_addr"], fields["c_addr"] + c_count)
         if fields["accumulate"]:
             product = product + self.acc[c]
@@ -223,3 +252,134 @@ class FunctionalSimulator:
         self.acc[c] = product.astype(np.int64).astype(np.uint32).view(np.int32)
         counters["macs"] += length * cfg.rows * cfg.cols
         counters["array_busy"] += length
+
+    # -- vector units ------------------------------------------------------------------------
+    def _vector(self, pc, fields):
+        cfg = self.config
+        try:
+            func = VectorFunc(fields["func"])
+        except ValueError:
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   f"unknown vector function {fields['func']}") from None
+        rows, length = fields["num_rows"], fields["row_length"]
+        if rows == 0 or length == 0:
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   "a vector instruction needs num_rows >= 1 and row_length >= 1")
+        if not getattr(cfg.vector, VECTOR_UNIT[func]):
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   f"{func.name} needs the {VECTOR_UNIT[func]} unit, which "
+                                   "this accelerator lacks")
+        if length > vector_row_limit(cfg.vector, func):
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   f"{func.name} rows of {length} exceed the unit's "
+                                   f"{vector_row_limit(cfg.vector, func)}")
+        if fields["out_width"] not in _OUT_BITS:
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   f"out_width {fields['out_width']} is reserved")
+        chunks = -(-length // cfg.cols)
+        to_spad = func in (VectorFunc.ROWQUANT, VectorFunc.SOFTMAX) or (
+            func not in (VectorFunc.GELU, VectorFunc.SILU)
+            and fields["out_width"] == OutWidth.INT8.value)
+        # every line the instruction touches is checked before anything is written
+        if to_spad:
+            self._sram(pc, Memory.SPAD.value, fields["dst_addr"],
+                       rows * -(-length // cfg.spad_line_bytes))
+        else:
+            self._sram(pc, Memory.ACC.value, fields["dst_addr"], rows * chunks)
+        if func == VectorFunc.ROWQUANT:
+            self._sram(pc, Memory.ACC.value, fields["aux_addr"], rows)
+        x = self._acc_rows(pc, fields["src_addr"], rows, chunks, length)
+        header, planes = self._vector_params(pc, func, fields["param_addr"], length)
+        try:
+            result = self._apply_unit(pc, func, fields, x, header, planes, chunks)
+        except ValueError as error:  # parameters outside the unit's ranges
+            raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
+                                   f"{func.name}: {error}") from None
+        if func == VectorFunc.ROWQUANT:
+            result, scale = result
+            records = np.zeros((rows, cfg.cols), dtype=np.int32)
+            records[:, 0] = pack_words(ROW_SCALE_WORD, mant=scale.mant, exp=scale.exp)
+            self.acc[fields["aux_addr"]:fields["aux_addr"] + rows] = records
+        if to_spad:
+            self._write_spad_rows(fields["dst_addr"], result, length)
+        else:
+            self._write_acc_rows(fields["dst_addr"], result, chunks)
+
+    def _acc_rows(self, pc, first, rows, chunks, length):
+        """``rows`` x ``length`` int64 elements of rows laid out ``chunks`` lines apart."""
+        self._sram(pc, Memory.ACC.value, first, rows * chunks)
+        lines = self.acc[first:first + rows * chunks]
+        return lines.reshape(rows, chunks * self.config.cols)[:, :length].astype(np.int64)
+
+    def _row_records(self, pc, first, rows):
+        self._sram(pc, Memory.ACC.value, first, rows)
+        word = unpack_words(ROW_SCALE_WORD, self.acc[first:first + rows, 0])
+        return numerics.RowScale(word["mant"], word["exp"])
+
+    def _vector_params(self, pc, func, first, length):
+        """Header words (int64, as unsigned 32-bit) and per-channel planes of ``func``."""
+        head_lines, plane_lines, total = vector_param_lines(func, length, self.config.cols)
+        header_names, plane_names = VECTOR_PARAMS[func]
+        if not total:
+            return [], []
+        self._sram(pc, Memory.ACC.value, first, total)
+        block = self.acc[first:first + total]
+        header = block[:head_lines].reshape(-1)[:len(header_names)].view(np.uint32)
+        planes = [block[head_lines + p * plane_lines:head_lines + (p + 1) * plane_lines]
+                  .reshape(-1)[:length].astype(np.int64) for p in range(len(plane_names))]
+        return header.astype(np.int64), planes
+
+    def _apply_unit(self, pc, func, fields, x, header, planes, chunks):
+        """The golden model of ``func`` on rows ``x`` (ValueError for bad parameters);
+        ROWQUANT returns ``(q, RowScale)``."""
+        out_bits = _OUT_BITS[fields["out_width"]]
+        rows = len(x)
+        if func == VectorFunc.REQUANTIZE:
+            scale = self._row_records(pc, fields["aux_addr"], rows) if fields["row_scale"] \
+                else None
+            mult = unpack_words(DYADIC_WORD, planes[0])
+            params = numerics.RequantParams(mult["m"], mult["s"], planes[1], out_bits)
+            return numerics.requantize(x, params, scale)
+        if func == VectorFunc.ROWQUANT:
+            return numerics.quantize_rows(x, 32)
+        if func == VectorFunc.SOFTMAX:
+            scale = self._row_records(pc, fields["aux_addr"], rows) if fields["row_scale"] \
+                else None
+            mult = unpack_words(DYADIC_WORD, header[0])
+            q_index = fields["imm"] + np.arange(rows) if fields["causal"] else None
+            return numerics.softmax(x, numerics.SoftmaxParams(int(mult["m"]), int(mult["s"])),
+                                    scale, q_index)
+        if func in (VectorFunc.GELU, VectorFunc.SILU):
+            unit = numerics.gelu if func == VectorFunc.GELU else numerics.silu
+            return unit(_low16(x), fields["imm"])
+        if func in (VectorFunc.MUL, VectorFunc.ADD):
+            y = self._acc_rows(pc, fields["aux_addr"], rows, chunks, x.shape[1])
+            scales = [numerics.Scale(w["m"], w["s"], out_bits)
+                      for w in (unpack_words(DYADIC_WORD, plane) for plane in planes)]
+            if func == VectorFunc.MUL:
+                return numerics.eltwise_mul(_low16(x), _low16(y), scales[0])
+            return numerics.residual_add(x, y, numerics.ResidualParams(*scales, out_bits))
+        gamma = unpack_words(DYADIC_WORD, planes[0])
+        eps_q = int(header[0]) | int(header[1]) << 32
+        params = numerics.NormParams(gamma["m"], gamma["s"], planes[1], eps_q, out_bits)
+        unit = numerics.layernorm if func == VectorFunc.LAYERNORM else numerics.rmsnorm
+        return unit(x, params)
+
+    def _write_acc_rows(self, first, values, chunks):
+        rows, length = values.shape
+        lines = np.zeros((rows, chunks * self.config.cols), dtype=np.int32)
+        lines[:, :length] = values
+        self.acc[first:first + rows * chunks] = lines.reshape(rows * chunks, -1)
+
+    def _write_spad_rows(self, first, values, length):
+        width = self.config.spad_line_bytes
+        per_row = -(-length // width)
+        rows = len(values)
+        lines = np.zeros((rows, per_row * width), dtype=np.uint8)
+        lines[:, :length] = np.asarray(values).astype(np.int64).astype(np.uint8)
+        self.spad[first:first + rows * per_row] = lines.view(np.int8).reshape(rows * per_row, -1)
+
+
+def _low16(x):
+    """The low 16 bits of int32 lanes as signed values (the units' 16-bit operand ports)."""
+    return np.asarray(x, dtype=np.int64).astype(np.int16).astype(np.int64)
