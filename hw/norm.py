@@ -118,7 +118,7 @@ class _Norm(wiring.Component):
         q["first"] = q["index"] == 0
         q["k"], q["length"], q["inv"], q["zero"] = k, rows.proc_length, inv, zero
         q["z_shift"] = (INV_BITS - self.z_frac_bits + j)[:SHIFT_WIDTH]
-        q.step()
+        q.step(2)  # the row read back
 
         def prescaled(lane):
             xs = round_shift(q, q["record"][lane].x, q["k"], f"l{lane}_pre")

@@ -116,11 +116,10 @@ class PiecewiseLinear(wiring.Component):
             inside = ~p[f"{name}_below"] & ~p[f"{name}_above"]
             p[f"{name}_offset"] = Mux(inside, offset, 0)[:span_bits]
             p.step()
-            port = rom.read_port()
-            m.d.comb += port.addr.eq(p[f"{name}_offset"] >> p["gap"])
+            p.read(rom.read_port(), p[f"{name}_offset"] >> p["gap"], f"{name}_entry")
             p[f"{name}_rem"] = (p[f"{name}_offset"] & ((Const(1, 16) << p["gap"]) - 1))[:15]
-            p.step()
-            entry = port.data
+            p.step(2)
+            entry = p[f"{name}_entry"]
             p[f"{name}_scaled_base"] = entry.base << p["gap"]
             p[f"{name}_delta"] = entry.slope * p[f"{name}_rem"]
             p.step()

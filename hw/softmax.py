@@ -147,9 +147,8 @@ class Softmax(wiring.Component):
         q["mx"], q["mm"], q["any"], q["recip"] = mx, mm, any_valid, recip
         q["u_shift"] = (self.shift - exp)[:SHIFT_WIDTH]
         q["p_shift"] = (sum_bits - shifts + EXP_ONE_BITS - PROB_BITS)[:SHIFT_WIDTH]
-        m.d.comb += e_read.addr.eq(q["index"])
-        q.define("e_read", e_read.data, 1)
-        q.step()
+        q.read(e_read, q["index"], "e_read")
+        q.step(2)  # the row and the exponentials read back
         split = q.stage
 
         # Pass 1: exponentials, stored and summed.
@@ -164,10 +163,9 @@ class Softmax(wiring.Component):
             q[f"{name}_ipart"] = u[EXP_FRAC_BITS:EXP_FRAC_BITS + 4]
             q[f"{name}_vanish"] = (u[EXP_FRAC_BITS + 4:] != 0) | ~q[f"{name}_valid"]
             q.step()
-            port = rom.read_port()
-            m.d.comb += port.addr.eq(q[f"{name}_frac"])
-            q.step()
-            e = round_shift(q, port.data, q[f"{name}_ipart"], f"{name}_e")
+            q.read(rom.read_port(), q[f"{name}_frac"], f"{name}_table")
+            q.step(2)
+            e = round_shift(q, q[f"{name}_table"], q[f"{name}_ipart"], f"{name}_e")
             q[f"{name}_e"] = Mux(q[f"{name}_vanish"], 0, e)
             q.step()
             return q[f"{name}_e"]

@@ -122,16 +122,27 @@ class Pipeline:
         self._defined[key] = (stage, value)
 
     def __getitem__(self, key):
+        return self._at(key, self.stage)
+
+    def _at(self, key, at):
         stage, value = self._defined[key]
-        if stage > self.stage:
-            raise KeyError(f"pipeline value {key!r} of stage {stage} read at {self.stage}")
-        for s in range(stage + 1, self.stage + 1):
+        if stage > at:
+            raise KeyError(f"pipeline value {key!r} of stage {stage} read at {at}")
+        for s in range(stage + 1, at + 1):
             if (key, s) not in self._delayed:
                 reg = Signal(_shape_of(value), name=f"{self.name}_{key}_s{s}")
                 self._registers.d.sync += reg.eq(value)
                 self._delayed[key, s] = reg
             value = self._delayed[key, s]
         return value
+
+    def read(self, port, address, key):
+        """Read memory ``port`` at ``address`` (current stage) into ``key``, which exists
+        from two stages later: the synchronous read, then a register (block RAM outputs
+        are slow, so no logic follows them directly)."""
+        self.m.d.comb += port.addr.eq(address)
+        self.define(f"{key}_port", port.data, self.stage + 1)
+        self.define(key, self._at(f"{key}_port", self.stage + 2), self.stage + 2)
 
     def step(self, count=1):
         self.stage += count
@@ -555,7 +566,7 @@ class RowReader:
     ``go`` (pulse) starts a pass; each cycle with ``enable`` high issues the next beat
     until the row's ``proc_beats`` beats are issued (``active`` meanwhile). :attr:`pipe`
     stage 0 holds ``valid``, ``index`` and ``last`` (last beat of the row) and ``count``
-    (valid lanes of the beat); ``record`` (the lanes read back) exists from stage 1 on.
+    (valid lanes of the beat); ``record`` (the lanes read back) exists from stage 2 on.
     The pipeline is left at stage 0 for the unit to add per-row values. The read port
     address is driven at stage 0 so other memories can be read with ``pipe["index"]``.
     """
@@ -581,8 +592,7 @@ class RowReader:
         p["index"] = index
         p["last"] = last
         p["count"] = Mux(last, buffer.proc_count, lanes)
-        m.d.comb += buffer.read_port.addr.eq(buffer.address(buffer.proc_slot, index))
-        p.define("record", buffer.read_port.data, 1)
+        p.read(buffer.read_port, buffer.address(buffer.proc_slot, index), "record")
 
 
 def row_reduce(p, values, op, name, shape, valid="valid", first="first"):
