@@ -57,8 +57,8 @@ class ReadArbiter(wiring.Component):
         id_bits = max(count - 1, 1).bit_length()
         m.submodules.issuers = issuers = SyncFIFO(width=id_bits, depth=self.depth)
 
-        # Round robin: the client after the last granted one goes first.
-        previous = Signal(range(max(count, 2)))
+        # Round robin: the client after the last granted one goes first (client 0 at first).
+        previous = Signal(range(max(count, 2)), init=count - 1)
         grant, granted = Signal(range(max(count, 2))), Signal()
         with m.Switch(previous):
             for last in range(count):
