@@ -600,7 +600,11 @@ def row_reduce(p, values, op, name, shape, valid="valid", first="first"):
     over the beats of a row into a register of ``shape``: the register restarts on a beat
     with ``p[first]`` and takes every ``p[valid]`` beat. Returns the register, which
     holds the whole row's result the cycle after the row's last beat passed."""
-    beat_value = lane_reduce(p, values, op, name)
+    for lane, value in enumerate(values):  # registered, so only op feeds the accumulator
+        p[f"{name}_in{lane}"] = value
+    p.step()
+    beat_value = lane_reduce(p, [p[f"{name}_in{lane}"] for lane in range(len(values))], op,
+                             name)
     total = Signal(shape, name=f"{p.name}_{name}_row")
     restart, take = p[first], p[valid]
     with p.m.If(take):
