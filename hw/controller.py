@@ -182,11 +182,13 @@ class Controller(wiring.Component):
         opcode = insn.header.opcode.as_value()
         code = Signal(8)
         known = Signal()
-        for op in Opcode:
-            flags = Cat(*(getattr(insn.header.deps, flag) for flag in
-                          ("pop_prev", "pop_next", "push_prev", "push_next")))
-            allowed = sum(1 << i for i, flag in enumerate(("pop_prev", "pop_next", "push_prev",
-                                                           "push_next"))
+        flag_names = ("pop_prev", "pop_next", "push_prev", "push_next")
+        flags = Cat(*(getattr(insn.header.deps, flag) for flag in flag_names))
+        # Opcodes this hardware executes; any other is illegal here.
+        executed = [op for ops, _, _ in UNITS.values() for op in ops] + [Opcode.FENCE,
+                                                                          Opcode.HALT]
+        for op in executed:
+            allowed = sum(1 << i for i, flag in enumerate(flag_names)
                           if flag in ALLOWED_DEPS[op])
             with m.If(opcode == op.value):
                 m.d.comb += known.eq((flags & ~allowed) == 0)

@@ -72,20 +72,19 @@ class RegisterBlock(wiring.Component):
         writable = {offset("CTRL"), offset("IRQ_ENABLE"), offset("PROG_ADDR_LO"),
                     offset("PROG_ADDR_HI"), offset("PROG_COUNT")}
         data = bus.w_data
+        def writing(name):
+            return bus.w_en & (bus.addr == offset(name))
+
         with m.If(bus.w_en):
             m.d.sync += write_error.eq(Cat(*(bus.addr == o for o in writable)).any() == 0)
-            with m.Switch(bus.addr):
-                with m.Case(offset("CTRL")):
-                    m.d.comb += [self.start.eq(data[0] & bus.w_strb[0] & ~self.busy),
-                                 self.clear.eq(data[1] & bus.w_strb[0])]
-                with m.Case(offset("IRQ_ENABLE")):
-                    with m.If(bus.w_strb[0]):
-                        m.d.sync += self.irq_enable.eq(data[0])
-                for name, low in (("PROG_ADDR_LO", 0), ("PROG_ADDR_HI", 32)):
-                    with m.Case(offset(name)):
-                        self._write_bytes(m, prog_addr[low:low + 32], data, bus.w_strb)
-                with m.Case(offset("PROG_COUNT")):
-                    self._write_bytes(m, self.prog_count, data, bus.w_strb)
+        m.d.comb += [self.start.eq(writing("CTRL") & data[0] & bus.w_strb[0] & ~self.busy),
+                     self.clear.eq(writing("CTRL") & data[1] & bus.w_strb[0])]
+        with m.If(writing("IRQ_ENABLE") & bus.w_strb[0]):
+            m.d.sync += self.irq_enable.eq(data[0])
+        for name, target in (("PROG_ADDR_LO", prog_addr[:32]), ("PROG_ADDR_HI", prog_addr[32:]),
+                             ("PROG_COUNT", self.prog_count)):
+            with m.If(writing(name)):
+                self._write_bytes(m, target, data, bus.w_strb)
         m.d.comb += bus.w_err.eq(write_error)
 
         # Status.
@@ -105,20 +104,23 @@ class RegisterBlock(wiring.Component):
             offset("ERROR_PC"): self.error_pc,
             offset("HW_INFO"): Const(hw_info(self.config), 32),
         }
+        # Every case assigns both outputs, so no case statement is left incomplete.
         with m.If(bus.r_en):
-            m.d.sync += [bus.r_data.eq(0), read_error.eq(0)]
             with m.Switch(bus.addr):
                 for address, value in values.items():
                     with m.Case(address):
-                        m.d.sync += bus.r_data.eq(value)
+                        m.d.sync += [bus.r_data.eq(value), read_error.eq(0)]
                 for index, name in enumerate(COUNTERS):
                     with m.Case(offset(f"{name}_LO")):
                         m.d.sync += [bus.r_data.eq(self.counters[index][:32]),
-                                     high_latch.eq(self.counters[index][32:])]
+                                     read_error.eq(0)]
                     with m.Case(offset(f"{name}_HI")):
-                        m.d.sync += bus.r_data.eq(high_latch)
+                        m.d.sync += [bus.r_data.eq(high_latch), read_error.eq(0)]
                 with m.Default():
-                    m.d.sync += read_error.eq(1)
+                    m.d.sync += [bus.r_data.eq(0), read_error.eq(1)]
+        for index, name in enumerate(COUNTERS):
+            with m.If(bus.r_en & (bus.addr == offset(f"{name}_LO"))):
+                m.d.sync += high_latch.eq(self.counters[index][32:])
         m.d.comb += bus.r_err.eq(read_error)
         assert {reg.offset for reg in REGISTERS} == set(values) | {offset("CTRL")} | {
             offset(f"{name}_{half}") for name in COUNTERS for half in ("LO", "HI")}

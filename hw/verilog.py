@@ -2,7 +2,9 @@
 
 from amaranth.back import verilog
 
+from .accelerator import AcceleratorTop
 from .array import SystolicArray
+from .config import HardwareConfig
 from .eltwise import EltwiseMul, ResidualAdd
 from .norm import LayerNorm, RMSNorm
 from .pwl import Gelu, Silu
@@ -31,6 +33,7 @@ TOPS = {
     "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
         addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),
     "axil_slave": lambda addr_width=8, data_width=32: AXI4LiteSlave(addr_width, data_width),
+    "accelerator": lambda **params: AcceleratorTop(HardwareConfig(**params)),
 }
 
 

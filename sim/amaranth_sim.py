@@ -74,30 +74,44 @@ class AmaranthBackend:
         self.sim = Simulator(self.dut)
         self.sim.add_clock(1e-8)
         self.sim.add_process(self.host.process)
+        # One resident testbench serves every run (a started simulation takes no new
+        # testbenches); run() steps the simulator until its job is done.
+        self._job = self._outcome = None
+        self.sim.add_testbench(self._serve, background=True)
+
+    async def _serve(self, ctx):
+        async def write(name, value):
+            await self.csr.write(ctx, register(name).offset, value)
+
+        async def read(name):
+            value, _ = await self.csr.read(ctx, register(name).offset)
+            return value
+
+        while True:
+            if self._job is None:
+                await ctx.tick()
+                continue
+            prog_addr, count = self._job
+            try:
+                await start_program(write, prog_addr, count)
+                waited = 0
+                while not ctx.get(self.dut.irq):
+                    await ctx.tick().repeat(self.POLL)
+                    waited += self.POLL
+                    if waited > self.max_cycles:
+                        raise SimulationHang(f"the accelerator did not finish within "
+                                             f"{self.max_cycles} cycles")
+                self._outcome = await collect_results(read, write)
+            except SimulationHang as hang:
+                self._outcome = hang
+            self._job = None
 
     def run(self, memory, prog_addr, count):
         self.host.memory = np.array(memory, dtype=np.uint8, copy=True)
-        outcome = {}
-
-        async def bench(ctx):
-            async def write(name, value):
-                await self.csr.write(ctx, register(name).offset, value)
-
-            async def read(name):
-                value, _ = await self.csr.read(ctx, register(name).offset)
-                return value
-
-            await start_program(write, prog_addr, count)
-            waited = 0
-            while not ctx.get(self.dut.irq):
-                await ctx.tick().repeat(self.POLL)
-                waited += self.POLL
-                if waited > self.max_cycles:
-                    raise SimulationHang(f"the accelerator did not finish within "
-                                         f"{self.max_cycles} cycles")
-            outcome["result"] = await collect_results(read, write)
-
-        self.sim.add_testbench(bench)
-        self.sim.run()
-        error, error_pc, counters = outcome["result"]
+        self._job, self._outcome = (prog_addr, count), None
+        while self._outcome is None:
+            self.sim.advance()
+        if isinstance(self._outcome, SimulationHang):
+            raise self._outcome
+        error, error_pc, counters = self._outcome
         return RunResult(self.host.memory, counters, error, error_pc, counters["cycles"])

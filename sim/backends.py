@@ -7,6 +7,8 @@ import importlib
 #: name -> "module:Class"
 BACKENDS = {
     "functional": "systolic.sim.functional:FunctionalSimulator",
+    "amaranth": "systolic.sim.amaranth_sim:AmaranthBackend",
+    "icarus": "systolic.sim.cocotb.backend:CocotbBackend",
 }
 
 

@@ -148,7 +148,16 @@ class FunctionalSimulator:
                 queue.popleft()
                 for name in pops:
                     tokens[name] -= 1
-                self._dispatch(pc, opcode, fields, memory, counters)
+                try:
+                    self._dispatch(pc, opcode, fields, memory, counters)
+                except AcceleratorError as error:
+                    # A transfer that faulted on the bus was still issued and completed
+                    # (with an error response): the hardware counts it and its bytes.
+                    if error.code in (ErrorCode.AXI_READ, ErrorCode.AXI_WRITE):
+                        counters["instructions"] += 1
+                        kind = "load_bytes" if opcode == Opcode.LOAD else "store_bytes"
+                        counters[kind] += fields["rows"] * fields["row_bytes"]
+                    raise
                 counters["instructions"] += 1
                 for (u, flag), name in _PUSHES.items():
                     if u == unit and fields[f"deps.{flag}"]:

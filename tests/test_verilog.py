@@ -45,3 +45,15 @@ def test_bad_parameters_are_usage_errors(tmp_path):
     result = CliRunner().invoke(main, ["verilog", "--top", "nonsense", "-o", str(tmp_path / "x.v")])
     assert result.exit_code == 2 and "top must be one of" in result.output
     assert not (tmp_path / "x.v").exists()
+
+
+@pytest.mark.parametrize("size", [2, 4, 8])
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_accelerator_verilog_compiles_and_lints(tmp_path, size, dataflow):
+    path = write_verilog(tmp_path, "--top", "accelerator", "--rows", str(size), "--cols",
+                         str(size), "--dataflow", dataflow)
+    text = path.read_text()
+    assert "module systolic_accelerator(" in text
+    for port in ("csr__awaddr", "m_axi__araddr", "m_axi__wstrb", "irq"):
+        assert port in text
+    check_tools_accept(path)

@@ -39,7 +39,9 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"{module_name(top)}.v"
-    source.write_text(generate_verilog(top, **params))
+    text = generate_verilog(top, **params)
+    if not source.exists() or source.read_text() != text:  # unchanged: reuse the build
+        source.write_text(text)
     jobs_file, results_file = work / "jobs.pkl", work / "results.pkl"
     jobs_file.write_bytes(pickle.dumps(jobs))
     results_file.unlink(missing_ok=True)
