@@ -94,8 +94,11 @@ class Fetch(wiring.Component):
         word = repacker.o
 
         running, fault = Signal(), Signal()
-        prog_addr, count = Signal(cfg.addr_width), Signal(32)
-        issue_pc, commit_pc, out_pc = Signal(32), Signal(32), Signal(32)
+        # Next word to request and first word not yet committed: address, words from it to
+        # the end of the program. (Kept as such so that no wide adder precedes a decision.)
+        issue_addr, commit_addr = Signal(cfg.addr_width), Signal(cfg.addr_width)
+        issue_left, commit_left = Signal(32), Signal(32)
+        out_pc, final_pc = Signal(32), Signal(32)
         retry_left = Signal(range(CHUNK_WORDS + 1))  # words to request one by one
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
                                            for name in ("write_ptr", "commit_ptr", "read_ptr"))
@@ -126,20 +129,20 @@ class Fetch(wiring.Component):
         m.d.comb += self.fetched.eq(handout)
 
         # Issue: a chunk (or one word while retrying) when the buffer has room for it.
-        remaining = count - issue_pc
         size = Signal(range(CHUNK_WORDS + 1))
         m.d.comb += size.eq(Mux(retry_left != 0, 1,
-                                Mux(remaining < CHUNK_WORDS, remaining, CHUNK_WORDS)))
+                                Mux(issue_left < CHUNK_WORDS, issue_left, CHUNK_WORDS)))
         occupancy = (write_ptr - read_ptr)[:pointer_bits]
         room = BUFFER_WORDS - occupancy - pending_words
-        issue = (~self.dma_cmd.valid & running & ~fault & (remaining != 0) & (size <= room)
+        issue = (~self.dma_cmd.valid & running & ~fault & (issue_left != 0) & (size <= room)
                  & (stale + current < MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
             m.d.sync += [
                 self.dma_cmd.valid.eq(1),
-                self.dma_cmd.payload.addr.eq(prog_addr + Cat(Const(0, word_bits), issue_pc)),
+                self.dma_cmd.payload.addr.eq(issue_addr),
                 self.dma_cmd.payload.length.eq(Cat(Const(0, word_bits), size)),
-                issue_pc.eq(issue_pc + size),
+                issue_addr.eq(issue_addr + Cat(Const(0, word_bits), size)),
+                issue_left.eq(issue_left - size),
                 retry_left.eq(retry_left - (retry_left != 0)),
             ]
         with m.Elif(self.dma_cmd.ready):
@@ -154,18 +157,21 @@ class Fetch(wiring.Component):
             m.d.sync += [write_ptr.eq(write_ptr + 1), received.eq(received + 1)]
         with m.If(kept_end):
             m.d.sync += received.eq(0)
+            words = received + 1
             with m.If(~word.payload.error):
                 m.d.sync += [commit_ptr.eq(write_ptr + 1),
-                             commit_pc.eq(commit_pc + received + 1)]
+                             commit_addr.eq(commit_addr + Cat(Const(0, word_bits), words)),
+                             commit_left.eq(commit_left - words)]
             with m.Else():
                 m.d.sync += write_ptr.eq(commit_ptr)
                 with m.If(received != 0):  # fetch the chunk again word by word
-                    m.d.sync += [issue_pc.eq(commit_pc), retry_left.eq(received + 1)]
+                    m.d.sync += [issue_addr.eq(commit_addr), issue_left.eq(commit_left),
+                                 retry_left.eq(words)]
                 with m.Else():
                     m.d.sync += [fault.eq(1), running.eq(0)]
         with m.If(handout):
             m.d.sync += [read_ptr.eq(read_ptr + 1), out_pc.eq(out_pc + 1)]
-            with m.If(out_pc == count - 1):
+            with m.If(out_pc == final_pc):
                 m.d.sync += running.eq(0)
         report = fault & (read_ptr == commit_ptr)
         m.d.sync += self.error.eq(report)
@@ -181,8 +187,9 @@ class Fetch(wiring.Component):
             m.d.sync += [running.eq(0), fault.eq(0), retry_left.eq(0), write_ptr.eq(0),
                          commit_ptr.eq(0), read_ptr.eq(0)]
         with m.If(self.start):
-            m.d.sync += [prog_addr.eq(self.prog_addr), count.eq(self.count),
-                         running.eq(self.count != 0), issue_pc.eq(0), commit_pc.eq(0),
+            m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),
+                         issue_left.eq(self.count), commit_left.eq(self.count),
+                         final_pc.eq(self.count - 1), running.eq(self.count != 0),
                          out_pc.eq(0)]
         m.d.comb += self.busy.eq(running | fault | (stale != 0) | (current != 0))
         return m

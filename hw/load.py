@@ -155,7 +155,7 @@ class LoadUnit(wiring.Component):
         wiring.connect(m, wiring.flipped(self.dma_data), beats.i)
         m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, widths, unit)
         intake = intake_queue.o
-        rows_taken = Signal(16)
+        row = Signal(16, init=1)  # counted from 1: no subtraction before the comparison
         beat = beats.o.payload
         m.d.comb += [
             repacker.i.valid.eq(beats.o.valid & intake.valid),
@@ -167,8 +167,8 @@ class LoadUnit(wiring.Component):
             repacker.i.payload.width.eq(intake.payload.mem),
         ]
         with m.If(repacker.i.valid & repacker.i.ready & beat.last):
-            final_row = rows_taken == intake.payload.rows - 1
-            m.d.sync += rows_taken.eq(Mux(final_row, 0, rows_taken + 1))
+            final_row = row == intake.payload.rows
+            m.d.sync += row.eq(Mux(final_row, 1, row + 1))
             m.d.comb += intake.ready.eq(final_row)
 
         # Lines: through a queue to the target memory's write port, line sram_addr + n.
@@ -176,7 +176,7 @@ class LoadUnit(wiring.Component):
         wiring.connect(m, repacker.o, lines.i)
         target = write_queue.o.payload
         line = lines.o.payload
-        offset, rows_written, error = Signal(16), Signal(16), Signal()
+        offset, row, error = Signal(16), Signal(16, init=1), Signal()
         for port, mem in ((self.spad_write, Memory.SPAD), (self.acc_write, Memory.ACC)):
             selected = target.mem == mem
             m.d.comb += [
@@ -187,12 +187,12 @@ class LoadUnit(wiring.Component):
             with m.If(selected):
                 m.d.comb += lines.o.ready.eq(port.ready & write_queue.o.valid)
         written = lines.o.valid & lines.o.ready
-        final = written & line.last & (rows_written == target.rows - 1)
+        final = written & line.last & (row == target.rows)
         m.d.comb += write_queue.o.ready.eq(final)
         with m.If(written):
             m.d.sync += [offset.eq(Mux(final, 0, offset + 1)),
                          error.eq(~final & (error | line.error))]
             with m.If(line.last):
-                m.d.sync += rows_written.eq(Mux(final, 0, rows_written + 1))
+                m.d.sync += row.eq(Mux(final, 1, row + 1))
         m.d.sync += [self.done.eq(final), self.error.eq(final & (error | line.error))]
         return m

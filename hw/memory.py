@@ -264,23 +264,37 @@ class Repacker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         capacity, unit = self.capacity, self.unit
+        room = capacity - self.in_bytes  # the most bytes that may be held when taking an input
         buffer = Signal(8 * capacity)  # bytes past fill are zero
         fill = Signal(range(capacity + 1))
         row_done, error = Signal(), Signal()  # the row's last input is in the buffer
         select = Signal.like(self.i.payload.width)
+        # Comparisons of fill with the output width, kept in registers so that the
+        # handshakes depend on a few gates after flip-flops only.
+        fill_less = Signal.like(fill)  # fill - width, when full
+        full, fits = Signal(), Signal(init=1)  # fill >= width, fill <= width
+        # An input fits without / after an output.
+        room_keep, room_emit = Signal(init=1), Signal(init=1)
 
-        width = Signal(range(max(self.out_widths) + 1))
-        consumed = Signal.like(buffer)  # buffer after removing one output group
-        m.d.comb += [width.eq(self.out_widths[0]), consumed.eq(buffer >> 8 * self.out_widths[0])]
-        for index, out_width in enumerate(self.out_widths[1:], 1):
-            with m.If(select == index):
-                m.d.comb += [width.eq(out_width), consumed.eq(buffer >> 8 * out_width)]
+        def width_of(index):
+            width = Signal(range(max(self.out_widths) + 1))
+            m.d.comb += width.eq(self.out_widths[0])
+            for option, out_width in enumerate(self.out_widths[1:], 1):
+                with m.If(index == option):
+                    m.d.comb += width.eq(out_width)
+            return width
 
-        final = row_done & (fill <= width)
+        consumed = Signal.like(buffer)  # the buffer without its first output group
+        m.d.comb += consumed.eq(buffer >> 8 * self.out_widths[0])
+        for option, out_width in enumerate(self.out_widths[1:], 1):
+            with m.If(select == option):
+                m.d.comb += consumed.eq(buffer >> 8 * out_width)
+
+        final = row_done & fits
         m.d.comb += [
-            self.o.valid.eq(row_done | (fill >= width)),
+            self.o.valid.eq(row_done | full),
             self.o.payload.data.eq(buffer),
-            self.o.payload.count.eq(Mux(fill < width, fill, width)),
+            self.o.payload.count.eq(Mux(fits, fill, width_of(select))),
             self.o.payload.last.eq(final),
             self.o.payload.error.eq(error & final),
         ]
@@ -290,13 +304,13 @@ class Repacker(wiring.Component):
         with m.If(emit & final):
             m.d.comb += [base.eq(0), kept.eq(0)]
         with m.Elif(emit):
-            m.d.comb += [base.eq(fill - width), kept.eq(consumed)]
+            m.d.comb += [base.eq(fill_less), kept.eq(consumed)]
         with m.Else():
             m.d.comb += [base.eq(fill), kept.eq(buffer)]
-
-        m.d.comb += self.i.ready.eq((~row_done | (emit & final))
-                                    & (base <= capacity - self.in_bytes))
+        m.d.comb += self.i.ready.eq(Mux(emit, final | (~row_done & room_emit),
+                                        ~row_done & room_keep))
         take = self.i.valid & self.i.ready
+
         lanes = Cat(*(Mux(self.i.payload.count > k, self.i.payload.data[8 * k:8 * k + 8], 0)
                       for k in range(self.in_bytes)))
         # Place the input at byte base (a multiple of unit): a barrel shifter in units.
@@ -305,13 +319,22 @@ class Repacker(wiring.Component):
             step = 8 * unit << bit
             if step < len(buffer):
                 placed = Mux(select_bit, Cat(Const(0, step), placed), placed)[:len(buffer)]
+
+        fill_next = Signal.like(fill)
+        select_next = Signal.like(select)
+        m.d.comb += [fill_next.eq(base + Mux(take, self.i.payload.count, 0)),
+                     select_next.eq(Mux(take, self.i.payload.width, select))]
+        width_next = width_of(select_next)
         m.d.sync += [
             buffer.eq(kept | Mux(take, placed, 0)),
-            fill.eq(base + Mux(take, self.i.payload.count, 0)),
+            fill.eq(fill_next), select.eq(select_next),
+            fill_less.eq(fill_next - width_next),
+            full.eq(fill_next >= width_next), fits.eq(fill_next <= width_next),
+            room_keep.eq(fill_next <= room), room_emit.eq(fill_next <= room + width_next),
             error.eq(Mux(emit & final, 0, error) | (take & self.i.payload.error)),
         ]
         with m.If(take):
-            m.d.sync += [row_done.eq(self.i.payload.last), select.eq(self.i.payload.width)]
+            m.d.sync += row_done.eq(self.i.payload.last)
         with m.Elif(emit & final):
             m.d.sync += row_done.eq(0)
         return m

@@ -108,14 +108,14 @@ class StoreUnit(wiring.Component):
         wiring.connect(m, beats.o, wiring.flipped(self.dma_data))
 
         # Completions: one per row command, in order.
-        rows_done, error = Signal(16), Signal()
+        row, error = Signal(16, init=1), Signal()  # row counted from 1
         head = done_queue.o
         m.d.comb += self.dma_done.ready.eq(head.valid)
         completed = self.dma_done.valid & self.dma_done.ready
-        final = completed & (rows_done == head.payload.rows - 1)
+        final = completed & (row == head.payload.rows)
         m.d.comb += head.ready.eq(final)
         with m.If(completed):
-            m.d.sync += [rows_done.eq(Mux(final, 0, rows_done + 1)),
+            m.d.sync += [row.eq(Mux(final, 1, row + 1)),
                          error.eq(~final & (error | self.dma_done.payload.error))]
         m.d.sync += [self.done.eq(final),
                      self.error.eq(final & (error | self.dma_done.payload.error))]
