@@ -11,7 +11,7 @@ from math import gcd
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -191,9 +191,10 @@ class LineReader(wiring.Component):
 
 
 class StreamQueue(wiring.Component):
-    """A first-in first-out queue of ``depth`` payloads between two streams. ``i.ready`` and
-    ``o.valid`` depend only on the queue's own registers, so a queue cuts the combinational
-    paths between the handshakes on either side.
+    """A first-in first-out queue of up to ``depth`` (>= 3 for one payload per cycle)
+    payloads between two streams. ``i.ready``, ``o.valid`` and ``o.payload`` come from the
+    queue's own registers, so a queue cuts the combinational paths between the handshakes
+    and data on either side.
 
     Members
     -------
@@ -201,14 +202,14 @@ class StreamQueue(wiring.Component):
     o : Out(stream.Signature(layout))
     """
 
-    def __init__(self, layout, depth=2):
+    def __init__(self, layout, depth=3):
         self.depth = depth
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = fifo = SyncFIFO(width=len(self.i.payload.as_value()),
-                                            depth=self.depth)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.i.payload.as_value()),
+                                                    depth=self.depth)
         m.d.comb += [
             fifo.w_en.eq(self.i.valid), fifo.w_data.eq(self.i.payload), self.i.ready.eq(fifo.w_rdy),
             self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready),
@@ -229,6 +230,10 @@ class Repacker(wiring.Component):
     the row's input ``error`` bits, and ``width`` of a row's inputs selects
     ``out_widths[width]`` (all inputs of a row must agree).
 
+    Without ``mask_inputs`` the lanes past ``count`` are taken as they are instead of being
+    zeroed (less logic in front of the buffer): they then show up past ``count`` in the
+    row's last output group, which is only right when the consumer ignores those lanes.
+
     Every input but a row's last must carry a multiple of ``unit`` bytes (a power of two
     dividing every output width; default: the largest such divisor of ``in_bytes`` and the
     output widths): the bytes then only move in units of ``unit`` bytes, which keeps the
@@ -243,8 +248,9 @@ class Repacker(wiring.Component):
                                            "last": 1, "error": 1})))
     """
 
-    def __init__(self, in_bytes, out_widths, unit=None):
+    def __init__(self, in_bytes, out_widths, unit=None, *, mask_inputs=True):
         self.in_bytes, self.out_widths = in_bytes, tuple(out_widths)
+        self.mask_inputs = mask_inputs
         self.unit = unit if unit is not None else gcd(in_bytes, *self.out_widths)
         if self.unit & (self.unit - 1) or any(w % self.unit for w in self.out_widths):
             raise ValueError(f"unit must be a power of two dividing the output widths "
@@ -291,10 +297,11 @@ class Repacker(wiring.Component):
                 m.d.comb += consumed.eq(buffer >> 8 * out_width)
 
         final = row_done & fits
+        width_held = width_of(select)
         m.d.comb += [
             self.o.valid.eq(row_done | full),
             self.o.payload.data.eq(buffer),
-            self.o.payload.count.eq(Mux(fits, fill, width_of(select))),
+            self.o.payload.count.eq(Mux(fits, fill, width_held)),
             self.o.payload.last.eq(final),
             self.o.payload.error.eq(error & final),
         ]
@@ -311,8 +318,10 @@ class Repacker(wiring.Component):
                                         ~row_done & room_keep))
         take = self.i.valid & self.i.ready
 
-        lanes = Cat(*(Mux(self.i.payload.count > k, self.i.payload.data[8 * k:8 * k + 8], 0)
-                      for k in range(self.in_bytes)))
+        lanes = self.i.payload.data
+        if self.mask_inputs:
+            lanes = Cat(*(Mux(self.i.payload.count > k, lanes[8 * k:8 * k + 8], 0)
+                          for k in range(self.in_bytes)))
         # Place the input at byte base (a multiple of unit): a barrel shifter in units.
         placed = lanes
         for bit, select_bit in enumerate(base[unit.bit_length() - 1:]):
@@ -320,19 +329,29 @@ class Repacker(wiring.Component):
             if step < len(buffer):
                 placed = Mux(select_bit, Cat(Const(0, step), placed), placed)[:len(buffer)]
 
-        fill_next = Signal.like(fill)
-        select_next = Signal.like(select)
-        m.d.comb += [fill_next.eq(base + Mux(take, self.i.payload.count, 0)),
-                     select_next.eq(Mux(take, self.i.payload.width, select))]
-        width_next = width_of(select_next)
-        m.d.sync += [
-            buffer.eq(kept | Mux(take, placed, 0)),
-            fill.eq(fill_next), select.eq(select_next),
-            fill_less.eq(fill_next - width_next),
-            full.eq(fill_next >= width_next), fits.eq(fill_next <= width_next),
-            room_keep.eq(fill_next <= room), room_emit.eq(fill_next <= room + width_next),
-            error.eq(Mux(emit & final, 0, error) | (take & self.i.payload.error)),
-        ]
+        m.d.sync += buffer.eq(kept | Mux(take, placed, 0))
+
+        # The next fill and its comparisons, computed for every case in parallel so that
+        # the handshakes only select among them.
+        def state(value, width):
+            return [fill.eq(value), fill_less.eq(value - width), full.eq(value >= width),
+                    fits.eq(value <= width), room_keep.eq(value <= room),
+                    room_emit.eq(value <= room + width)]
+
+        count, width_in = self.i.payload.count, width_of(self.i.payload.width)
+        with m.If(take):
+            m.d.sync += select.eq(self.i.payload.width)
+            with m.If(emit & final):
+                m.d.sync += state(count, width_in)
+            with m.Elif(emit):
+                m.d.sync += state(fill_less + count, width_in)
+            with m.Else():
+                m.d.sync += state(fill + count, width_in)
+        with m.Elif(emit & final):  # empty
+            m.d.sync += [fill.eq(0), full.eq(0), fits.eq(1), room_keep.eq(1), room_emit.eq(1)]
+        with m.Elif(emit):
+            m.d.sync += state(fill_less, width_held)
+        m.d.sync += error.eq(Mux(emit & final, 0, error) | (take & self.i.payload.error))
         with m.If(take):
             m.d.sync += row_done.eq(self.i.payload.last)
         with m.Elif(emit & final):

@@ -94,7 +94,9 @@ class StoreUnit(wiring.Component):
         reader = self._line_reader(m, line_bytes)
         self._line_addresses(m, read_queue.o, reader.addrs, widths)
 
-        m.submodules.repacker = repacker = Repacker(line_bytes, (cfg.dma_bytes,), unit)
+        # Line bytes past a row's end only reach lanes the writer does not strobe.
+        m.submodules.repacker = repacker = Repacker(line_bytes, (cfg.dma_bytes,), unit,
+                                                    mask_inputs=False)
         line = reader.lines.payload
         m.d.comb += [
             repacker.i.valid.eq(reader.lines.valid),
