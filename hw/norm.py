@@ -212,8 +212,8 @@ class _Norm(wiring.Component):
             with m.If(rows.handoff):
                 m.d.sync += [top.eq(maxabs), k.eq(0)]
                 fsm.goto("PRESCALE")
-        with fsm.state("PRESCALE"):
-            with m.If(top >= 1 << PRESCALE_BITS):
+        with fsm.state("PRESCALE"):  # k = max(0, bit_length(max|x|) - 15)
+            with m.If(top[PRESCALE_BITS:] != 0):
                 m.d.sync += [top.eq(top >> 1), k.eq(k + 1)]
             with m.Else():
                 m.d.comb += reader.go.eq(1)
@@ -229,14 +229,14 @@ class _Norm(wiring.Component):
             with m.If(total_ready):
                 m.d.sync += [denom.eq(r["denom"]), j.eq(0)]
                 fsm.goto("NORMALIZE")
-        with fsm.state("NORMALIZE"):
+        with fsm.state("NORMALIZE"):  # even shifts bring D into [2**30, 2**32)
             with m.If(denom == 0):
                 m.d.sync += [zero.eq(1), inv.eq(0), output_pass.eq(1)]
                 m.d.comb += reader.go.eq(1)
                 fsm.goto("OUTPUT")
-            with m.Elif(denom >= 1 << SQRT_IN_BITS):
+            with m.Elif(denom[SQRT_IN_BITS:] != 0):
                 m.d.sync += [denom.eq(denom >> 2), j.eq(j + 1)]
-            with m.Elif(denom < 1 << (SQRT_IN_BITS - 2)):
+            with m.Elif(denom[SQRT_IN_BITS - 2:] == 0):
                 m.d.sync += [denom.eq(denom << 2), j.eq(j - 1)]
             with m.Else():
                 m.d.comb += isqrt.start.eq(1)

@@ -93,9 +93,9 @@ class RowQuantize(wiring.Component):
                 m.d.sync += recip.eq(0)
                 m.d.comb += reader.go.eq(1)
                 fsm.goto("OUTPUT")
-            with m.Elif(mant >= 1 << MANT_BITS):  # ceil(mant / 2)
+            with m.Elif(mant[MANT_BITS:] != 0):  # ceil(mant / 2)
                 m.d.sync += [mant.eq((mant + 1) >> 1), exp.eq(exp + 1)]
-            with m.Elif(mant < 1 << (MANT_BITS - 1)):
+            with m.Elif(mant[MANT_BITS - 1:] == 0):
                 m.d.sync += [mant.eq(mant << 1), exp.eq(exp - 1)]
             with m.Else():
                 m.d.comb += divider.start.eq(1)
