@@ -103,9 +103,10 @@ class Fetch(wiring.Component):
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
                                            for name in ("write_ptr", "commit_ptr", "read_ptr"))
         received = Signal(range(CHUNK_WORDS + 1))  # words of the arriving command so far
-        # Commands in flight: stale ones (of a cancelled fetch or after a rewind) come first.
-        stale, current = Signal(range(MAX_COMMANDS + 1)), Signal(range(MAX_COMMANDS + 1))
-        pending_words = Signal(range(BUFFER_WORDS + 1))  # requested, not yet arrived
+        # Commands in flight, of which the first `stale` are of a cancelled fetch or from
+        # before a rewind; buffer words neither holding a word nor promised to a command.
+        in_flight, stale = Signal(range(MAX_COMMANDS + 1)), Signal(range(MAX_COMMANDS + 1))
+        free = Signal(range(BUFFER_WORDS + 1), init=BUFFER_WORDS)
 
         # Buffer.
         buffer = Memory(shape=INSTRUCTION_BITS, depth=BUFFER_WORDS, init=[])
@@ -132,10 +133,8 @@ class Fetch(wiring.Component):
         size = Signal(range(CHUNK_WORDS + 1))
         m.d.comb += size.eq(Mux(retry_left != 0, 1,
                                 Mux(issue_left < CHUNK_WORDS, issue_left, CHUNK_WORDS)))
-        occupancy = (write_ptr - read_ptr)[:pointer_bits]
-        room = BUFFER_WORDS - occupancy - pending_words
-        issue = (~self.dma_cmd.valid & running & ~fault & (issue_left != 0) & (size <= room)
-                 & (stale + current < MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
+        issue = (~self.dma_cmd.valid & running & ~fault & (issue_left != 0) & (size <= free)
+                 & (in_flight != MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
             m.d.sync += [
                 self.dma_cmd.valid.eq(1),
@@ -149,10 +148,9 @@ class Fetch(wiring.Component):
             m.d.sync += self.dma_cmd.valid.eq(0)
 
         # Arrival: keep or drop each word; a command's end commits, rewinds or faults.
-        stale_next = stale - (command_end & dropping)
-        current_next = current + issue - kept_end
-        m.d.sync += [stale.eq(stale_next), current.eq(current_next),
-                     pending_words.eq(pending_words + Mux(issue, size, 0) - keep)]
+        in_flight_next = in_flight + issue - command_end
+        m.d.sync += [in_flight.eq(in_flight_next), stale.eq(stale - (command_end & dropping)),
+                     free.eq(free - Mux(issue, size, 0) + handout)]
         with m.If(keep):
             m.d.sync += [write_ptr.eq(write_ptr + 1), received.eq(received + 1)]
         with m.If(kept_end):
@@ -179,17 +177,17 @@ class Fetch(wiring.Component):
             m.d.sync += fault.eq(0)
         m.d.comb += self.error_pc.eq(out_pc)
 
-        # Cancelling: what is in flight becomes stale.
+        # Cancelling: what is in flight becomes stale, and only committed words keep space.
         with m.If(failed | self.start | self.stop):
-            m.d.sync += [stale.eq(stale_next + current_next), current.eq(0),
-                         pending_words.eq(0), received.eq(0)]
+            m.d.sync += [stale.eq(in_flight_next), received.eq(0),
+                         free.eq(BUFFER_WORDS - (commit_ptr - read_ptr - handout)[:pointer_bits])]
         with m.If(self.start | self.stop):
-            m.d.sync += [running.eq(0), fault.eq(0), retry_left.eq(0), write_ptr.eq(0),
-                         commit_ptr.eq(0), read_ptr.eq(0)]
+            m.d.sync += [free.eq(BUFFER_WORDS), running.eq(0), fault.eq(0), retry_left.eq(0),
+                         write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
         with m.If(self.start):
             m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),
                          issue_left.eq(self.count), commit_left.eq(self.count),
                          final_pc.eq(self.count - 1), running.eq(self.count != 0),
                          out_pc.eq(0)]
-        m.d.comb += self.busy.eq(running | fault | (stale != 0) | (current != 0))
+        m.d.comb += self.busy.eq(running | fault | (in_flight != 0))
         return m

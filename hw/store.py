@@ -97,10 +97,13 @@ class StoreUnit(wiring.Component):
         # Line bytes past a row's end only reach lanes the writer does not strobe.
         m.submodules.repacker = repacker = Repacker(line_bytes, (cfg.dma_bytes,), unit,
                                                     mask_inputs=False)
-        line = reader.lines.payload
+        # Lines reach the repacker from registers (its fill arithmetic follows their count).
+        m.submodules.lines = lines = StreamQueue(reader.lines.payload.shape())
+        wiring.connect(m, reader.lines, lines.i)
+        line = lines.o.payload
         m.d.comb += [
-            repacker.i.valid.eq(reader.lines.valid),
-            reader.lines.ready.eq(repacker.i.ready),
+            repacker.i.valid.eq(lines.o.valid),
+            lines.o.ready.eq(repacker.i.ready),
             repacker.i.payload.data.eq(line.data),
             repacker.i.payload.count.eq(line.tag.count),
             repacker.i.payload.last.eq(line.tag.last),
