@@ -13,23 +13,50 @@ def main():
     """systolic: generate an int8 systolic-array accelerator and run Transformers on it."""
 
 
+def hardware_config(config_file, **overrides):
+    """A HardwareConfig from an optional JSON file (as written by ``systolic explore``)
+    and command-line overrides; bad values become usage errors."""
+    from systolic.hw.config import HardwareConfig
+
+    try:
+        values = json.loads(Path(config_file).read_text()) if config_file else {}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return HardwareConfig.from_dict(values)
+    except (ValueError, TypeError, OSError) as error:
+        raise click.UsageError(str(error)) from error
+
+
+def config_options(command):
+    """``--config FILE`` and per-field overrides of the hardware configuration."""
+    options = [
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="HardwareConfig JSON file (e.g. from `systolic explore`)."),
+        click.option("--rows", type=int, help="Array rows (1..64)."),
+        click.option("--cols", type=int, help="Array columns (1..64)."),
+        click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.option("--top", default="array", show_default=True, help="Block to generate.")
-@click.option("--rows", type=int, help="Array rows (1..64).")
-@click.option("--cols", type=int, help="Array columns (1..64).")
-@click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow.")
-@click.option("--lanes", type=int, help="Vector unit lanes (1..64).")
-@click.option("--max-row", type=int, help="Row buffer length of a row vector unit "
-              "(softmax, layernorm, rmsnorm, rowquant).")
+@config_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Verilog file to write (default: build/<top>.v).")
-def verilog(top, rows, cols, dataflow, lanes, max_row, output):
+def verilog(top, config_file, rows, cols, dataflow, output):
     """Write plain Verilog-2005 of a generated block."""
     from systolic.hw.verilog import generate_verilog
 
-    params = {name: value for name, value in
-              (("rows", rows), ("cols", cols), ("dataflow", dataflow), ("lanes", lanes),
-               ("max_row", max_row)) if value is not None}
+    if top == "accelerator":
+        params = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow).to_dict()
+    else:
+        if config_file:
+            raise click.UsageError("--config describes a whole accelerator: use it with "
+                                   "--top accelerator")
+        params = {name: value for name, value in
+                  (("rows", rows), ("cols", cols), ("dataflow", dataflow)) if value is not None}
     try:
         text = generate_verilog(top, **params)
     except (ValueError, TypeError) as error:
@@ -38,6 +65,32 @@ def verilog(top, rows, cols, dataflow, lanes, max_row, output):
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     click.echo(f"wrote {output} ({len(text.splitlines())} lines)")
+
+
+@main.command()
+@click.option("--target", type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]),
+              required=True)
+@config_options
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def synth(target, config_file, rows, cols, dataflow, seed, as_json):
+    """Synthesize and place-and-route the accelerator with yosys and nextpnr (from PyPI):
+    LUTs, flip-flops, DSPs, block RAMs and the maximum clock frequency."""
+    from systolic.sw.synth import SynthesisError, synthesize_config
+
+    config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
+    try:
+        result = synthesize_config(config, target, seed=seed)
+    except SynthesisError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{target}: {config.rows}x{config.cols} {config.dataflow.upper()}  "
+               f"LUTs {result['luts']}  FFs {result['ffs']}  DSPs {result['dsps']}  "
+               f"BRAMs {result['brams']}  Fmax {result['fmax_mhz']:.1f} MHz  "
+               f"(multipliers in {result['multipliers'].upper()}"
+               f"{', cached' if result['cached'] else ''})")
 
 
 @main.command()

