@@ -130,10 +130,16 @@ class Fetch(wiring.Component):
         m.d.comb += self.fetched.eq(handout)
 
         # Issue: a chunk (or one word while retrying) when the buffer has room for it.
+        # The next chunk's words, min(CHUNK_WORDS, issue_left), kept with issue_left.
+        chunk = Signal(range(CHUNK_WORDS + 1))
+
+        def set_issue_left(value):
+            return [issue_left.eq(value),
+                    chunk.eq(Mux(value < CHUNK_WORDS, value, CHUNK_WORDS))]
+
         size = Signal(range(CHUNK_WORDS + 1))
-        m.d.comb += size.eq(Mux(retry_left != 0, 1,
-                                Mux(issue_left < CHUNK_WORDS, issue_left, CHUNK_WORDS)))
-        issue = (~self.dma_cmd.valid & running & ~fault & (issue_left != 0) & (size <= free)
+        m.d.comb += size.eq(Mux(retry_left != 0, 1, chunk))
+        issue = (~self.dma_cmd.valid & running & ~fault & (chunk != 0) & (size <= free)
                  & (in_flight != MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
             m.d.sync += [
@@ -141,8 +147,8 @@ class Fetch(wiring.Component):
                 self.dma_cmd.payload.addr.eq(issue_addr),
                 self.dma_cmd.payload.length.eq(Cat(Const(0, word_bits), size)),
                 issue_addr.eq(issue_addr + Cat(Const(0, word_bits), size)),
-                issue_left.eq(issue_left - size),
                 retry_left.eq(retry_left - (retry_left != 0)),
+                *set_issue_left(issue_left - size),
             ]
         with m.Elif(self.dma_cmd.ready):
             m.d.sync += self.dma_cmd.valid.eq(0)
@@ -163,8 +169,8 @@ class Fetch(wiring.Component):
             with m.Else():
                 m.d.sync += write_ptr.eq(commit_ptr)
                 with m.If(received != 0):  # fetch the chunk again word by word
-                    m.d.sync += [issue_addr.eq(commit_addr), issue_left.eq(commit_left),
-                                 retry_left.eq(words)]
+                    m.d.sync += [issue_addr.eq(commit_addr), retry_left.eq(words),
+                                 *set_issue_left(commit_left)]
                 with m.Else():
                     m.d.sync += [fault.eq(1), running.eq(0)]
         with m.If(handout):
@@ -186,7 +192,7 @@ class Fetch(wiring.Component):
                          write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
         with m.If(self.start):
             m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),
-                         issue_left.eq(self.count), commit_left.eq(self.count),
+                         *set_issue_left(self.count), commit_left.eq(self.count),
                          final_pc.eq(self.count - 1), running.eq(self.count != 0),
                          out_pc.eq(0)]
         m.d.comb += self.busy.eq(running | fault | (in_flight != 0))
