@@ -9,6 +9,7 @@ BACKENDS = {
     "functional": "systolic.sim.functional:FunctionalSimulator",
     "amaranth": "systolic.sim.amaranth_sim:AmaranthBackend",
     "icarus": "systolic.sim.cocotb.backend:CocotbBackend",
+    "verilator": "systolic.sim.verilator_backend:VerilatorBackend",
 }
 
 

@@ -1,0 +1,123 @@
+"""The Verilated accelerator (sim/verilator_backend.py) against the functional simulator: the
+programs of test_accelerator.py, a matmul too large for the other RTL backends, hangs and
+bad arguments; and against the Amaranth backend, whose host memory it times identically.
+
+Three library builds (about 30 s of CPU each when build/verilator is cold), one per
+configuration, each shared by the module.
+"""
+
+import numpy as np
+import pytest
+
+from systolic.hw.config import HardwareConfig
+from systolic.hw.csr import ErrorCode
+from systolic.sim import SimulationHang
+from systolic.sim.amaranth_sim import AmaranthBackend
+from systolic.sim.backends import create_backend
+from systolic.sim.functional import FunctionalSimulator
+from systolic.sim.verilator_backend import VerilatorBackend
+
+from test_accelerator import (ERROR_PROGRAMS, SMALL, check_same, gemm_program,  # noqa: I001
+                              text_program)
+
+#: A wide bus (128-bit data: Verilator's multi-word ports) on the 8x8 array.
+LARGE = HardwareConfig(rows=8, cols=8, dma_bytes=16)
+
+
+@pytest.fixture(scope="module", params=SMALL, ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
+def config(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def verilator(config):
+    return VerilatorBackend(config)
+
+
+def check_matmul(config, backend, program):
+    memory, prog_addr, count, c_addr, expected = program
+    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
+    assert reference.error == ErrorCode.NONE
+    result = backend.run(memory, prog_addr, count)
+    check_same(reference, result)
+    m, n = expected.shape
+    c = result.memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n)
+    assert np.array_equal(c, expected)
+    return result
+
+
+def test_tiled_matmuls_and_errors(config, verilator):
+    check_matmul(config, verilator, gemm_program(config, 9, 17, 7, seed=1))
+    check_matmul(config, verilator, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True))
+    # Odd sizes spanning many tiles of both small arrays.
+    check_matmul(config, verilator, gemm_program(config, 23, 41, 19, seed=4))
+    functional = FunctionalSimulator(config)
+    for name, (text, _) in ERROR_PROGRAMS.items():
+        memory, prog_addr, count = text_program(text, bytes(range(16)))
+        if name == "illegal opcode":
+            memory[prog_addr + 16:prog_addr + 32] = 0
+        reference = functional.run(memory, prog_addr, count)
+        assert reference.error != ErrorCode.NONE, name
+        check_same(reference, verilator.run(memory, prog_addr, count))
+
+
+def test_on_chip_state_persists_between_runs(config, verilator):
+    """A second program reads back what the first left in the accumulator."""
+    first = text_program("load mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x800",
+                         bytes(range(100, 116)))
+    second = text_program("store mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x900")
+    functional = FunctionalSimulator(config)
+    references = [functional.run(*first), functional.run(*second)]
+    results = [verilator.run(*first), verilator.run(*second)]
+    for reference, result in zip(references, results):
+        check_same(reference, result)
+    assert bytes(results[1].memory[0x900:0x90C]) == bytes(range(100, 112))
+
+
+def test_hang_raises_and_the_next_run_works(config, verilator):
+    program = gemm_program(config, 9, 17, 7, seed=6)
+    saved, verilator.max_cycles = verilator.max_cycles, 50
+    try:
+        with pytest.raises(SimulationHang, match="within 50 cycles"):
+            verilator.run(*program[:3])
+    finally:
+        verilator.max_cycles = saved
+    check_matmul(config, verilator, program)
+
+
+def test_cycles_and_stalls_match_amaranth():
+    """Same host-memory timing as the Amaranth backend, so every counter agrees, the cycle
+    and stall counts included."""
+    config = SMALL[0]
+    memory, prog_addr, count, _, _ = gemm_program(config, 5, 11, 6, seed=8)
+    expected = AmaranthBackend(config).run(memory, prog_addr, count)
+    result = create_backend("verilator", config).run(memory, prog_addr, count)
+    assert result.counters == expected.counters
+    assert np.array_equal(result.memory, expected.memory)
+
+
+def test_large_matmul():
+    """64x96x80 on an 8x8 array: about 20k cycles, minutes on the other RTL backends."""
+    backend = VerilatorBackend(LARGE)
+    result = check_matmul(LARGE, backend, gemm_program(LARGE, 64, 96, 80, seed=5))
+    assert result.counters["macs"] == 64 * 96 * 80  # every dimension a multiple of 8
+    # Unsigned activations, a ragged shape, on the same model.
+    check_matmul(LARGE, backend, gemm_program(LARGE, 37, 70, 45, seed=9, a_unsigned=True))
+
+
+def test_bad_arguments_raise():
+    config = SMALL[0]
+    with pytest.raises(TypeError, match="config must be a HardwareConfig"):
+        VerilatorBackend(config.to_dict())
+    with pytest.raises(ValueError, match="read_latency"):
+        VerilatorBackend(config, read_latency=0)
+
+
+def test_bad_run_arguments_raise(config, verilator):
+    memory, prog_addr, count = text_program("fence")
+    with pytest.raises(ValueError, match="memory must be one-dimensional"):
+        verilator.run(memory.reshape(64, 64), prog_addr, count)
+    with pytest.raises(ValueError, match="prog_addr"):
+        verilator.run(memory, 2**config.addr_width, count)
+    with pytest.raises(ValueError, match="count"):
+        verilator.run(memory, prog_addr, -1)
