@@ -54,7 +54,7 @@ __all__ = [
     "OutWidth", "Instruction", "INSTRUCTION_BITS", "FIELD_DOCS", "ALLOWED_DEPS",
     "VECTOR_PARAMS", "VECTOR_UNIT", "DYADIC_WORD", "ROW_SCALE_WORD", "IllegalInstruction",
     "encode", "decode", "instruction_fields", "isa_markdown", "pack_words", "unpack_words",
-    "vector_row_limit", "vector_param_lines",
+    "vector_row_limit", "vector_param_lines", "vector_output_memory",
 ]
 
 INSTRUCTION_BITS = INSTRUCTION_BYTES * 8
@@ -258,6 +258,17 @@ def vector_row_limit(units, func):
     return 2**16 - 1
 
 
+def vector_output_memory(func, out_width):
+    """Where ``func`` writes its results: the scratchpad for 8-bit results (ROWQUANT,
+    SOFTMAX, ``out_width`` INT8), the accumulator otherwise (GELU and SILU give int16)."""
+    func = VectorFunc(func)
+    if func in (VectorFunc.ROWQUANT, VectorFunc.SOFTMAX):
+        return Memory.SPAD
+    if func in (VectorFunc.GELU, VectorFunc.SILU) or OutWidth(out_width) != OutWidth.INT8:
+        return Memory.ACC
+    return Memory.SPAD
+
+
 def vector_param_lines(func, row_length, cols):
     """``(header lines, lines per plane, total lines)`` of ``func``'s parameter block for
     rows of ``row_length`` on an array with ``cols`` columns."""
@@ -315,7 +326,15 @@ def _flat_fields(layout, prefix="", offset=0):
 def instruction_fields(opcode):
     """Leaf fields of ``opcode``'s format: ``((name, offset, width, shape), ...)``, named
     without the ``header.`` prefix (``opcode``, ``deps.pop_prev``, ..., ``rows``, ...)."""
-    return _FIELDS[Opcode(opcode)]
+    return _FIELDS[_opcode(opcode)]
+
+
+def _opcode(value):
+    """``Opcode(value)`` without the cost of Amaranth's enum call (on the decode path)."""
+    opcode = _OPCODES.get(value.value if isinstance(value, Opcode) else value)
+    if opcode is None:
+        raise ValueError(f"{value!r} is not a valid Opcode")
+    return opcode
 
 
 def _format_fields(fmt):
@@ -326,14 +345,21 @@ def _format_fields(fmt):
 
 #: Field tables per opcode, computed once (decoding runs for every simulated instruction).
 _FIELDS = {op: _format_fields(fmt) for op, fmt in _FORMATS.items()}
+_OPCODES = {op.value: op for op in Opcode}
+#: Per opcode: ``{name: (offset, width)}`` (encode) and the fields decode extracts.
+_ENCODE = {op: {name: (offset, width) for name, offset, width, _ in fields}
+           for op, fields in _FIELDS.items()}
+_DECODE = {op: tuple((name, offset, (1 << width) - 1, name.removeprefix("deps."))
+                     for name, offset, width, _ in fields if name != "opcode")
+           for op, fields in _FIELDS.items()}
 
 
 def encode(opcode, **fields):
     """The 128-bit instruction word for ``opcode`` with ``fields`` (names as in
     :func:`instruction_fields`, e.g. ``**{"deps.push_next": 1}``; omitted fields are zero)."""
-    opcode = Opcode(opcode)
+    opcode = _opcode(opcode)
     word = opcode.value
-    known = {name: (offset, width) for name, offset, width, _ in instruction_fields(opcode)}
+    known = _ENCODE[opcode]
     for name, value in fields.items():
         if name not in known or name == "opcode":
             raise IllegalInstruction(f"{opcode.name} has no field {name!r}")
@@ -341,8 +367,10 @@ def encode(opcode, **fields):
         value = int(value.value if isinstance(value, enum.Enum) else value)
         if not 0 <= value < 1 << width:
             raise IllegalInstruction(f"{opcode.name}.{name} = {value} does not fit {width} bits")
+        if value and name.startswith("deps.") and name[5:] not in ALLOWED_DEPS[opcode]:
+            raise IllegalInstruction(f"{opcode.name} cannot {name[5:]} (its unit has no such "
+                                     "neighbour)")
         word |= value << offset
-    decode(word)  # rejects dependency flags the opcode's unit does not have
     return word
 
 
@@ -352,14 +380,12 @@ def decode(word):
     word = int(word)
     if not 0 <= word < 1 << INSTRUCTION_BITS:
         raise IllegalInstruction(f"instruction word {word:#x} is not {INSTRUCTION_BITS} bits")
-    try:
-        opcode = Opcode(word & 0xF)
-    except ValueError:
-        raise IllegalInstruction(f"illegal opcode {word & 0xF} in {word:#034x}") from None
-    fields = {name: (word >> offset) & ((1 << width) - 1)
-              for name, offset, width, _ in instruction_fields(opcode) if name != "opcode"}
-    for name, value in fields.items():
-        flag = name.removeprefix("deps.")
+    opcode = _OPCODES.get(word & 0xF)
+    if opcode is None:
+        raise IllegalInstruction(f"illegal opcode {word & 0xF} in {word:#034x}")
+    fields = {}
+    for name, offset, mask, flag in _DECODE[opcode]:
+        value = fields[name] = (word >> offset) & mask
         if value and flag != name and flag not in ALLOWED_DEPS[opcode]:
             raise IllegalInstruction(f"{opcode.name} cannot {flag} (its unit has no such "
                                      "neighbour)")

@@ -13,6 +13,7 @@ more work than here when the error struck; put a FENCE before an instruction tha
 when the exact memory image matters.)
 """
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -22,7 +23,8 @@ from systolic.hw.config import INSTRUCTION_BYTES, HardwareConfig
 from systolic.hw.csr import ErrorCode
 from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT,
                              IllegalInstruction, Memory, Opcode, OutWidth, VectorFunc, decode,
-                             pack_words, unpack_words, vector_param_lines, vector_row_limit)
+                             pack_words, unpack_words, vector_output_memory,
+                             vector_param_lines, vector_row_limit)
 from systolic.sw import numerics
 
 __all__ = ["RunResult", "FunctionalSimulator", "TokenDeadlock", "AcceleratorError"]
@@ -32,6 +34,7 @@ MAX_TOKENS = 255
 
 _UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute",
          Opcode.VECTOR: "compute"}
+_SPAD, _ACC = Memory.SPAD.value, Memory.ACC.value
 #: Output width (bits) of each OutWidth code.
 _OUT_BITS = {OutWidth.INT8.value: 8, OutWidth.INT16.value: 16, OutWidth.INT32.value: 32}
 #: (unit, dependency flag) -> token queue between two units.
@@ -39,6 +42,23 @@ _POPS = {("load", "pop_next"): "c2l", ("compute", "pop_prev"): "l2c",
          ("compute", "pop_next"): "s2c", ("store", "pop_prev"): "c2s"}
 _PUSHES = {("load", "push_next"): "l2c", ("compute", "push_prev"): "c2l",
            ("compute", "push_next"): "c2s", ("store", "push_prev"): "s2c"}
+#: unit -> [(instruction field, token queue)] of its pops and of its pushes.
+_UNIT_POPS = {unit: [(f"deps.{flag}", name) for (u, flag), name in _POPS.items() if u == unit]
+              for unit in ("load", "compute", "store")}
+_UNIT_PUSHES = {unit: [(f"deps.{flag}", name) for (u, flag), name in _PUSHES.items()
+                       if u == unit] for unit in ("load", "compute", "store")}
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _decode(word):
+    """``(opcode, fields, unit, pops, pushes)`` of an instruction word: its unit and the
+    token queues it pops and pushes. Cached, since programs run again and again (e.g. every
+    decoding step); the field dicts are shared, so nothing here may modify them."""
+    opcode, fields = decode(word)
+    unit = _UNIT.get(opcode)
+    pops = tuple(name for flag, name in _UNIT_POPS.get(unit, ()) if fields[flag])
+    pushes = tuple(name for flag, name in _UNIT_PUSHES.get(unit, ()) if fields[flag])
+    return opcode, fields, unit, pops, pushes
 
 
 class TokenDeadlock(RuntimeError):
@@ -121,7 +141,7 @@ class FunctionalSimulator:
                                   "little")
             counters["fetch_bytes"] += INSTRUCTION_BYTES
             try:
-                opcode, fields = decode(word)
+                opcode, fields, unit, pops, pushes = _decode(word)
             except IllegalInstruction as error:
                 self._drain(queues, tokens, memory, counters)
                 raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc, str(error)) from None
@@ -130,7 +150,7 @@ class FunctionalSimulator:
             if opcode == Opcode.FENCE:
                 self._drain(queues, tokens, memory, counters)
                 continue
-            queues[_UNIT[opcode]].append((pc, opcode, fields))
+            queues[unit].append((pc, opcode, fields, pops, pushes))
         self._drain(queues, tokens, memory, counters)
 
     def _drain(self, queues, tokens, memory, counters):
@@ -140,10 +160,8 @@ class FunctionalSimulator:
             for unit, queue in queues.items():
                 if not queue:
                     continue
-                pc, opcode, fields = queue[0]
-                pops = [tokens_name for (u, flag), tokens_name in _POPS.items()
-                        if u == unit and fields[f"deps.{flag}"]]
-                if any(tokens[name] == 0 for name in pops):
+                pc, opcode, fields, pops, pushes = queue[0]
+                if pops and any(tokens[name] == 0 for name in pops):
                     continue
                 queue.popleft()
                 for name in pops:
@@ -159,12 +177,11 @@ class FunctionalSimulator:
                         counters[kind] += fields["rows"] * fields["row_bytes"]
                     raise
                 counters["instructions"] += 1
-                for (u, flag), name in _PUSHES.items():
-                    if u == unit and fields[f"deps.{flag}"]:
-                        tokens[name] += 1
-                        if tokens[name] > MAX_TOKENS:
-                            raise AcceleratorError(ErrorCode.TOKEN_OVERFLOW, pc,
-                                                   f"more than {MAX_TOKENS} tokens on {name}")
+                for name in pushes:
+                    tokens[name] += 1
+                    if tokens[name] > MAX_TOKENS:
+                        raise AcceleratorError(ErrorCode.TOKEN_OVERFLOW, pc,
+                                               f"more than {MAX_TOKENS} tokens on {name}")
                 progressed = True
             if not progressed:
                 waiting = {unit: queue[0][0] for unit, queue in queues.items() if queue}
@@ -185,7 +202,7 @@ class FunctionalSimulator:
     def _sram(self, pc, mem, first, count):
         """The on-chip array for ``mem``, its line width in bytes, and a range check of
         ``count`` lines starting at ``first``."""
-        if mem == Memory.ACC.value:
+        if mem == _ACC:
             array, code, width = self.acc, ErrorCode.ACC_RANGE, self.config.acc_line_bytes
         else:
             array, code, width = self.spad, ErrorCode.SPAD_RANGE, self.config.spad_line_bytes
@@ -246,19 +263,20 @@ class FunctionalSimulator:
         a_count = length
         b_count = cfg.rows if cfg.dataflow == "ws" else length
         c_count = length if cfg.dataflow == "ws" else cfg.rows
-        self._sram(pc, Memory.SPAD.value, fields["a_addr"], a_count)
-        self._sram(pc, Memory.SPAD.value, fields["b_addr"], b_count)
-        self._sram(pc, Memory.ACC.value, fields["c_addr"], c_count)
-        a = self.spad[fields["a_addr"]:fields["a_addr"] + a_count, :cfg.rows]
+        a_addr, b_addr, c_addr = fields["a_addr"], fields["b_addr"], fields["c_addr"]
+        self._sram(pc, _SPAD, a_addr, a_count)
+        self._sram(pc, _SPAD, b_addr, b_count)
+        self._sram(pc, _ACC, c_addr, c_count)
+        a = self.spad[a_addr:a_addr + a_count, :cfg.rows]
         # float64 BLAS is exact here (every sum is below 2**53) and much faster than int64
         a = (a.view(np.uint8) if fields["a_unsigned"] else a).astype(np.float64)
-        b = self.spad[fields["b_addr"]:fields["b_addr"] + b_count, :cfg.cols].astype(np.float64)
-        product = (a @ b if cfg.dataflow == "ws" else a.T @ b).astype(np.int64)
-        c = slice(fields["c_addr"], fields["c_addr"] + c_count)
+        b = self.spad[b_addr:b_addr + b_count, :cfg.cols].astype(np.float64)
+        product = (a @ b if cfg.dataflow == "ws" else a.T @ b).astype(np.int32)
         if fields["accumulate"]:
-            product = product + self.acc[c]
-        # The int32 accumulator wraps around, as the hardware's adders do.
-        self.acc[c] = product.astype(np.int64).astype(np.uint32).view(np.int32)
+            # int32 array addition wraps around, as the hardware's adders do
+            self.acc[c_addr:c_addr + c_count] += product
+        else:
+            self.acc[c_addr:c_addr + c_count] = product
         counters["macs"] += length * cfg.rows * cfg.cols
         counters["array_busy"] += length
 
@@ -286,9 +304,7 @@ class FunctionalSimulator:
             raise AcceleratorError(ErrorCode.ILLEGAL_INSTRUCTION, pc,
                                    f"out_width {fields['out_width']} is reserved")
         chunks = -(-length // cfg.cols)
-        to_spad = func in (VectorFunc.ROWQUANT, VectorFunc.SOFTMAX) or (
-            func not in (VectorFunc.GELU, VectorFunc.SILU)
-            and fields["out_width"] == OutWidth.INT8.value)
+        to_spad = vector_output_memory(func, fields["out_width"]) == Memory.SPAD
         # every line the instruction touches is checked before anything is written
         if to_spad:
             self._sram(pc, Memory.SPAD.value, fields["dst_addr"],

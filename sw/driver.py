@@ -1,7 +1,11 @@
-"""Driving the accelerator from Python: ``Accelerator(config, backend).matmul(a, b)``.
+"""Driving the accelerator from Python: ``Accelerator(config, backend).matmul(a, b)`` and
+whole models: ``acc.load_model("minilm").embed(texts)``,
+``acc.load_model("smollm2").generate(prompt, n)`` (see :mod:`systolic.sw.runtime`).
 
 The driver compiles the work into an instruction program, lays program and operands out in
 a host-memory image, runs it on the chosen simulation backend and reads the results back.
+Backends are those of :func:`systolic.sim.backends.backend_names` plus ``"golden"``, which
+computes with the integer golden models directly (no instructions).
 ``acc.last_run`` describes the most recent run (cycles, MACs, utilization, all counters).
 """
 
@@ -10,13 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from systolic.hw.config import INSTRUCTION_BYTES, HardwareConfig
+from systolic.hw.config import INSTRUCTION_BYTES, HardwareConfig, VectorUnitsConfig
 from systolic.hw.csr import ErrorCode
 
 from .compiler.gemm import GemmLayout, compile_gemm
 from .numerics.matmul import matmul_int8
 
-__all__ = ["Accelerator", "AcceleratorError", "RunStats", "HostImage"]
+__all__ = ["Accelerator", "AcceleratorError", "RunStats", "HostImage", "GOLDEN",
+           "backend_choices", "model_config"]
+
+#: The backend that runs the integer golden models instead of instructions.
+GOLDEN = "golden"
 
 #: Alignment of every buffer in the host-memory image (one AXI burst boundary is 4 KiB;
 #: 64 bytes keeps rows of small matrices from straddling bus words needlessly).
@@ -34,18 +42,98 @@ class AcceleratorError(RuntimeError):
 
 @dataclass
 class RunStats:
-    """What one run cost: ``cycles`` (``None`` on the functional backend, which does not
-    model time), MACs issued to the array and the useful ones (excluding tile padding),
-    utilization = useful MACs / (rows * cols * cycles), all hardware counters, wall time."""
+    """What one call cost.
+
+    Members
+    -------
+    backend : str
+    instructions, macs : int
+        Instructions executed and MACs issued to the array (tile padding included).
+    useful_macs : int
+        MACs of the computation itself.
+    cycles : int or None
+        Measured cycles (``None`` on the functional and golden backends, which do not model
+        time); ``utilization`` = useful MACs / (rows * cols * cycles).
+    counters : dict
+        Hardware performance counters, summed over the programs run.
+    wall_s : float
+        Wall time of the call.
+    predicted_cycles : int or None
+        The compiler's analytic prediction (``predicted_utilization`` likewise).
+    programs : int
+        Programs run on the backend.
+    ops : dict
+        Per op kind on the accelerator: ``{"steps", "predicted_cycles", "macs"}``.
+    host : dict
+        Per op kind run on the host: ``{"steps", "bytes", "reason"}`` (bytes read and
+        written in the host memory shared with the accelerator).
+    """
 
     backend: str
-    instructions: int
-    macs: int
-    useful_macs: int
+    instructions: int = 0
+    macs: int = 0
+    useful_macs: int = 0
     cycles: int = None
     utilization: float = None
     counters: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    predicted_cycles: int = None
+    predicted_utilization: float = None
+    programs: int = 0
+    ops: dict = field(default_factory=dict)
+    host: dict = field(default_factory=dict)
+
+    @property
+    def host_bytes(self):
+        return sum(entry["bytes"] for entry in self.host.values())
+
+    def add_fragment(self, plan, fragment):
+        entry = self.ops.setdefault(plan.kind, {"steps": 0, "predicted_cycles": 0, "macs": 0})
+        entry["steps"] += 1
+        entry["predicted_cycles"] += fragment.predicted["total"]
+        entry["macs"] += fragment.macs
+        self.useful_macs += fragment.macs
+        self.predicted_cycles = (self.predicted_cycles or 0) + fragment.predicted["total"]
+
+    def add_host(self, plan, nbytes):
+        entry = self.host.setdefault(plan.kind, {"steps": 0, "bytes": 0, "reason": plan.reason})
+        entry["steps"] += 1
+        entry["bytes"] += int(nbytes)
+
+    def add_run(self, result):
+        self.programs += 1
+        for name, value in result.counters.items():
+            self.counters[name] = self.counters.get(name, 0) + int(value)
+        self.instructions = self.counters.get("instructions", 0)
+        self.macs = self.counters.get("macs", 0)
+        if result.cycles is None or (self.programs > 1 and self.cycles is None):
+            self.cycles = None
+        else:
+            self.cycles = (self.cycles or 0) + result.cycles
+
+    def add_golden(self, graph, ids, start):
+        from .compiler.model import op_macs
+
+        macs = sum(op_macs(graph, op, len(ids), start + len(ids)) for op in graph.ops)
+        self.useful_macs += macs
+        self.macs += macs
+
+    def finish(self, config, wall_s):
+        self.wall_s = wall_s
+        peak = config.rows * config.cols
+        if self.cycles:
+            self.utilization = self.useful_macs / (peak * self.cycles)
+        if self.predicted_cycles:
+            self.predicted_utilization = self.useful_macs / (peak * self.predicted_cycles)
+
+    def to_dict(self):
+        """JSON-ready summary."""
+        out = {name: getattr(self, name) for name in (
+            "backend", "instructions", "macs", "useful_macs", "cycles", "utilization",
+            "predicted_cycles", "predicted_utilization", "programs", "wall_s", "counters",
+            "ops", "host")}
+        out["host_bytes"] = self.host_bytes
+        return out
 
 
 class HostImage:
@@ -88,17 +176,69 @@ def _check_operand(name, x, dtypes=(np.int8,)):
         raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {x.shape}")
 
 
+def backend_choices():
+    """Names accepted as ``backend``: the simulation backends and ``"golden"``."""
+    from systolic.sim.backends import backend_names
+
+    return sorted({*backend_names(), GOLDEN})
+
+
+def model_config(rows=32, cols=32, dataflow="ws"):
+    """The default configuration for running models: big memories (few, large instructions),
+    a 16-byte bus and vector units as wide as the array with room for FFN rows."""
+    return HardwareConfig(rows=rows, cols=cols, dataflow=dataflow, spad_lines=16384,
+                          spad_banks=2, acc_lines=8192, acc_banks=2, dma_bytes=16,
+                          vector=VectorUnitsConfig(lanes=cols, max_row=4096))
+
+
 class Accelerator:
     """A simulated accelerator generated from ``config`` (default :class:`HardwareConfig`),
-    run on ``backend`` (see :func:`systolic.sim.backends.backend_names`)."""
+    run on ``backend`` (see :func:`backend_choices`)."""
 
     def __init__(self, config: HardwareConfig = None, backend="functional"):
         from systolic.sim.backends import create_backend
 
         self.config = config or HardwareConfig()
+        if not isinstance(self.config, HardwareConfig):
+            raise TypeError(f"config must be a HardwareConfig, not {type(config).__name__}")
+        if backend not in backend_choices():
+            raise ValueError(f"backend must be one of {', '.join(backend_choices())}, "
+                             f"not {backend!r}")
         self.backend = backend
-        self._sim = create_backend(backend, self.config)
+        self._sim = None if backend == GOLDEN else create_backend(backend, self.config)
         self.last_run = None
+
+    def load_model(self, name_or_path):
+        """A runner for a known model (``"minilm"``, ``"smollm2"``) or a checkpoint path:
+        :class:`~systolic.sw.runtime.EncoderRunner` (``embed``) or
+        :class:`~systolic.sw.runtime.DecoderRunner` (``generate``)."""
+        from .runtime import load_runner
+
+        return load_runner(self, name_or_path)
+
+    def start_stats(self):
+        """A :class:`RunStats` to accumulate one call into (see :meth:`finish_stats`)."""
+        stats = RunStats(self.backend)
+        stats._start = time.perf_counter()
+        return stats
+
+    def finish_stats(self, stats):
+        stats.finish(self.config, time.perf_counter() - stats._start)
+        del stats._start
+        self.last_run = stats
+
+    def run_image(self, memory, prog_addr, count):
+        """Run ``count`` instructions at ``prog_addr`` of a
+        :class:`~systolic.sw.compiler.memory.DeviceMemory` (in place when the backend can);
+        returns the backend's result, raises :class:`AcceleratorError` on a hardware error."""
+        if getattr(self._sim, "runs_in_place", False):
+            result = self._sim.run(memory.array, prog_addr, count, in_place=True)
+        else:
+            result = self._sim.run(memory.array, prog_addr, count)
+            memory.array = np.asarray(result.memory, dtype=np.uint8)
+        if result.error != ErrorCode.NONE:
+            raise AcceleratorError(result.error, result.error_pc)
+        return result
 
     def run_program(self, words, image: HostImage, useful_macs=0):
         """Run instruction ``words`` appended to ``image``; returns the final host memory.
@@ -129,6 +269,12 @@ class Accelerator:
         if k != k2:
             raise ValueError(f"inner dimensions differ: a is {a.shape}, b is {b.shape}")
         a_unsigned = a.dtype == np.uint8
+        if self.backend == GOLDEN:
+            start = time.perf_counter()
+            c = matmul_int8(a, b, a_unsigned)
+            self.last_run = RunStats(GOLDEN, macs=m * k * n, useful_macs=m * k * n,
+                                     wall_s=time.perf_counter() - start)
+            return c
         if k * 255 * 128 > 2**31 - 1:
             matmul_int8(a, b, a_unsigned)  # raises Int32OverflowError if the result overflows
         image = HostImage()

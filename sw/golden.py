@@ -2,6 +2,8 @@
 models of :mod:`systolic.sw.numerics`. The accelerator must reproduce every tensor of
 :func:`run` bit for bit; the float helpers at the end only measure accuracy."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .graph import rope_tables
@@ -64,45 +66,88 @@ def _embed(graph, op, ids, positions):
     return total
 
 
-def run(graph, ids, start=0):
+def evaluate(graph, op, args, ids, positions):
+    """The outputs (a tuple) of ``op`` on its integer arguments ``args`` (in the order of
+    ``op.inputs``; row scales as :class:`RowScale`), for the tokens ``ids`` at ``positions``."""
+    kind, attrs = op.kind, op.attrs
+    if kind == "embed":
+        return (_embed(graph, op, ids, positions),)
+    if kind == "layernorm":
+        return (layernorm(args[0], op.params),)
+    if kind == "rmsnorm":
+        return (rmsnorm(args[0], op.params),)
+    if kind == "rowquant":
+        return quantize_rows(args[0], attrs["in_bits"])
+    if kind == "matmul":
+        return (_matmul(op, *args),)
+    if kind == "requantize":
+        return (requantize(args[0], op.params, *args[1:]),)
+    if kind == "softmax":
+        return (_softmax(op, args[0], args[1] if len(args) > 1 else None, positions),)
+    if kind == "gelu":
+        return (gelu(args[0], attrs["frac_bits"]),)
+    if kind == "silu":
+        return (silu(args[0], attrs["frac_bits"]),)
+    if kind == "mul":
+        return (eltwise_mul(args[0], args[1], op.params),)
+    if kind == "add":
+        return (residual_add(args[0], args[1], op.params),)
+    if kind == "rope":
+        cos, sin = rope_tables(positions, attrs["head_dim"], attrs["theta"])
+        return (rope(args[0], cos, sin, attrs["heads"]),)
+    raise ValueError(f"the golden backend has no op {kind!r}")
+
+
+def attention_inputs(graph):
+    """``(keys, values)``: the sets of tensors that attention reads as keys (``b`` of the
+    ``transpose_b`` matmuls) and as values (``b`` of the matmuls of 3-D probabilities) — what
+    a KV cache holds."""
+    keys, values = set(), set()
+    for op in graph.ops:
+        if op.kind == "matmul" and op.inputs[1] in graph.tensors:
+            if op.attrs.get("transpose_b"):
+                keys.add(op.inputs[1])
+            elif len(graph.tensors[op.inputs[0]].shape) == 3:
+                values.add(op.inputs[1])
+    return keys, values
+
+
+@dataclass
+class KVCache:
+    """Integer keys and values (after quantization) of the ``length`` tokens run so far, per
+    attention input tensor of a graph (see :func:`attention_inputs`)."""
+
+    tensors: dict = field(default_factory=dict)
+    length: int = 0
+
+
+def run(graph, ids, start=None, cache=None):
     """Run ``graph`` on the token ids ``ids`` (1-D) at positions ``start ..``; returns the
-    dict of every tensor (integer arrays, :class:`RowScale` for row scales)."""
+    dict of every tensor (integer arrays, :class:`RowScale` for row scales).
+
+    With a :class:`KVCache` (decoding), attention reads the cached keys and values of the
+    ``cache.length`` earlier tokens followed by the new ones, and the cache is extended;
+    ``start`` then defaults to (and must equal) ``cache.length``."""
     ids = as_int("ids", ids, 32, ndim=1)
     if ids.size == 0:
         raise ValueError("ids is empty")
+    if cache is not None:
+        start = cache.length if start is None else start
+        if start != cache.length:
+            raise ValueError(f"start {start} differs from the {cache.length} cached tokens")
+        cached = set().union(*attention_inputs(graph))
+    start = 0 if start is None else start
     positions = start + np.arange(len(ids))
     env = {"ids": ids}
     for op in graph.ops:
         args = [env[name] if name in env else graph.weights[name] for name in op.inputs]
-        kind, attrs = op.kind, op.attrs
-        if kind == "embed":
-            out = (_embed(graph, op, ids, positions),)
-        elif kind == "layernorm":
-            out = (layernorm(args[0], op.params),)
-        elif kind == "rmsnorm":
-            out = (rmsnorm(args[0], op.params),)
-        elif kind == "rowquant":
-            out = quantize_rows(args[0], attrs["in_bits"])
-        elif kind == "matmul":
-            out = (_matmul(op, *args),)
-        elif kind == "requantize":
-            out = (requantize(args[0], op.params, *args[1:]),)
-        elif kind == "softmax":
-            out = (_softmax(op, args[0], args[1] if len(args) > 1 else None, positions),)
-        elif kind == "gelu":
-            out = (gelu(args[0], attrs["frac_bits"]),)
-        elif kind == "silu":
-            out = (silu(args[0], attrs["frac_bits"]),)
-        elif kind == "mul":
-            out = (eltwise_mul(args[0], args[1], op.params),)
-        elif kind == "add":
-            out = (residual_add(args[0], args[1], op.params),)
-        elif kind == "rope":
-            cos, sin = rope_tables(positions, attrs["head_dim"], attrs["theta"])
-            out = (rope(args[0], cos, sin, attrs["heads"]),)
-        else:
-            raise ValueError(f"the golden backend has no op {kind!r}")
-        env.update(zip(op.outputs, out))
+        if cache is not None and op.kind == "matmul" and op.inputs[1] in cached:
+            name = op.inputs[1]
+            previous = cache.tensors.get(name, np.zeros((0, args[1].shape[1]), np.int64))
+            args[1] = cache.tensors[name] = np.concatenate([previous, args[1]])
+        env.update(zip(op.outputs, evaluate(graph, op, args, ids, positions)))
+    if cache is not None:
+        cache.length += len(ids)
     return env
 
 
@@ -116,15 +161,18 @@ def dequantize(graph, env, name):
     return value
 
 
+def sentence_embedding(graph, hidden):
+    """L2-normalized mean of the dequantized integer last hidden states ``hidden`` (seq,
+    hidden) of an encoder graph: the float pooling the host does after the integer model."""
+    pooled = dequantize(graph, {graph.outputs[0]: hidden}, graph.outputs[0]).mean(axis=0)
+    return pooled / np.linalg.norm(pooled)
+
+
 def encoder_embeddings(graph, model, texts):
     """L2-normalized mean-pooled sentence embeddings computed by the golden integer model
     (only the pooling of the dequantized last hidden states runs in float on the host)."""
-    rows = []
-    for text in texts:
-        env = run(graph, model.tokenize(text))
-        rows.append(dequantize(graph, env, graph.outputs[0]).mean(axis=0))
-    pooled = np.stack(rows)
-    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return np.stack([sentence_embedding(graph, run(graph, model.tokenize(text))[graph.outputs[0]])
+                     for text in texts])
 
 
 def decoder_logits(graph, ids):

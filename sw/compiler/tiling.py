@@ -1,0 +1,340 @@
+"""Tiling passes: one GEMM, or one vector operation over rows, onto the memories of a
+:class:`HardwareConfig`, emitted into a :class:`~.scheduler.Scheduler` (which adds the
+dependency tokens). Each operation starts with both memories free (operations are separated
+by FENCEs), and double-buffers its slots so that loads overlap compute and stores.
+
+GEMM, weight-stationary (``C = A @ B``, any M, K, N). The scratchpad's lower half holds two
+B slots, each one column panel (all of K, or a K panel, for ``cols`` output columns: tile
+``kt`` at ``slot + kt * rows``); the upper half two A slots, each ``mb`` rows of A in
+K-tile-major order (tile ``kt`` at ``slot + kt * mb``, what a MATMUL streams); the
+accumulator two C slots of ``mb`` lines. Per block of ``mb`` rows: load A once (when all of K
+fits one panel), then per column panel load B, one MATMUL per K tile, store C.
+
+GEMM, output-stationary: per ``rows x cols`` output tile and K chunk, load ``kc`` lines of
+A^T (the host provides A transposed) and of B, one MATMUL, store the tile after the last
+chunk.
+
+Rows (vector operations): a row of L elements is ``ceil(L / cols)`` accumulator lines; host
+tensors are line-padded (see :mod:`.memory`), so a block of rows is one contiguous LOAD. The
+parameter block and input per-row records are loaded once; source, second input, results and
+output records are double-buffered blocks of ``rb`` rows.
+"""
+
+from dataclasses import dataclass
+
+from systolic.hw.isa import Memory, VectorFunc, vector_output_memory, vector_param_lines
+
+from .scheduler import Scheduler
+
+__all__ = ["Operand", "emit_gemm", "RowsJob", "emit_rows", "load_lines", "store_lines"]
+
+#: Largest count of the 16-bit ``rows`` / ``length`` / ``num_rows`` fields.
+MAX_FIELD = 2**16 - 1
+#: Largest ``row_bytes`` of a transfer.
+MAX_ROW_BYTES = 2**12 - 1
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A matrix in host memory: byte ``address`` of element (0, 0), ``stride`` bytes between
+    rows, and the host ``buffer`` it belongs to (for hazard tracking)."""
+
+    address: int
+    stride: int
+    buffer: object
+
+    def at(self, row, col_bytes=0):
+        return self.address + row * self.stride + col_bytes
+
+
+def load_lines(sched, mem, sram_addr, lines, address, buffer):
+    """LOAD ``lines`` whole lines stored contiguously at ``address`` (few instructions)."""
+    width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
+    _transfer_lines(sched.load, mem, sram_addr, lines, address, buffer, width)
+
+
+def store_lines(sched, mem, sram_addr, lines, address, buffer):
+    """STORE ``lines`` whole lines to contiguous host memory at ``address``."""
+    width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
+    _transfer_lines(sched.store, mem, sram_addr, lines, address, buffer, width)
+
+
+def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width):
+    per_row = max(1, min(MAX_ROW_BYTES // width, lines))  # lines per transfer row
+    done = 0
+    while done < lines:
+        rows = min((lines - done) // per_row, MAX_FIELD)
+        group = per_row
+        if rows == 0:  # the remainder
+            rows, group = 1, lines - done
+        transfer(mem, sram_addr + done, rows, group * width, address + done * width,
+                 group * width, buffer)
+        done += rows * group
+
+
+# -- GEMM ------------------------------------------------------------------------------------
+
+def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_unsigned=False):
+    """Instructions computing the int32 ``C = A @ B`` (M x K @ K x N) between host operands.
+    Weight-stationary ``a`` is A (M x K); output-stationary ``a`` is A^T (K x M)."""
+    if min(m, k, n) < 1:
+        raise ValueError(f"GEMM dimensions must be at least 1, got M={m} K={k} N={n}")
+    if sched.config.dataflow == "ws":
+        _gemm_ws(sched, m, k, n, a, b, c, a_unsigned)
+    else:
+        _gemm_os(sched, m, k, n, a, b, c, a_unsigned)
+
+
+def _gemm_ws(sched, m, k, n, a, b, c, a_unsigned):
+    cfg = sched.config
+    rows, cols = cfg.rows, cfg.cols
+    half = cfg.spad_lines // 2
+    k_tiles = _ceil_div(k, rows)
+    panel = min(k_tiles, half // (2 * rows))  # K tiles per B panel
+    if panel < 1:
+        raise ValueError(f"the scratchpad of {cfg.spad_lines} lines cannot hold two "
+                         f"{rows}-line weight tiles")
+    mb = min(m, half // (2 * panel), cfg.acc_lines // 2, MAX_FIELD)
+    b_slots, a_slots = (0, panel * rows), (half, half + mb * panel)
+    c_slots = (0, mb)
+    panels = [(p0, min(panel, k_tiles - p0)) for p0 in range(0, k_tiles, panel)]
+    count = {"a": 0, "b": 0, "c": 0}
+
+    def load_a(m0, mw, p0, pn):
+        slot = a_slots[count["a"] % 2]
+        count["a"] += 1
+        k_lo, k_hi = p0 * rows, min(k, (p0 + pn) * rows)
+        full = (k_hi - k_lo) // rows
+        if mw == 1 and full:  # one row: its K tiles are contiguous in host memory
+            sched.load(Memory.SPAD, slot, full, rows, a.at(m0, k_lo), rows, a.buffer)
+            if k_hi - k_lo > full * rows:
+                sched.load(Memory.SPAD, slot + full, 1, k_hi - k_lo - full * rows,
+                           a.at(m0, k_lo + full * rows), rows, a.buffer)
+            return slot
+        for t in range(pn):
+            k0 = k_lo + t * rows
+            sched.load(Memory.SPAD, slot + t * mw, mw, min(rows, k - k0), a.at(m0, k0),
+                       a.stride, a.buffer)
+        return slot
+
+    for m0 in range(0, m, mb):
+        mw = min(mb, m - m0)
+        a_slot = load_a(m0, mw, *panels[0]) if len(panels) == 1 else None
+        for n0 in range(0, n, cols):
+            nw = min(cols, n - n0)
+            c_slot = c_slots[count["c"] % 2]
+            count["c"] += 1
+            for p_index, (p0, pn) in enumerate(panels):
+                if len(panels) > 1:
+                    a_slot = load_a(m0, mw, p0, pn)
+                b_slot = b_slots[count["b"] % 2]
+                count["b"] += 1
+                k0 = p0 * rows
+                sched.load(Memory.SPAD, b_slot, min(k, k0 + pn * rows) - k0, nw,
+                           b.at(k0, n0), b.stride, b.buffer)
+                for t in range(pn):
+                    sched.matmul(a_slot + t * mw, b_slot + t * rows, c_slot, mw,
+                                 accumulate=p_index > 0 or t > 0, a_unsigned=a_unsigned)
+            sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
+
+
+def _gemm_os(sched, m, k, n, a_t, b, c, a_unsigned):
+    cfg = sched.config
+    rows, cols = cfg.rows, cfg.cols
+    quarter = cfg.spad_lines // 4
+    kc = min(k, quarter, MAX_FIELD)
+    if cfg.acc_lines < 2 * rows:
+        raise ValueError(f"the accumulator of {cfg.acc_lines} lines cannot hold two "
+                         f"{rows}-line output tiles")
+    a_slots, b_slots, c_slots = (0, quarter), (2 * quarter, 3 * quarter), (0, rows)
+    count = {"a": 0, "b": 0, "c": 0}
+    chunks = [(k0, min(kc, k - k0)) for k0 in range(0, k, kc)]
+
+    def load(slots, key, operand, k0, kw, col, width):
+        slot = slots[count[key] % 2]
+        count[key] += 1
+        sched.load(Memory.SPAD, slot, kw, width, operand.at(k0, col), operand.stride,
+                   operand.buffer)
+        return slot
+
+    for m0 in range(0, m, rows):
+        mw = min(rows, m - m0)
+        a_slot = load(a_slots, "a", a_t, 0, k, m0, mw) if len(chunks) == 1 else None
+        for n0 in range(0, n, cols):
+            nw = min(cols, n - n0)
+            c_slot = c_slots[count["c"] % 2]
+            count["c"] += 1
+            for index, (k0, kw) in enumerate(chunks):
+                if len(chunks) > 1:
+                    a_slot = load(a_slots, "a", a_t, k0, kw, m0, mw)
+                b_slot = load(b_slots, "b", b, k0, kw, n0, nw)
+                sched.matmul(a_slot, b_slot, c_slot, kw, accumulate=index > 0,
+                             a_unsigned=a_unsigned)
+            sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+@dataclass
+class RowsJob:
+    """One vector operation over rows held in host tensors (line-padded).
+
+    ``groups``: ``[(first row, rows, param line offset, imm)]``, one VECTOR family each
+    (e.g. one per attention head, whose softmax multiplier differs); ``src``/``aux``/``dst``:
+    host addresses of row 0 and row strides (``aux`` the second input of MUL/ADD);
+    ``records_in`` / ``records_out``: host address of the per-row records (one 4-byte word
+    per row; input records are indexed by the row within its group); ``params``: host
+    address and line count of the parameter block(s).
+    """
+
+    func: VectorFunc
+    length: int
+    groups: list
+    src: Operand
+    dst: Operand
+    aux: Operand = None
+    records_in: Operand = None
+    records_out: Operand = None
+    params: tuple = None  # (Operand, lines)
+    out_width: int = 2
+    row_scale: bool = False
+    causal: bool = False
+
+
+#: Functions whose unit needs whole rows (the others are element-wise and may process a
+#: long row in column segments).
+ROW_FUNCS = (VectorFunc.SOFTMAX, VectorFunc.LAYERNORM, VectorFunc.RMSNORM, VectorFunc.ROWQUANT)
+
+
+def emit_rows(sched: Scheduler, job: RowsJob):
+    """Instructions of ``job``: per column segment (element-wise functions split rows that
+    do not fit the accumulator; the others need whole rows) load its parameter lines, then
+    per block of rows load, apply, store."""
+    cfg = sched.config
+    func, length = job.func, job.length
+    out_mem = vector_output_memory(func, job.out_width)
+    plan = _rows_plan(cfg, job, out_mem)
+    if plan is None:
+        raise ValueError(f"rows of {length} elements do not fit the memories of {cfg}")
+    seg, rb, _ = plan
+    segments = [(c0, min(seg, length - c0)) for c0 in range(0, length, seg)]
+    records_addr, free = _rows_fixed_lines(cfg, job, seg)
+    if job.records_in is not None:
+        sched.load(Memory.ACC, records_addr, max(rows for _, rows, _, _ in job.groups), 4,
+                   job.records_in.address, 4, job.records_in.buffer)
+    seg_chunks = _ceil_div(seg, cfg.cols)
+    out_lines = _ceil_div(seg, cfg.spad_line_bytes) if out_mem == Memory.SPAD else seg_chunks
+    slot = {"src": (free, free + rb * seg_chunks)}
+    free += 2 * rb * seg_chunks
+    if job.aux is not None:
+        slot["aux"] = (free, free + rb * seg_chunks)
+        free += 2 * rb * seg_chunks
+    if job.records_out is not None:
+        slot["rec"] = (free, free + rb)
+        free += 2 * rb
+    slot["dst"] = (free, free + rb * seg_chunks) if out_mem == Memory.ACC else \
+        (0, rb * out_lines)
+    block = 0
+    for c0, width in segments:
+        if job.params is not None:
+            _load_params(sched, job, c0, width, len(segments) > 1)
+        for first, rows, param_offset, imm in job.groups:
+            for r0 in range(0, rows, rb):
+                n = min(rb, rows - r0)
+                s = block % 2
+                block += 1
+                row = first + r0
+                _rows_transfer(sched.load, cfg, Memory.ACC, slot["src"][s], n, width, c0,
+                               job.src, row)
+                aux_addr = records_addr + r0
+                if job.aux is not None:
+                    _rows_transfer(sched.load, cfg, Memory.ACC, slot["aux"][s], n, width, c0,
+                                   job.aux, row)
+                    aux_addr = slot["aux"][s]
+                elif job.records_out is not None:
+                    aux_addr = slot["rec"][s]
+                sched.vector(func, n, width, slot["src"][s], slot["dst"][s], aux_addr,
+                             param_offset, job.out_width, job.row_scale, job.causal,
+                             imm + r0 if job.causal else imm)
+                _rows_transfer(sched.store, cfg, out_mem, slot["dst"][s], n, width, c0,
+                               job.dst, row)
+                if job.records_out is not None:
+                    sched.store(Memory.ACC, slot["rec"][s], n, 4, job.records_out.at(row), 4,
+                                job.records_out.buffer)
+
+
+def _rows_fixed_lines(cfg, job, seg):
+    """``(records line, first free line)``: the parameter block (one segment's worth) and
+    the input records sit at the bottom of the accumulator."""
+    params = 0
+    if job.params is not None:
+        head, _, total = vector_param_lines(job.func, seg, cfg.cols)
+        params = total if seg < job.length else job.params[1]
+    records = max(rows for _, rows, _, _ in job.groups) if job.records_in is not None else 0
+    return params, params + records
+
+
+def _rows_plan(cfg, job, out_mem):
+    """``(segment length, rows per block, lines)`` that fit, preferring whole rows."""
+    lcm = cfg.cols * cfg.spad_line_bytes // _gcd(cfg.cols, cfg.spad_line_bytes)
+    seg = job.length
+    while True:
+        chunks = _ceil_div(seg, cfg.cols)
+        out_lines = _ceil_div(seg, cfg.spad_line_bytes)
+        _, fixed = _rows_fixed_lines(cfg, job, seg)
+        per_row = chunks * (1 + (job.aux is not None) + (out_mem == Memory.ACC)) + \
+            (job.records_out is not None)
+        rb = min((cfg.acc_lines - fixed) // (2 * per_row), MAX_FIELD)
+        if out_mem == Memory.SPAD:
+            rb = min(rb, cfg.spad_lines // (2 * out_lines))
+        segmented = seg < job.length
+        too_wide = segmented and max(chunks * cfg.acc_line_bytes,
+                                     out_lines * cfg.spad_line_bytes) > MAX_ROW_BYTES
+        if rb >= 1 and not too_wide:
+            return seg, rb, per_row
+        if job.func in ROW_FUNCS or seg <= lcm:
+            return None
+        seg = max(lcm, (seg // 2) // lcm * lcm)
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _load_params(sched, job, c0, width, segmented):
+    """The parameter block, or (segmented rows) the lines of each plane for columns
+    ``c0 .. c0 + width`` laid out as a block for rows of ``width``."""
+    cfg = sched.config
+    operand, lines = job.params
+    if not segmented:
+        load_lines(sched, Memory.ACC, 0, lines, operand.address, operand.buffer)
+        return
+    head, plane_lines, _ = vector_param_lines(job.func, job.length, cfg.cols)
+    _, seg_lines, _ = vector_param_lines(job.func, width, cfg.cols)
+    planes = (lines - head) // plane_lines
+    for p in range(planes):
+        first = head + p * plane_lines + c0 // cfg.cols
+        load_lines(sched, Memory.ACC, head + p * seg_lines, seg_lines,
+                   operand.address + first * cfg.acc_line_bytes, operand.buffer)
+
+
+def _rows_transfer(transfer, cfg, mem, sram_addr, n, width, c0, operand, row):
+    """LOAD or STORE columns ``c0 .. c0 + width`` of ``n`` rows from ``row`` (whole rows of
+    contiguous lines in one go; a segment of each row otherwise)."""
+    line_bytes = cfg.acc_line_bytes if mem == Memory.ACC else cfg.spad_line_bytes
+    lanes = cfg.cols if mem == Memory.ACC else cfg.spad_line_bytes
+    lines = _ceil_div(width, lanes)
+    element = 4 if mem == Memory.ACC else 1
+    address = operand.at(row, c0 * element)
+    if operand.stride == lines * line_bytes:
+        _transfer_lines(transfer, mem, sram_addr, n * lines, address, operand.buffer,
+                        line_bytes)
+    else:
+        transfer(mem, sram_addr, n, lines * line_bytes, address, operand.stride,
+                 operand.buffer)
