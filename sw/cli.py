@@ -43,9 +43,12 @@ def config_options(command):
 @main.command()
 @click.option("--top", default="array", show_default=True, help="Block to generate.")
 @config_options
+@click.option("--lanes", type=int, help="Vector unit lanes (1..64).")
+@click.option("--max-row", type=int, help="Row buffer length of a row vector unit "
+              "(softmax, layernorm, rmsnorm, rowquant).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Verilog file to write (default: build/<top>.v).")
-def verilog(top, config_file, rows, cols, dataflow, output):
+def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, output):
     """Write plain Verilog-2005 of a generated block."""
     from systolic.hw.verilog import generate_verilog
 
@@ -56,7 +59,8 @@ def verilog(top, config_file, rows, cols, dataflow, output):
             raise click.UsageError("--config describes a whole accelerator: use it with "
                                    "--top accelerator")
         params = {name: value for name, value in
-                  (("rows", rows), ("cols", cols), ("dataflow", dataflow)) if value is not None}
+                  (("rows", rows), ("cols", cols), ("dataflow", dataflow), ("lanes", lanes),
+                   ("max_row", max_row)) if value is not None}
     try:
         text = generate_verilog(top, **params)
     except (ValueError, TypeError) as error:

