@@ -310,10 +310,13 @@ def _pieces(value):
 
 
 def multiply(p, a, b, name):
-    """``a * b`` of two values of the current stage (which should be registers) as a
-    register: every pair of operand pieces (at most 18 bits each, one DSP block) gives a
-    registered partial product, and the partial products are summed by a tree of
-    registered adders, one level per stage."""
+    """``a * b`` of two values of the current stage as a register: the operands get their
+    own registers (placed next to the DSP blocks), every pair of operand pieces (at most
+    18 bits each, one DSP block) gives a registered partial product, and the partial
+    products are summed by a tree of registered adders, one level per stage."""
+    p[f"{name}_a"], p[f"{name}_b"] = a, b
+    p.step()
+    a, b = p[f"{name}_a"], p[f"{name}_b"]
     products = []
     for i, (x, x_shift) in enumerate(_pieces(a)):
         for j, (y, y_shift) in enumerate(_pieces(b)):

@@ -41,14 +41,13 @@ def test_row_units_double_buffer(top):
     assert run.accepted[2 * beats_per_row - 1] < run.delivered[0]
 
 
-def test_requantize_latency_and_config_change():
-    """Two operations with different out_bits back to back on one elaboration."""
+def test_requantize_config_change_between_operations():
+    """Operations with different out_bits back to back on one elaboration."""
     rng = np.random.default_rng(5)
-    cases = [requantize_case(rng, 4, 2, 9, 8), requantize_case(rng, 4, 2, 9, 32)]
+    cases = [requantize_case(rng, 4, 2, 9, bits) for bits in (8, 32, 16, 8)]
     runs = simulate_amaranth("requantize", {"lanes": 4}, [(c, {}) for c in cases])
     for case, run in zip(cases, runs):
         check_run(case, run)
-        assert run.delivered[0] - run.accepted[0] <= 14
 
 
 def test_softmax_default_max_row_short_row():
