@@ -170,3 +170,127 @@ def demo(rows, cols, dataflow, m, k, n, backend, seed, as_json):
                    f"{stats['cycles_per_s']:.0f} simulated cycles/s")
     if not exact:
         raise SystemExit(1)
+
+
+# -- running models --------------------------------------------------------------------------
+
+def model_options(command):
+    """Options shared by ``run`` and ``generate``: model, backend, hardware, JSON output."""
+    from systolic.sw.driver import backend_choices
+
+    options = [
+        click.option("--model", "model_name", required=True,
+                     help="Known model name (minilm, smollm2) or a checkpoint path."),
+        click.option("--backend", type=click.Choice(backend_choices()), default="functional",
+                     show_default=True, help="Where the model runs (golden: integer NumPy "
+                     "model, no instructions)."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="HardwareConfig JSON file (default: the model configuration)."),
+        click.option("--rows", type=int, help="Array rows (default 32)."),
+        click.option("--cols", type=int, help="Array columns (default 32)."),
+        click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_runner(model_name, backend, config_file, rows, cols, dataflow):
+    """The accelerator and model runner for the command-line options."""
+    from systolic.sw.driver import Accelerator, model_config
+    from systolic.sw.models import ModelError
+
+    if config_file:
+        config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
+    else:
+        try:
+            config = model_config(rows or 32, cols or 32, dataflow or "ws")
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+    acc = Accelerator(config, backend)
+    try:
+        return acc, acc.load_model(model_name)
+    except (ModelError, ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _summary(stats):
+    """One line about a run's cost."""
+    parts = [f"{stats.backend}: {stats.instructions} instructions",
+             f"{stats.useful_macs / 1e6:.1f} M useful MACs"]
+    if stats.cycles is not None:
+        parts.append(f"{stats.cycles} cycles, utilization {stats.utilization:.1%}")
+    if stats.predicted_cycles:
+        parts.append(f"predicted {stats.predicted_cycles} cycles "
+                     f"({stats.predicted_utilization:.1%})")
+    if stats.host:
+        parts.append("host: " + ", ".join(f"{kind} x{entry['steps']} ({entry['bytes']} B)"
+                                          for kind, entry in stats.host.items()))
+    parts.append(f"{stats.wall_s:.1f} s")
+    return "; ".join(parts)
+
+
+@main.command()
+@model_options
+@click.option("--text", "texts", multiple=True, required=True,
+              help="A sentence to embed (repeat for several).")
+def run(model_name, backend, config_file, rows, cols, dataflow, as_json, texts):
+    """Sentence embeddings of an encoder (MiniLM) on the accelerator, with their cosine
+    similarities."""
+    from systolic.sw.runtime import EncoderRunner
+
+    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow)
+    if not isinstance(runner, EncoderRunner):
+        raise click.UsageError(f"{model_name} is a decoder: use `systolic generate`")
+    try:
+        embeddings = runner.embed(list(texts), progress=True)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    stats = acc.last_run
+    if as_json:
+        click.echo(json.dumps({"embeddings": embeddings.tolist(), "stats": stats.to_dict()}))
+        return
+    for index, (text, vector) in enumerate(zip(texts, embeddings)):
+        head = ", ".join(f"{v:+.4f}" for v in vector[:6])
+        click.echo(f"[{index}] {text!r}: [{head}, ...] ({len(vector)} values)")
+    cosine = embeddings @ embeddings.T
+    click.echo("cosine similarities:")
+    for index, row in enumerate(cosine):
+        click.echo(f"[{index}] " + " ".join(f"{v:+.4f}" for v in row))
+    click.echo(_summary(stats))
+
+
+@main.command()
+@model_options
+@click.option("--prompt", "prompts", multiple=True, required=True,
+              help="A prompt to continue (repeat for several).")
+@click.option("--tokens", "n_tokens", type=click.IntRange(min=0), default=8,
+              show_default=True, help="Tokens to generate per prompt (greedy).")
+def generate(model_name, backend, config_file, rows, cols, dataflow, as_json, prompts,
+             n_tokens):
+    """Greedy generation with a decoder (SmolLM2) on the accelerator."""
+    from systolic.sw.driver import RunStats
+    from systolic.sw.runtime import DecoderRunner
+
+    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow)
+    if not isinstance(runner, DecoderRunner):
+        raise click.UsageError(f"{model_name} is an encoder: use `systolic run`")
+    results, runs = [], []
+    try:
+        for prompt in prompts:  # every prompt is checked before anything runs
+            runner.prompt_ids(prompt, n_tokens)
+        for prompt in prompts:
+            tokens = runner.generate(prompt, n_tokens, progress=True)
+            results.append({"prompt": prompt, "tokens": tokens,
+                            "text": runner.model.decode(tokens)})
+            runs.append(acc.last_run)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    stats = RunStats.combine(runs, acc.config)
+    if as_json:
+        click.echo(json.dumps({"prompts": results, "stats": stats.to_dict()}))
+        return
+    for result in results:
+        click.echo(f"{result['prompt']!r} -> {result['text']!r} {result['tokens']}")
+    click.echo(_summary(stats))

@@ -126,6 +126,28 @@ class RunStats:
         if self.predicted_cycles:
             self.predicted_utilization = self.useful_macs / (peak * self.predicted_cycles)
 
+    @classmethod
+    def combine(cls, runs, config):
+        """The total of several calls' stats on one accelerator of ``config``."""
+        total = cls(runs[0].backend)
+        measured = all(run.cycles is not None for run in runs)
+        for run in runs:
+            for name in ("instructions", "macs", "useful_macs", "programs"):
+                setattr(total, name, getattr(total, name) + getattr(run, name))
+            if measured:
+                total.cycles = (total.cycles or 0) + run.cycles
+            if run.predicted_cycles is not None:
+                total.predicted_cycles = (total.predicted_cycles or 0) + run.predicted_cycles
+            for name, value in run.counters.items():
+                total.counters[name] = total.counters.get(name, 0) + value
+            for table in (total.ops, total.host):
+                for kind, entry in (run.ops if table is total.ops else run.host).items():
+                    merged = table.setdefault(kind, dict.fromkeys(entry, 0))
+                    for key, value in entry.items():
+                        merged[key] = merged[key] + value if key != "reason" else value
+        total.finish(config, sum(run.wall_s for run in runs))
+        return total
+
     def to_dict(self):
         """JSON-ready summary."""
         out = {name: getattr(self, name) for name in (

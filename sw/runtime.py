@@ -172,15 +172,7 @@ class DecoderRunner(_Runner):
     def generate(self, prompt, n_tokens, stop_at_eos=True, progress=False):
         """Up to ``n_tokens`` greedily generated token ids after ``prompt`` (a str, or a list
         of token ids); stops after an EOS id when ``stop_at_eos``."""
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) \
-                or n_tokens < 0:
-            raise ValueError(f"n_tokens must be a non-negative integer, not {n_tokens!r}")
-        ids = self._tokens(prompt, "prompt") if isinstance(prompt, str) \
-            else self._ids(prompt, "prompt")
-        limit = self.model.config.max_positions
-        if len(ids) + n_tokens > limit:
-            raise ValueError(f"{len(ids)} prompt tokens + {n_tokens} new tokens exceed the "
-                             f"model's {limit} positions")
+        ids = self.prompt_ids(prompt, n_tokens)
         stats = self.accelerator.start_stats()
         out = []
         if n_tokens:
@@ -200,6 +192,19 @@ class DecoderRunner(_Runner):
             bar.close()
         self.accelerator.finish_stats(stats)
         return out
+
+    def prompt_ids(self, prompt, n_tokens):
+        """The token ids of ``prompt`` after checking that ``n_tokens`` more fit the model."""
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) \
+                or n_tokens < 0:
+            raise ValueError(f"n_tokens must be a non-negative integer, not {n_tokens!r}")
+        ids = self._tokens(prompt, "prompt") if isinstance(prompt, str) \
+            else self._ids(prompt, "prompt")
+        limit = self.model.config.max_positions
+        if len(ids) + n_tokens > limit:
+            raise ValueError(f"{len(ids)} prompt tokens + {n_tokens} new tokens exceed the "
+                             f"model's {limit} positions")
+        return ids
 
     def _golden_step(self, ids, start, cache, stats):
         stats.add_golden(self.graph, ids, start)
