@@ -39,7 +39,7 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
                                 work_dir=work)
         shutil.rmtree(work, ignore_errors=True)
         return results
-    work = Path(work_dir)
+    work = Path(work_dir).resolve()  # the testbench runs inside it: paths must be absolute
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"{module_name(top)}.v"
     text = generate_verilog(top, **params)
