@@ -205,8 +205,20 @@ class VerilatorBackend:
         """Clock cycles simulated since construction (reset and register accesses included)."""
         return self._lib.systolic_cycles(self._handle)
 
-    def run(self, memory, prog_addr, count):
-        memory = np.array(memory, dtype=np.uint8, copy=True)
+    #: :meth:`run` can work on the caller's memory array instead of a copy.
+    runs_in_place = True
+
+    def run(self, memory, prog_addr, count, in_place=False):
+        """Run ``count`` instructions from byte ``prog_addr`` of ``memory`` (host memory,
+        uint8). With ``in_place`` the result's memory is ``memory`` itself (a contiguous
+        uint8 NumPy array), which saves copying large images."""
+        if in_place:
+            if not (isinstance(memory, np.ndarray) and memory.dtype == np.uint8
+                    and memory.flags.c_contiguous and memory.flags.writeable):
+                raise TypeError("in_place needs memory as a writeable contiguous uint8 "
+                                "NumPy array")
+        else:
+            memory = np.array(memory, dtype=np.uint8, copy=True)
         if memory.ndim != 1:
             raise ValueError(f"memory must be one-dimensional, not of shape {memory.shape}")
         if not isinstance(prog_addr, (int, np.integer)) or \

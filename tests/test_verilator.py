@@ -113,6 +113,17 @@ def test_bad_arguments_raise():
         VerilatorBackend(config, read_latency=0)
 
 
+def test_run_in_place(config, verilator):
+    memory, prog_addr, count, c_addr, expected = gemm_program(config, 4, 6, 5, seed=10)
+    result = verilator.run(memory, prog_addr, count, in_place=True)
+    assert result.memory is memory
+    m, n = expected.shape
+    assert np.array_equal(memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n),
+                          expected)
+    with pytest.raises(TypeError, match="in_place needs"):
+        verilator.run(memory[::2], prog_addr, count, in_place=True)
+
+
 def test_bad_run_arguments_raise(config, verilator):
     memory, prog_addr, count = text_program("fence")
     with pytest.raises(ValueError, match="memory must be one-dimensional"):
