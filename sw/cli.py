@@ -189,6 +189,10 @@ def model_options(command):
         click.option("--rows", type=int, help="Array rows (default 32)."),
         click.option("--cols", type=int, help="Array columns (default 32)."),
         click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow."),
+        click.option("--vector-units/--no-vector-units", default=True, show_default=True,
+                     help="Vector units in the default configuration (without them every "
+                     "vector operation runs on the host, e.g. on RTL without a vector "
+                     "engine)."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
     for option in reversed(options):
@@ -196,7 +200,7 @@ def model_options(command):
     return command
 
 
-def load_runner(model_name, backend, config_file, rows, cols, dataflow):
+def load_runner(model_name, backend, config_file, rows, cols, dataflow, vector_units):
     """The accelerator and model runner for the command-line options."""
     from systolic.sw.driver import Accelerator, model_config
     from systolic.sw.models import ModelError
@@ -205,7 +209,7 @@ def load_runner(model_name, backend, config_file, rows, cols, dataflow):
         config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
     else:
         try:
-            config = model_config(rows or 32, cols or 32, dataflow or "ws")
+            config = model_config(rows or 32, cols or 32, dataflow or "ws", vector_units)
         except ValueError as error:
             raise click.UsageError(str(error)) from error
     acc = Accelerator(config, backend)
@@ -213,6 +217,16 @@ def load_runner(model_name, backend, config_file, rows, cols, dataflow):
         return acc, acc.load_model(model_name)
     except (ModelError, ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from error
+
+
+def _failure(error):
+    """A ClickException for a failed run, with a hint for hardware without vector units."""
+    from systolic.hw.csr import ErrorCode
+
+    message = str(error)
+    if getattr(error, "code", None) == ErrorCode.ILLEGAL_INSTRUCTION:
+        message += " (if this backend's hardware has no vector engine, use --no-vector-units)"
+    return click.ClickException(message)
 
 
 def _summary(stats):
@@ -235,18 +249,21 @@ def _summary(stats):
 @model_options
 @click.option("--text", "texts", multiple=True, required=True,
               help="A sentence to embed (repeat for several).")
-def run(model_name, backend, config_file, rows, cols, dataflow, as_json, texts):
+def run(model_name, backend, config_file, rows, cols, dataflow, vector_units, as_json,
+        texts):
     """Sentence embeddings of an encoder (MiniLM) on the accelerator, with their cosine
     similarities."""
+    from systolic.sw.driver import AcceleratorError
     from systolic.sw.runtime import EncoderRunner
 
-    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow)
+    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow,
+                              vector_units)
     if not isinstance(runner, EncoderRunner):
         raise click.UsageError(f"{model_name} is a decoder: use `systolic generate`")
     try:
         embeddings = runner.embed(list(texts), progress=True)
-    except (ValueError, TypeError) as error:
-        raise click.ClickException(str(error)) from error
+    except (ValueError, TypeError, AcceleratorError) as error:
+        raise _failure(error) from error
     stats = acc.last_run
     if as_json:
         click.echo(json.dumps({"embeddings": embeddings.tolist(), "stats": stats.to_dict()}))
@@ -267,13 +284,14 @@ def run(model_name, backend, config_file, rows, cols, dataflow, as_json, texts):
               help="A prompt to continue (repeat for several).")
 @click.option("--tokens", "n_tokens", type=click.IntRange(min=0), default=8,
               show_default=True, help="Tokens to generate per prompt (greedy).")
-def generate(model_name, backend, config_file, rows, cols, dataflow, as_json, prompts,
-             n_tokens):
+def generate(model_name, backend, config_file, rows, cols, dataflow, vector_units, as_json,
+             prompts, n_tokens):
     """Greedy generation with a decoder (SmolLM2) on the accelerator."""
-    from systolic.sw.driver import RunStats
+    from systolic.sw.driver import AcceleratorError, RunStats
     from systolic.sw.runtime import DecoderRunner
 
-    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow)
+    acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow,
+                              vector_units)
     if not isinstance(runner, DecoderRunner):
         raise click.UsageError(f"{model_name} is an encoder: use `systolic run`")
     results, runs = [], []
@@ -285,8 +303,8 @@ def generate(model_name, backend, config_file, rows, cols, dataflow, as_json, pr
             results.append({"prompt": prompt, "tokens": tokens,
                             "text": runner.model.decode(tokens)})
             runs.append(acc.last_run)
-    except (ValueError, TypeError) as error:
-        raise click.ClickException(str(error)) from error
+    except (ValueError, TypeError, AcceleratorError) as error:
+        raise _failure(error) from error
     stats = RunStats.combine(runs, acc.config)
     if as_json:
         click.echo(json.dumps({"prompts": results, "stats": stats.to_dict()}))

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from systolic.hw.config import INSTRUCTION_BYTES, HardwareConfig, VectorUnitsConfig
+from systolic.hw.config import (INSTRUCTION_BYTES, VECTOR_UNITS, HardwareConfig,
+                                VectorUnitsConfig)
 from systolic.hw.csr import ErrorCode
 
 from .compiler.gemm import GemmLayout, compile_gemm
@@ -205,12 +206,14 @@ def backend_choices():
     return sorted({*backend_names(), GOLDEN})
 
 
-def model_config(rows=32, cols=32, dataflow="ws"):
+def model_config(rows=32, cols=32, dataflow="ws", vector_units=True):
     """The default configuration for running models: big memories (few, large instructions),
-    a 16-byte bus and vector units as wide as the array with room for FFN rows."""
+    a 16-byte bus and vector units as wide as the array with room for FFN rows (without
+    ``vector_units`` every vector operation runs on the host)."""
+    units = {} if vector_units else dict.fromkeys(VECTOR_UNITS, False)
     return HardwareConfig(rows=rows, cols=cols, dataflow=dataflow, spad_lines=16384,
                           spad_banks=2, acc_lines=8192, acc_banks=2, dma_bytes=16,
-                          vector=VectorUnitsConfig(lanes=cols, max_row=4096))
+                          vector=VectorUnitsConfig(lanes=cols, max_row=4096, **units))
 
 
 class Accelerator:
