@@ -74,23 +74,35 @@ def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, output):
 @main.command()
 @click.option("--target", type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]),
               required=True)
+@click.option("--top", default="accelerator", show_default=True,
+              help="Block to synthesize (any `systolic verilog` top).")
 @config_options
 @click.option("--seed", type=int, default=1, show_default=True, help="nextpnr seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def synth(target, config_file, rows, cols, dataflow, seed, as_json):
-    """Synthesize and place-and-route the accelerator with yosys and nextpnr (from PyPI):
-    LUTs, flip-flops, DSPs, block RAMs and the maximum clock frequency."""
-    from systolic.sw.synth import SynthesisError, synthesize_config
+def synth(target, top, config_file, rows, cols, dataflow, seed, as_json):
+    """Synthesize and place-and-route a generated block (default: the whole accelerator)
+    with yosys and nextpnr from PyPI: LUTs, flip-flops, DSPs, block RAMs and the maximum
+    clock frequency."""
+    from systolic.hw.verilog import build_top
+    from systolic.sw.synth import SynthesisError, synthesize
 
     config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
+    if top == "accelerator":
+        params = config.to_dict()
+    else:
+        params = {name: value for name, value in
+                  (("rows", rows), ("cols", cols), ("dataflow", dataflow)) if value is not None}
     try:
-        result = synthesize_config(config, target, seed=seed)
+        result = {**synthesize(build_top(top, **params), target, seed=seed), "top": top,
+                  "params": params}
+    except (ValueError, TypeError) as error:
+        raise click.UsageError(str(error)) from error
     except SynthesisError as error:
         raise click.ClickException(str(error)) from error
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{target}: {config.rows}x{config.cols} {config.dataflow.upper()}  "
+    click.echo(f"{target} {top} {params}:  "
                f"LUTs {result['luts']}  FFs {result['ffs']}  DSPs {result['dsps']}  "
                f"BRAMs {result['brams']}  Fmax {result['fmax_mhz']:.1f} MHz  "
                f"(multipliers in {result['multipliers'].upper()}"
