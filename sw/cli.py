@@ -324,3 +324,44 @@ def generate(model_name, backend, config_file, rows, cols, dataflow, vector_unit
     for result in results:
         click.echo(f"{result['prompt']!r} -> {result['text']!r} {result['tokens']}")
     click.echo(_summary(stats))
+
+
+@main.command()
+@click.option("--model", "model_name", required=True,
+              help="minilm, smollm2, or a checkpoint path.")
+@click.option("--seq", type=int, default=128, show_default=True,
+              help="Tokens (encoder / prefill) or tokens already cached (decode).")
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+def analyze(model_name, seq, as_json):
+    """Per-operation MACs, bytes moved and arithmetic intensity of a model, and where the
+    work goes (attention vs FFN, prefill vs decode)."""
+    from systolic.sw.analysis import summarize, workload
+    from systolic.sw.models import DecoderModel, ModelError, load_model
+
+    try:
+        model = load_model(model_name)
+    except ModelError as error:
+        raise click.UsageError(str(error)) from error
+    phases = ("prefill", "decode") if isinstance(model, DecoderModel) else ("prefill",)
+    try:
+        report = {phase: workload(model, seq, phase) for phase in phases}
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    if as_json:
+        click.echo(json.dumps({phase: {"operations": [op.as_dict() for op in ops],
+                                       **summarize(ops)} for phase, ops in report.items()}))
+        return
+    for phase, ops in report.items():
+        summary = summarize(ops)
+        click.echo(f"\n{model_name} {phase} (seq {seq}): {summary['macs'] / 1e6:.1f} M MACs, "
+                   f"{summary['bytes'] / 1e6:.2f} MB moved, "
+                   f"{summary['intensity']:.1f} MACs/byte")
+        click.echo(f"  {'operation':<24} {'count':>6} {'shape / elements':>22} "
+                   f"{'MMACs':>9} {'MB':>8} {'MAC/B':>7}")
+        for op in ops:
+            shape = f"{op.m}x{op.k}x{op.n}" if op.kind == "matmul" else f"{op.elements}"
+            click.echo(f"  {op.name:<24} {op.count:>6} {shape:>22} {op.macs / 1e6:>9.2f} "
+                       f"{op.bytes / 1e6:>8.3f} {op.intensity:>7.1f}")
+        shares = ", ".join(f"{group} {g['macs_share']:.0%} of MACs / {g['bytes_share']:.0%} "
+                           f"of bytes" for group, g in summary["groups"].items())
+        click.echo(f"  where it goes: {shares}")
