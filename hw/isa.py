@@ -54,7 +54,7 @@ __all__ = [
     "OutWidth", "Instruction", "INSTRUCTION_BITS", "FIELD_DOCS", "ALLOWED_DEPS",
     "VECTOR_PARAMS", "VECTOR_UNIT", "DYADIC_WORD", "ROW_SCALE_WORD", "IllegalInstruction",
     "encode", "decode", "instruction_fields", "isa_markdown", "pack_words", "unpack_words",
-    "vector_row_limit", "vector_param_lines", "vector_output_memory",
+    "vector_row_limit", "vector_param_lines", "vector_output_memory", "field_offsets",
 ]
 
 INSTRUCTION_BITS = INSTRUCTION_BYTES * 8
@@ -327,6 +327,11 @@ def instruction_fields(opcode):
     """Leaf fields of ``opcode``'s format: ``((name, offset, width, shape), ...)``, named
     without the ``header.`` prefix (``opcode``, ``deps.pop_prev``, ..., ``rows``, ...)."""
     return _FIELDS[_opcode(opcode)]
+
+
+def field_offsets(opcode):
+    """``{name: (bit offset, width)}`` of ``opcode``'s fields (for fast encoders)."""
+    return _ENCODE[_opcode(opcode)]
 
 
 def _opcode(value):

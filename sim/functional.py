@@ -90,8 +90,9 @@ def _lines_per_row(row_bytes, line_bytes):
 
 def _host_rows(memory, address, stride, rows, row_bytes):
     """A ``(rows, row_bytes)`` strided view of host memory (the caller checked bounds)."""
-    return np.lib.stride_tricks.as_strided(memory[address:], (rows, row_bytes), (stride, 1),
-                                           writeable=True)
+    if stride == row_bytes:
+        return memory[address:address + rows * row_bytes].reshape(rows, row_bytes)
+    return np.ndarray((rows, row_bytes), np.uint8, memory, address, (stride, 1))
 
 
 class FunctionalSimulator:
@@ -105,6 +106,9 @@ class FunctionalSimulator:
         self.config = config
         self.spad = np.zeros((config.spad_lines, config.spad_line_bytes), dtype=np.int8)
         self.acc = np.zeros((config.acc_lines, config.cols), dtype=np.int32)
+        # (array, range error, line bytes) per memory, looked up for every instruction
+        self._memories = {_ACC: (self.acc, ErrorCode.ACC_RANGE, config.acc_line_bytes),
+                          _SPAD: (self.spad, ErrorCode.SPAD_RANGE, config.spad_line_bytes)}
 
     #: :meth:`run` can work on the caller's memory array instead of a copy.
     runs_in_place = True
@@ -167,7 +171,12 @@ class FunctionalSimulator:
                 for name in pops:
                     tokens[name] -= 1
                 try:
-                    self._dispatch(pc, opcode, fields, memory, counters)
+                    if opcode == Opcode.MATMUL and self.config.dataflow == "ws":
+                        # the K tiles accumulating into one block run as one product
+                        followers = self._matmul_chain(pc, fields, queue, counters)
+                    else:
+                        followers = ()
+                        self._dispatch(pc, opcode, fields, memory, counters)
                 except AcceleratorError as error:
                     # A transfer that faulted on the bus was still issued and completed
                     # (with an error response): the hardware counts it and its bytes.
@@ -176,12 +185,13 @@ class FunctionalSimulator:
                         kind = "load_bytes" if opcode == Opcode.LOAD else "store_bytes"
                         counters[kind] += fields["rows"] * fields["row_bytes"]
                     raise
-                counters["instructions"] += 1
-                for name in pushes:
-                    tokens[name] += 1
-                    if tokens[name] > MAX_TOKENS:
-                        raise AcceleratorError(ErrorCode.TOKEN_OVERFLOW, pc,
-                                               f"more than {MAX_TOKENS} tokens on {name}")
+                for pc, pushes in ((pc, pushes), *((f[0], f[4]) for f in followers)):
+                    counters["instructions"] += 1
+                    for name in pushes:
+                        tokens[name] += 1
+                        if tokens[name] > MAX_TOKENS:
+                            raise AcceleratorError(ErrorCode.TOKEN_OVERFLOW, pc,
+                                                   f"more than {MAX_TOKENS} tokens on {name}")
                 progressed = True
             if not progressed:
                 waiting = {unit: queue[0][0] for unit, queue in queues.items() if queue}
@@ -202,10 +212,7 @@ class FunctionalSimulator:
     def _sram(self, pc, mem, first, count):
         """The on-chip array for ``mem``, its line width in bytes, and a range check of
         ``count`` lines starting at ``first``."""
-        if mem == _ACC:
-            array, code, width = self.acc, ErrorCode.ACC_RANGE, self.config.acc_line_bytes
-        else:
-            array, code, width = self.spad, ErrorCode.SPAD_RANGE, self.config.spad_line_bytes
+        array, code, width = self._memories[mem]
         if first + count > len(array):
             raise AcceleratorError(code, pc, f"lines {first}..{first + count - 1} exceed "
                                    f"{len(array)} lines")
@@ -225,15 +232,15 @@ class FunctionalSimulator:
 
     def _transfer_rows(self, pc, fields, memory, error_code):
         rows, row_bytes = fields["rows"], fields["row_bytes"]
-        starts = fields["dram_addr"] + fields["dram_stride"] * np.arange(rows)
-        if starts.max() + row_bytes > len(memory):
-            raise AcceleratorError(error_code, pc, f"host bytes up to "
-                                   f"{int(starts.max()) + row_bytes:#x} are outside memory")
-        return starts, rows, row_bytes
+        end = fields["dram_addr"] + fields["dram_stride"] * (rows - 1) + row_bytes
+        if end > len(memory):
+            raise AcceleratorError(error_code, pc, f"host bytes up to {end:#x} are outside "
+                                   "memory")
+        return rows, row_bytes
 
     def _load(self, pc, fields, memory, counters):
         array, width, per_row = self._transfer_lines(pc, fields)
-        starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_READ)
+        rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_READ)
         block = np.zeros((rows, per_row * width), dtype=np.uint8)
         block[:, :row_bytes] = _host_rows(memory, fields["dram_addr"], fields["dram_stride"],
                                           rows, row_bytes)
@@ -244,14 +251,15 @@ class FunctionalSimulator:
 
     def _store(self, pc, fields, memory, counters):
         array, width, per_row = self._transfer_lines(pc, fields)
-        starts, rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_WRITE)
+        rows, row_bytes = self._transfer_rows(pc, fields, memory, ErrorCode.AXI_WRITE)
         first = fields["sram_addr"]
         block = array[first:first + rows * per_row].view(np.uint8).reshape(rows, -1)
         if fields["dram_stride"] >= row_bytes:
             _host_rows(memory, fields["dram_addr"], fields["dram_stride"], rows,
                        row_bytes)[...] = block[:, :row_bytes]
         else:  # overlapping rows: later rows overwrite earlier ones, as in hardware
-            for i, start in enumerate(starts):
+            for i in range(rows):
+                start = fields["dram_addr"] + fields["dram_stride"] * i
                 memory[start:start + row_bytes] = block[i, :row_bytes]
         counters["store_bytes"] += rows * row_bytes
 
@@ -279,6 +287,51 @@ class FunctionalSimulator:
             self.acc[c_addr:c_addr + c_count] = product
         counters["macs"] += length * cfg.rows * cfg.cols
         counters["array_busy"] += length
+
+    def _matmul_chain(self, pc, fields, queue, counters):
+        """Weight-stationary MATMUL ``fields`` and the MATMULs queued after it that continue
+        its accumulation — same block and length, accumulating, popping no token, their A
+        and B tiles following on from the previous ones — computed as one product (the
+        same int32 result: the accumulator wraps modulo 2**32 either way). Returns the
+        queue entries of the followers it executed (removed from ``queue``)."""
+        cfg = self.config
+        length, c_addr = fields["length"], fields["c_addr"]
+        a_addr, b_addr = fields["a_addr"], fields["b_addr"]
+        followers = []
+        a_next, b_next = a_addr + length, b_addr + cfg.rows
+        for entry in queue:
+            if not length:
+                break
+            _, opcode, f, pops, _ = entry
+            if opcode != Opcode.MATMUL or pops or not f["accumulate"] or \
+                    f["c_addr"] != c_addr or f["length"] != length or \
+                    f["a_unsigned"] != fields["a_unsigned"] or f["a_addr"] != a_next or \
+                    f["b_addr"] != b_next or a_next + length > cfg.spad_lines or \
+                    b_next + cfg.rows > cfg.spad_lines:
+                break
+            followers.append(entry)
+            a_next, b_next = a_next + length, b_next + cfg.rows
+        if not followers:
+            self._matmul(pc, fields, counters)
+            return ()
+        for _ in followers:
+            queue.popleft()
+        tiles = 1 + len(followers)
+        self._sram(pc, _SPAD, a_addr, length)  # the head's own range checks (the
+        self._sram(pc, _SPAD, b_addr, cfg.rows)  # followers' were checked above)
+        self._sram(pc, _ACC, c_addr, length)
+        a = self.spad[a_addr:a_addr + tiles * length, :cfg.rows]
+        a = (a.view(np.uint8) if fields["a_unsigned"] else a).astype(np.float64)
+        a = a.reshape(tiles, length, cfg.rows).transpose(1, 0, 2).reshape(length, -1)
+        b = self.spad[b_addr:b_addr + tiles * cfg.rows, :cfg.cols]
+        product = (a @ b.astype(np.float64)).astype(np.int64).astype(np.uint32).view(np.int32)
+        if fields["accumulate"]:
+            self.acc[c_addr:c_addr + length] += product
+        else:
+            self.acc[c_addr:c_addr + length] = product
+        counters["macs"] += tiles * length * cfg.rows * cfg.cols
+        counters["array_busy"] += tiles * length
+        return followers
 
     # -- vector units ------------------------------------------------------------------------
     def _vector(self, pc, fields):

@@ -8,9 +8,10 @@ import pytest
 from systolic.hw.array import os_cycles, ws_cycles
 from systolic.hw.config import HardwareConfig, VectorUnitsConfig
 from systolic.hw.csr import ErrorCode
-from systolic.hw.isa import Memory, Opcode, OutWidth, VectorFunc, encode
+from systolic.hw.isa import IllegalInstruction, Memory, Opcode, OutWidth, VectorFunc, encode
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sw import numerics as N
+from systolic.sw.assembler import assemble
 from systolic.sw.compiler.cost import predict_cycles
 from systolic.sw.compiler.memory import DeviceMemory, HostLayout
 from systolic.sw.compiler.scheduler import Scheduler
@@ -190,3 +191,49 @@ def test_host_formats_pad_rows_to_lines():
     assert back.mant.tolist() == scale.mant.tolist() and back.exp.tolist() == [0, -14, 18]
     with pytest.raises(ValueError, match="allocated twice"):
         layout.add("w", 1, 1, "int8")
+
+
+def test_fast_encoding_equals_the_isa_encoder():
+    config = HardwareConfig(rows=4, cols=4)
+    sched = Scheduler(config)
+    emit_gemm(sched, 9, 13, 6, Operand(0, 13, "a"), Operand(1024, 6, "b"), Operand(2048, 24, "c"))
+    emit_rows(sched, RowsJob(VectorFunc.SOFTMAX, 7, [(0, 3, 0, 2)], Operand(4096, 32, "x"),
+                             Operand(8192, 8, "p"), records_in=Operand(9000, 4, "r"),
+                             params=(Operand(9500, 16, "q"), 1), row_scale=True, causal=True))
+    for insn in sched.instructions:
+        flags = {f"deps.{flag}": 1 for flag in insn.flags}
+        assert insn.encode() == encode(insn.opcode, **insn.fields, **flags)
+    sched = Scheduler(config)
+    sched.load(Memory.SPAD, 0, 1, 4096, 0, 1, "x")  # 256 lines fit, 4096 needs 13 bits
+    with pytest.raises(IllegalInstruction, match="row_bytes = 4096 does not fit 12 bits"):
+        sched.words()
+
+
+def test_chained_matmuls_equal_single_ones_with_wraparound():
+    """The functional simulator runs a K-tile chain as one product; the result must equal
+    one MATMUL at a time, including int32 wrap-around of the accumulator."""
+    config = HardwareConfig(rows=4, cols=4)
+    rng = np.random.default_rng(9)
+    spad = rng.integers(-128, 128, (64, 4), dtype=np.int8)
+    spad[:16] = 127
+    spad[32:48] = 127  # large products
+    results = []
+    for fenced in (False, True):
+        sim = FunctionalSimulator(config)
+        sim.spad[:64] = spad
+        sim.acc[8:11] = 2**31 - 1000  # the first tile accumulates onto these and wraps
+        text = []
+        for t in range(4):
+            text.append(f"matmul a_addr={t * 3} b_addr={32 + 4 * t} c_addr=8 length=3 accumulate")
+            if fenced:
+                text.append("fence")
+        words = assemble("\n".join(text))
+        memory = np.zeros(4096, np.uint8)
+        program = b"".join(w.to_bytes(16, "little") for w in words)
+        memory[:len(program)] = np.frombuffer(program, np.uint8)
+        result = sim.run(memory, 0, len(words))
+        assert result.error == ErrorCode.NONE and result.counters["instructions"] == 4
+        assert result.counters["macs"] == 4 * 3 * 16
+        results.append(sim.acc[8:11].copy())
+    assert np.array_equal(results[0], results[1])
+    assert (results[0] < 0).any()  # it did wrap

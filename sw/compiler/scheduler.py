@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from systolic.hw.config import HardwareConfig
-from systolic.hw.isa import (Memory, Opcode, OutWidth, VectorFunc, encode,
-                             vector_output_memory, vector_param_lines)
+from systolic.hw.isa import (IllegalInstruction, Memory, Opcode, OutWidth, VectorFunc,
+                             field_offsets, vector_output_memory, vector_param_lines)
 
 __all__ = ["Scheduler", "Instruction"]
 
@@ -49,6 +49,8 @@ _CHECKS = {
 _SPAD, _ACC = Memory.SPAD.value, Memory.ACC.value
 _MEMORY = {Memory.SPAD: _SPAD, Memory.ACC: _ACC, _SPAD: _SPAD, _ACC: _ACC}
 _max = np.maximum.reduce
+_OFFSETS = {op: field_offsets(op) for op in (Opcode.LOAD, Opcode.STORE, Opcode.MATMUL,
+                                             Opcode.VECTOR, Opcode.FENCE)}
 
 
 @dataclass
@@ -60,7 +62,20 @@ class Instruction:
     flags: set = field(default_factory=set)
 
     def encode(self):
-        return encode(self.opcode, **self.fields, **{f"deps.{f}": 1 for f in self.flags})
+        """The instruction word (fields in range, as :func:`~systolic.hw.isa.encode` checks;
+        the flags are those of the unit's token queues)."""
+        offsets = _OFFSETS[self.opcode]
+        word = self.opcode.value
+        for name, value in self.fields.items():
+            offset, width = offsets[name]
+            value = int(getattr(value, "value", value))
+            if not 0 <= value < 1 << width:
+                raise IllegalInstruction(f"{self.opcode.name}.{name} = {value} does not fit "
+                                         f"{width} bits")
+            word |= value << offset
+        for flag in self.flags:
+            word |= 1 << offsets["deps." + flag][0]
+        return word
 
 
 class Scheduler:
@@ -117,6 +132,27 @@ class Scheduler:
                                       a_unsigned=int(a_unsigned)),
                   reads=reads, writes=[(_ACC, c_addr, c_lines)])
 
+    def matmul_chain(self, a_addrs, b_addrs, c_addr, length, accumulate=False,
+                     a_unsigned=False):
+        """Consecutive MATMULs into one accumulator block (e.g. the K tiles of a GEMM
+        block): tile ``t`` reads ``a_addrs[t]`` and ``b_addrs[t]``; the first accumulates
+        only with ``accumulate``, the others always. Same result as one :meth:`matmul` per
+        tile, with the hazards worked out once for the whole chain."""
+        cfg = self.config
+        ws = cfg.dataflow == "ws"
+        b_lines = cfg.rows if ws else length
+        c_lines = length if ws else cfg.rows
+        # the lines spanned by all tiles (exact for tiles laid out back to back; a superset,
+        # which only adds waits for earlier instructions, otherwise)
+        reads = [(_SPAD, min(addrs), max(addrs) + count - min(addrs))
+                 for addrs, count in ((a_addrs, length), (b_addrs, b_lines))]
+        if accumulate or len(a_addrs) > 1:
+            reads.append((_ACC, c_addr, c_lines))
+        group = [dict(a_addr=a, b_addr=b, c_addr=c_addr, length=length,
+                      accumulate=int(accumulate or t > 0), a_unsigned=int(a_unsigned))
+                 for t, (a, b) in enumerate(zip(a_addrs, b_addrs))]
+        self._add_group(Opcode.MATMUL, group, reads, [(_ACC, c_addr, c_lines)])
+
     def vector(self, func, num_rows, row_length, src_addr, dst_addr, aux_addr=0,
                param_addr=0, out_width=OutWidth.INT32, row_scale=False, causal=False, imm=0):
         cfg = self.config
@@ -162,6 +198,12 @@ class Scheduler:
         return self.config.acc_line_bytes if mem == _ACC else self.config.spad_line_bytes
 
     def _add(self, opcode, fields, reads=(), writes=()):
+        self._add_group(opcode, [fields], reads, writes)
+
+    def _add_group(self, opcode, group, reads=(), writes=()):
+        """Add consecutive instructions of one unit (``group``: their field dicts) that
+        together make the accesses ``reads`` and ``writes``: the first one waits for every
+        producer the group depends on, and later consumers wait for the last one."""
         unit = _UNIT[opcode]
         for mem, first, count in (*reads, *writes):
             if count < 1 or first < 0 or first + count > self._sizes[mem]:
@@ -182,17 +224,18 @@ class Scheduler:
         if need.get("store", -1) > self._fenced and unit == "load" or \
                 need.get("load", -1) > self._fenced and unit == "store":
             self.fence()  # load <-> store hazards have no token queue
-        index = len(self.instructions)
-        insn = Instruction(opcode, fields)
+        first = Instruction(opcode, group[0])
         for producer_unit, producer in need.items():
             if (unit, producer_unit) not in _QUEUES or producer <= self._fenced:
                 continue
             queue, pop, push = _QUEUES[unit, producer_unit]
             if producer > self._covered[queue]:
                 self.instructions[producer].flags.add(push)
-                insn.flags.add(pop)
+                first.flags.add(pop)
                 self._covered[queue] = producer
-        self.instructions.append(insn)
+        self.instructions.append(first)
+        self.instructions.extend(Instruction(opcode, fields) for fields in group[1:])
+        index = len(self.instructions) - 1
         for kind, accesses in (("r", reads), ("w", writes)):
             for mem, first, count in accesses:
                 self._last[mem][own[kind]][first:first + count] = index

@@ -136,9 +136,9 @@ def _gemm_ws(sched, m, k, n, a, b, c, a_unsigned):
                 k0 = p0 * rows
                 sched.load(Memory.SPAD, b_slot, min(k, k0 + pn * rows) - k0, nw,
                            b.at(k0, n0), b.stride, b.buffer)
-                for t in range(pn):
-                    sched.matmul(a_slot + t * mw, b_slot + t * rows, c_slot, mw,
-                                 accumulate=p_index > 0 or t > 0, a_unsigned=a_unsigned)
+                sched.matmul_chain([a_slot + t * mw for t in range(pn)],
+                                   [b_slot + t * rows for t in range(pn)], c_slot, mw,
+                                   accumulate=p_index > 0, a_unsigned=a_unsigned)
             sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
 
 
