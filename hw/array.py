@@ -7,8 +7,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
-from .pe import (Accum, Operand, OutputStationaryPE, WeightBus, WeightStationaryPE, row_index,
-                 widen_activation)
+from .pe import (PRODUCT_LATENCY, Accum, Operand, OutputStationaryPE, WeightBus,
+                 WeightStationaryPE, row_index, widen_activation)
 
 __all__ = ["SystolicArray", "array_latency", "ws_cycles", "os_cycles"]
 
@@ -19,7 +19,7 @@ QUEUE_LATENCY = 2
 def array_latency(rows, cols):
     """Cycles from accepting an activation row (WS) or a tile's last slice (OS) to its
     first result on ``out``."""
-    return rows + cols + QUEUE_LATENCY
+    return rows + cols + PRODUCT_LATENCY + QUEUE_LATENCY
 
 
 def ws_cycles(rows, cols, tiles, m):
@@ -68,7 +68,8 @@ class SystolicArray(wiring.Component):
     * ``out`` gives one row of ``cols`` int32 per activation row, in order.
 
     *Latency*: an activation row accepted in cycle ``t`` appears on ``out`` in cycle
-    ``t + rows + cols + QUEUE_LATENCY`` (``latency``) when ``out`` is ready.
+    ``t + rows + cols + PRODUCT_LATENCY + QUEUE_LATENCY`` (``latency``) when ``out`` is
+    ready (each PE registers its operands and its product before the adder).
     *Throughput*: with inputs always valid and ``out`` always ready, tiles of ``M``
     activation rows run back to back at one row per cycle when ``M >= rows``; loading a
     tile takes ``rows`` cycles, so a tile occupies ``max(M, rows)`` cycles. From the first
@@ -112,7 +113,7 @@ class SystolicArray(wiring.Component):
         self.rows, self.cols, self.dataflow = rows, cols, dataflow
         self.latency = array_latency(rows, cols)
         # Deep enough that the credit check never throttles a full-rate stream.
-        self.queue_depth = rows + cols + QUEUE_LATENCY + 2 + (rows if dataflow == "os" else 0)
+        self.queue_depth = self.latency + 2 + (rows if dataflow == "os" else 0)
         members = {"out": Out(stream.Signature(data.ArrayLayout(Accum, cols))), "idle": Out(1)}
         if dataflow == "ws":
             members["weights"] = In(stream.Signature(data.ArrayLayout(Operand, cols)))
@@ -197,7 +198,7 @@ class SystolicArray(wiring.Component):
                 m.d.comb += [pe.w_in.eq(head), pe.psum_in.eq(psum)]
                 head, psum = pe.w_out, pe.psum_out
             results.append(_delay(m, psum, cols - 1 - c, f"deskew{c}"))
-        return _delay(m, act_take, rows + cols, "pushed"), Cat(*results)
+        return _delay(m, act_take, rows + cols + PRODUCT_LATENCY, "pushed"), Cat(*results)
 
     def _elaborate_os(self, m, credits, spent):
         rows, cols = self.rows, self.cols
@@ -215,7 +216,7 @@ class SystolicArray(wiring.Component):
             m.d.sync += cooldown.eq(cooldown - 1)
 
         # Drain: rows cycles, starting once the bottom row has captured (column 0 first).
-        drain_start = _delay(m, take & payload.last, rows + 1, "drain_start")
+        drain_start = _delay(m, take & payload.last, rows + 1 + PRODUCT_LATENCY, "drain_start")
         drain_left = Signal(row_index(rows))
         with m.If(drain_start):
             m.d.sync += drain_left.eq(rows - 1)

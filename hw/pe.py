@@ -11,12 +11,26 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, OPERAND_WIDTH
 
-__all__ = ["row_index", "widen_activation", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
+__all__ = ["PRODUCT_LATENCY", "pipelined_product", "row_index", "widen_activation", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
 
 Operand = signed(OPERAND_WIDTH)
 #: Activations inside the array: int8 or uint8 (softmax probabilities), widened to 9 bits.
 Activation = signed(OPERAND_WIDTH + 1)
 Accum = signed(ACC_WIDTH)
+
+
+#: Cycles from a PE's operands to their product: the operands are registered (the weight
+#: bank has been selected) and so is the product, which keeps the DSP block between two
+#: registers; the partial-sum adder follows in a third stage.
+PRODUCT_LATENCY = 2
+
+
+def pipelined_product(m, a, b):
+    """``a * b`` delayed by :data:`PRODUCT_LATENCY` cycles."""
+    a_reg, b_reg = Signal.like(a), Signal.like(b)
+    product = Signal(signed(len(a) + len(b)))
+    m.d.sync += [a_reg.eq(a), b_reg.eq(b), product.eq(a_reg * b_reg)]
+    return product
 
 
 def widen_activation(value, unsigned):
@@ -74,11 +88,14 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         weights = [Signal(Operand, name=f"weight{bank}") for bank in range(2)]
-        weight = Mux(self.bank_in, weights[1], weights[0])
+        product = pipelined_product(m, self.a_in, Mux(self.bank_in, weights[1], weights[0]))
+        # The product arrives PRODUCT_LATENCY cycles after the activation, and so does the
+        # partial sum of the same activation from the PE above (it went through the same
+        # pipeline one cycle earlier, one row up): the column stays aligned.
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.bank_out.eq(self.bank_in),
-            self.psum_out.eq(self.psum_in + self.a_in * weight),
+            self.psum_out.eq(self.psum_in + product),
             self.w_out.eq(self.w_in),
         ]
         with m.If(self.w_in.valid & (self.w_in.row == self.row)):
@@ -135,17 +152,23 @@ class OutputStationaryPE(wiring.Component):
         m = Module()
         acc = Signal(Accum)
         total = Signal(Accum)
-        m.d.comb += total.eq(acc + self.a_in * self.b_in)
+        product = pipelined_product(m, self.a_in, self.b_in)
+        ctrl = self.ctrl_in
+        for stage in range(PRODUCT_LATENCY):  # control follows its product
+            delayed = Signal(SliceControl(), name=f"ctrl_d{stage}")
+            m.d.sync += delayed.eq(ctrl)
+            ctrl = delayed
+        m.d.comb += total.eq(acc + product)
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.ctrl_out.eq(self.ctrl_in),
             self.b_out.eq(self.b_in),
         ]
-        with m.If(self.ctrl_in.valid):
-            m.d.sync += acc.eq(Mux(self.ctrl_in.last, 0, total))
+        with m.If(ctrl.valid):
+            m.d.sync += acc.eq(Mux(ctrl.last, 0, total))
         # The controller never drains a column while one of its PEs captures (see
         # SystolicArray: last slices are at least 2*rows cycles apart).
-        with m.If(self.ctrl_in.valid & self.ctrl_in.last):
+        with m.If(ctrl.valid & ctrl.last):
             m.d.sync += self.result.eq(total)
         with m.Elif(self.drain):
             m.d.sync += self.result.eq(self.result_in)
