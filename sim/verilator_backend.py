@@ -7,6 +7,11 @@ sequence of ``sim/host.py``. It is built into a shared library, once per configu
 cached under ``build/verilator/<key>`` (the key covers the configuration, the Verilog text,
 the harness sources and the build flags), and loaded with :mod:`ctypes`; Python only hands
 over the memory image and takes back the final image, error and counters.
+
+Measured on the 8x8 accelerator (64x96x80 GEMM, 20.7k cycles, 2 busy cores): about
+150k-350k simulated cycles/s single-threaded (``--threads 2`` was 10x slower), against
+about 70k for the same harness on Yosys' CXXRTL (``write_cxxrtl -O6`` from Amaranth's RTLIL,
+which also took three times as long to compile) and 150-300 for Amaranth's simulator.
 """
 
 import ctypes
