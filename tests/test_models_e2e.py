@@ -14,7 +14,7 @@ from systolic.hw.config import HardwareConfig, VectorUnitsConfig
 from systolic.sw import golden
 from systolic.sw import quantize as Q
 from systolic.sw.driver import Accelerator, model_config
-from systolic.sw.models import ModelFileError, UnknownModelError, embed, load_model
+from systolic.sw.models import ModelFileError, UnknownModelError, embed
 
 FUNCTIONAL = model_config(32, 32)
 SMALL = HardwareConfig(rows=8, cols=8, spad_lines=2048, acc_lines=1024, dma_bytes=8,

@@ -84,7 +84,8 @@ class HostLayout:
         self.size = base
         self.tensors = {}
 
-    def allocate(self, name, nbytes):
+    def allocate(self, nbytes):
+        """The address of ``nbytes`` new bytes."""
         address = self.size
         self.size = -(-(address + nbytes) // ALIGN) * ALIGN
         return address
@@ -95,7 +96,7 @@ class HostLayout:
             raise ValueError(f"host buffer {name!r} is allocated twice")
         if stride is None:
             stride = row_stride(self.config, length, storage)
-        tensor = HostTensor(name, self.allocate(name, rows * stride), rows, length, stride,
+        tensor = HostTensor(name, self.allocate(rows * stride), rows, length, stride,
                             storage, rows_per_head)
         self.tensors[name] = tensor
         return tensor

@@ -26,7 +26,7 @@ from systolic.hw.isa import Memory, VectorFunc, vector_output_memory, vector_par
 
 from .scheduler import Scheduler
 
-__all__ = ["Operand", "emit_gemm", "RowsJob", "emit_rows", "load_lines", "store_lines"]
+__all__ = ["Operand", "emit_gemm", "RowsJob", "emit_rows", "load_lines"]
 
 #: Largest count of the 16-bit ``rows`` / ``length`` / ``num_rows`` fields.
 MAX_FIELD = 2**16 - 1
@@ -55,12 +55,6 @@ def load_lines(sched, mem, sram_addr, lines, address, buffer):
     """LOAD ``lines`` whole lines stored contiguously at ``address`` (few instructions)."""
     width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
     _transfer_lines(sched.load, mem, sram_addr, lines, address, buffer, width)
-
-
-def store_lines(sched, mem, sram_addr, lines, address, buffer):
-    """STORE ``lines`` whole lines to contiguous host memory at ``address``."""
-    width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
-    _transfer_lines(sched.store, mem, sram_addr, lines, address, buffer, width)
 
 
 def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width):
@@ -220,7 +214,7 @@ def emit_rows(sched: Scheduler, job: RowsJob):
     plan = _rows_plan(cfg, job, out_mem)
     if plan is None:
         raise ValueError(f"rows of {length} elements do not fit the memories of {cfg}")
-    seg, rb, _ = plan
+    seg, rb = plan
     segments = [(c0, min(seg, length - c0)) for c0 in range(0, length, seg)]
     records_addr, free = _rows_fixed_lines(cfg, job, seg)
     if job.records_in is not None:
@@ -272,14 +266,15 @@ def _rows_fixed_lines(cfg, job, seg):
     the input records sit at the bottom of the accumulator."""
     params = 0
     if job.params is not None:
-        head, _, total = vector_param_lines(job.func, seg, cfg.cols)
+        _, _, total = vector_param_lines(job.func, seg, cfg.cols)
         params = total if seg < job.length else job.params[1]
     records = max(rows for _, rows, _, _ in job.groups) if job.records_in is not None else 0
     return params, params + records
 
 
 def _rows_plan(cfg, job, out_mem):
-    """``(segment length, rows per block, lines)`` that fit, preferring whole rows."""
+    """``(segment length, rows per block)`` that fit (None if nothing does), preferring
+    whole rows."""
     lcm = cfg.cols * cfg.spad_line_bytes // _gcd(cfg.cols, cfg.spad_line_bytes)
     seg = job.length
     while True:
@@ -295,7 +290,7 @@ def _rows_plan(cfg, job, out_mem):
         too_wide = segmented and max(chunks * cfg.acc_line_bytes,
                                      out_lines * cfg.spad_line_bytes) > MAX_ROW_BYTES
         if rb >= 1 and not too_wide:
-            return seg, rb, per_row
+            return seg, rb
         if job.func in ROW_FUNCS or seg <= lcm:
             return None
         seg = max(lcm, (seg // 2) // lcm * lcm)
