@@ -12,7 +12,7 @@ from systolic.hw.isa import IllegalInstruction, Memory, Opcode, OutWidth, Vector
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sw import numerics as N
 from systolic.sw.assembler import assemble
-from systolic.sw.compiler.cost import predict_cycles
+from systolic.sw.compiler.cost import DMA_LATENCY, MIN_ROW_CYCLES, predict_cycles
 from systolic.sw.compiler.memory import DeviceMemory, HostLayout
 from systolic.sw.compiler.scheduler import Scheduler
 from systolic.sw.compiler.tiling import Operand, RowsJob, emit_gemm, emit_rows
@@ -169,9 +169,20 @@ def test_predicted_array_cycles_follow_the_array_formulas(dataflow, formula):
     assert len(set(lengths)) == 1
     predicted = predict_cycles(config, sched.instructions)
     assert predicted["array"] == formula(4, 4, len(lengths), lengths[0])
-    transfers = [i.fields for i in sched.instructions if i.opcode == Opcode.LOAD]
-    assert predicted["load"] >= sum(f["rows"] * f["row_bytes"] for f in transfers) // 8
-    assert predicted["total"] == max(predicted["load"], predicted["store"], predicted["array"])
+    def beats(i):  # documented: DMA_LATENCY + rows * max(ceil(row_bytes / dma_bytes), MIN)
+        return DMA_LATENCY + i.fields["rows"] * max(-(-i.fields["row_bytes"] // config.dma_bytes),
+                                                    MIN_ROW_CYCLES)
+
+    opcodes = [i.opcode for i in sched.instructions]
+    first = opcodes.index(Opcode.MATMUL)
+    last = len(opcodes) - 1 - opcodes[::-1].index(Opcode.MATMUL)
+    loads = [beats(i) for i in sched.instructions if i.opcode == Opcode.LOAD]
+    stores = [beats(i) for i in sched.instructions if i.opcode == Opcode.STORE]
+    prologue = sum(beats(i) for i in sched.instructions[:first] if i.opcode == Opcode.LOAD)
+    epilogue = sum(beats(i) for i in sched.instructions[last:] if i.opcode == Opcode.STORE)
+    assert (predicted["load"], predicted["store"]) == (sum(loads), sum(stores))
+    assert predicted["total"] == prologue + epilogue + max(
+        sum(loads) - prologue, sum(stores) - epilogue, predicted["array"])
 
 
 def test_host_formats_pad_rows_to_lines():
