@@ -1,0 +1,288 @@
+"""The vector engine between banked SRAMs, against the functional simulator: every function on
+random rows and parameters (odd row lengths, rows longer than the plane cache, row scales,
+causal softmax, in place, int8/int16/int32 results) on configurations where a line is one
+unit beat, several beats, and less than one beat."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from systolic.hw.compute import memory_ports
+from systolic.hw.config import HardwareConfig, VectorUnitsConfig
+from systolic.hw.csr import ErrorCode
+from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode, OutWidth,
+                             VectorFunc, encode, pack_words, vector_output_memory,
+                             vector_param_lines)
+from systolic.hw.memory import BankedMemory
+from systolic.hw.vector_engine import VectorEngine, plane_cache_lines
+from systolic.sim.functional import FunctionalSimulator
+from systolic.sw.bits import pack_lanes, unpack_lanes
+
+#: Written into lanes past a row's length: the engine must ignore it.
+PAD = 0x5A5A5A5A
+
+
+class VectorProgram:
+    """Random VECTOR instructions and the accumulator contents they read, laid out as
+    docs/isa.md describes, in an accumulator image ``acc`` (regions allocated upwards)."""
+
+    def __init__(self, config, seed):
+        self.config, self.rng = config, np.random.default_rng(seed)
+        self.acc = np.zeros((config.acc_lines, config.cols), np.int32)
+        self.acc_next, self.spad_next = 0, 0
+        self.words = []
+
+    # -- layout ----------------------------------------------------------------------------
+    def _acc_region(self, lines):
+        addr = self.acc_next
+        self.acc_next += lines
+        assert self.acc_next <= self.config.acc_lines, "accumulator too small for the test"
+        return addr
+
+    def put_lines(self, words, lines_per_row):
+        """Rows of int32 ``words`` (rows, n), each padded to ``lines_per_row`` lines."""
+        cols = self.config.cols
+        rows, n = words.shape
+        block = np.full((rows, lines_per_row * cols), PAD, np.int64)
+        block[:, :n] = words
+        addr = self._acc_region(rows * lines_per_row)
+        self.acc[addr:addr + rows * lines_per_row] = \
+            block.astype(np.uint32).view(np.int32).reshape(-1, cols)
+        return addr
+
+    def rows(self, x):
+        """Source rows ``x`` (rows, length) in the input layout."""
+        return self.put_lines(x, -(-x.shape[1] // self.config.cols))
+
+    def params(self, func, header, planes, length):
+        head, per_plane, _ = vector_param_lines(func, length, self.config.cols)
+        addr = self.acc_next
+        if len(VECTOR_PARAMS[func][0]):
+            self.put_lines(np.asarray(header, np.int64)[None], head)
+        for plane in planes:
+            self.put_lines(np.broadcast_to(plane, (length,))[None], per_plane)
+        return addr
+
+    def records(self, mant, exp):
+        words = pack_words(ROW_SCALE_WORD, mant=mant, exp=exp).astype(np.int64)
+        return self.put_lines(words[:, None], 1)
+
+    def dst(self, func, out_width, rows, length):
+        """A fresh destination region in the function's output memory."""
+        cfg = self.config
+        if vector_output_memory(func, out_width).name == "SPAD":
+            addr = self.spad_next
+            self.spad_next += rows * -(-length // cfg.spad_line_bytes)
+            assert self.spad_next <= cfg.spad_lines, "scratchpad too small for the test"
+            return addr
+        return self._acc_region(rows * -(-length // cfg.cols))
+
+    # -- random operands -------------------------------------------------------------------
+    def int32(self, shape, bits=31):
+        """Signed values below ``2**bits`` with both int32 extremes present (two lanes)."""
+        x = self.rng.integers(-2**bits, 2**bits, shape)
+        if x.size >= 4:
+            x.reshape(-1)[self.rng.choice(x.size, 2, replace=False)] = (-2**31, 2**31 - 1)
+        return x
+
+    def dyadic(self, length, shift):
+        """Dyadic words with ``|m|`` around 2**14 and shifts ``shift - 2 .. shift + 2``."""
+        m = self.rng.integers(2**13, 2**15, length) * self.rng.choice([-1, 1], length)
+        s = np.clip(shift + self.rng.integers(-2, 3, length), 0, 62)
+        return pack_words(DYADIC_WORD, m=m, s=s)
+
+    def records(self, rows, exps):
+        """Per-row records (``mant`` 0 or normalized, ``exp`` in ``exps``); returns the
+        address of the first."""
+        mant = self.rng.integers(2**14, 2**15, rows)
+        mant[self.rng.random(rows) < 0.2] = 0
+        words = pack_words(ROW_SCALE_WORD, mant=mant, exp=self.rng.integers(*exps, rows))
+        return self.put_lines(words.astype(np.int64)[:, None], 1)
+
+    def vector(self, func, rows, length, *, out_width=OutWidth.INT8, row_scale=False,
+               causal=False, imm=0, in_place=False):
+        """Append one random instruction of ``func`` whose results mostly lie inside the
+        output range (parameters scaled to the operands); returns its fields."""
+        rng, func = self.rng, VectorFunc(func)
+        out_bits = {OutWidth.INT8: 8, OutWidth.INT16: 16, OutWidth.INT32: 32}[out_width]
+        spare = 2 if out_bits == 32 else 0  # int32 results keep headroom for the bias
+        x = self.int32((rows, length), 20)
+        aux = param = 0
+        header, planes = (), ()
+        if func == VectorFunc.REQUANTIZE:
+            # |x * m| ~ 2**34 (times 2**14.5 with a row scale)
+            planes = (self.dyadic(length, 36 - out_bits + spare + 14 * row_scale),
+                      self.int32(length, out_bits - 3) >> 1)
+            if row_scale:
+                aux = self.records(rows, (-3, 4))
+        elif func == VectorFunc.SOFTMAX:
+            x = self.int32((rows, length), 9)
+            x[1:] = np.clip(x[1:], -2**9, 2**9)  # the int32 extremes in row 0 only
+            # u = d * m >> s spans 0 .. ~2**10 (e from 1 down to 2**-4)
+            header = [pack_words(DYADIC_WORD, m=rng.integers(2**13, 2**15),
+                                 s=rng.integers(15, 19) + 14 * row_scale)]
+            if row_scale:
+                aux = self.records(rows, (-3, 4))
+        elif func in (VectorFunc.GELU, VectorFunc.SILU):
+            imm = imm or int(rng.integers(4, 16))
+            # mostly inside the table range (|x| < 2**(imm + 3)); the unit reads 16 bits
+            x = self.int32((rows, length), min(imm + 4, 16))
+        elif func == VectorFunc.MUL:
+            x = self.int32((rows, length), 31)  # |a * b * m| ~ 2**44 on the low 16 bits
+            planes = (self.dyadic(length, 46 - out_bits + spare),)
+            aux = self.rows(self.int32((rows, length), 31))
+        elif func == VectorFunc.ADD:
+            # round_shift(a * ma, sa) with |a * ma| ~ 2**34
+            shift = 36 - out_bits + spare
+            planes = (self.dyadic(length, shift), self.dyadic(length, shift))
+            aux = self.rows(self.int32((rows, length), 20))
+        elif func in (VectorFunc.LAYERNORM, VectorFunc.RMSNORM):
+            x = self.int32((rows, length), int(rng.integers(8, 31)))
+            eps = int(rng.integers(0, 2**20))
+            header = [eps & 0xFFFFFFFF, eps >> 32]
+            # |z| ~ 2**16 (LayerNorm) / 2**22 (RMSNorm), times |gm| ~ 2**14
+            z_bits = 16 if func == VectorFunc.LAYERNORM else 22
+            planes = (self.dyadic(length, z_bits + 16 - out_bits + spare),
+                      self.int32(length, out_bits - 3) >> 1)
+        elif func == VectorFunc.ROWQUANT:
+            x = self.int32((rows, length), int(rng.integers(8, 31)))
+            x[rng.integers(rows)] = 0  # a zero row gives mant = exp = 0
+            aux = self._acc_region(rows)
+        if planes or header:
+            param = self.params(func, header, planes, length)
+        src = self.rows(x)
+        dst = src if in_place else self.dst(func, out_width, rows, length)
+        fields = dict(func=func, out_width=out_width, row_scale=int(row_scale),
+                      causal=int(causal), num_rows=rows, row_length=length, src_addr=src,
+                      aux_addr=aux, param_addr=param, dst_addr=dst, imm=imm)
+        self.words.append(encode(Opcode.VECTOR, **fields))
+        return fields
+
+    def reference(self, spad):
+        """The functional simulator after running the program on ``acc`` and ``spad``."""
+        functional = FunctionalSimulator(self.config)
+        functional.acc[:], functional.spad[:] = self.acc, spad
+        program = b"".join(w.to_bytes(16, "little") for w in self.words)
+        result = functional.run(np.frombuffer(program, np.uint8), 0, len(self.words))
+        assert result.error == ErrorCode.NONE, (result.error, result.error_pc)
+        return functional
+
+
+def run_engine(config, words, acc, spad):
+    """Execute VECTOR ``words`` on the engine with the memories preloaded; returns the final
+    accumulator, scratchpad and the cycles from taking each instruction to its ``done``."""
+    _, spad_bits, _, acc_bits = memory_ports(config)
+    m = Module()
+    m.submodules.engine = engine = VectorEngine(config)
+    m.submodules.acc = acc_mem = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
+                                              readers=3, writers=2)
+    m.submodules.spad = spad_mem = BankedMemory(config.spad_lines, spad_bits,
+                                                config.spad_banks, readers=1, writers=2)
+    wiring.connect(m, engine.acc_src, acc_mem.read[0])
+    wiring.connect(m, engine.acc_aux, acc_mem.read[1])
+    wiring.connect(m, engine.acc_write, acc_mem.write[0])
+    wiring.connect(m, engine.spad_write, spad_mem.write[0])
+    out = {}
+
+    async def write_lines(ctx, port, lines, width):
+        ctx.set(port.valid, 1)
+        for addr, line in enumerate(lines):
+            ctx.set(port.payload.addr, addr)
+            ctx.set(port.payload.data, pack_lanes(line, width))
+            await ctx.tick()
+        ctx.set(port.valid, 0)
+
+    async def read_lines(ctx, port, count, width, lanes):
+        lines = []
+        ctx.set(port.en, 1)
+        for addr in range(count):
+            ctx.set(port.addr, addr)
+            await ctx.tick()
+            lines.append(unpack_lanes(ctx.get(port.data), width, lanes))
+        ctx.set(port.en, 0)
+        return np.array(lines)
+
+    async def bench(ctx):
+        await write_lines(ctx, acc_mem.write[1], acc, 32)
+        await write_lines(ctx, spad_mem.write[1], spad, 8)
+        cycles = []
+        for word in words:
+            ctx.set(engine.insn.valid, 1)
+            ctx.set(engine.insn.payload.as_value(), word)
+            await ctx.tick().until(engine.insn.ready)
+            ctx.set(engine.insn.valid, 0)
+            count = 1
+            while not ctx.get(engine.done):
+                await ctx.tick()
+                count += 1
+                assert count < 20000, "engine hung"
+            cycles.append(count)
+            await ctx.tick()
+            assert ctx.get(engine.idle)
+        out["acc"] = await read_lines(ctx, acc_mem.read[2], config.acc_lines, 32, config.cols)
+        out["spad"] = await read_lines(ctx, spad_mem.read[0], config.spad_lines, 8,
+                                       config.spad_line_bytes)
+        out["cycles"] = cycles
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out["acc"], out["spad"], out["cycles"]
+
+
+def check_program(program, spad=None):
+    """Run ``program`` on the engine and the functional simulator; both memories must be
+    equal. Returns the engine's cycles per instruction."""
+    cfg = program.config
+    if spad is None:
+        spad = program.rng.integers(-128, 128, (cfg.spad_lines, cfg.spad_line_bytes))
+    reference = program.reference(spad)
+    acc, spad_out, cycles = run_engine(cfg, program.words, program.acc, spad)
+    assert np.array_equal(spad_out, reference.spad.astype(np.int64))
+    for index, line in enumerate(acc):
+        assert np.array_equal(line, reference.acc[index]), f"accumulator line {index}"
+    assert not np.array_equal(acc, program.acc)  # results were written
+    return cycles
+
+
+def small(rows, cols, lanes, max_row, **kwargs):
+    return HardwareConfig(rows=rows, cols=cols, spad_lines=128, acc_lines=512,
+                          vector=VectorUnitsConfig(lanes=lanes, max_row=max_row,
+                                                   softmax_max_row=max_row), **kwargs)
+
+
+#: A line is one beat (4 lanes, 4 columns); five columns in beats of 4 (and 5-byte
+#: scratchpad lines); three columns in beats of 4 with 5-byte scratchpad lines.
+CONFIGS = [small(4, 4, 4, 8), small(3, 5, 4, 12, dataflow="os"), small(5, 3, 4, 10)]
+
+F = VectorFunc
+
+
+def every_function(program):
+    """Each function with odd lengths, rows that are not whole lines, and options."""
+    cache = plane_cache_lines(program.config) * program.config.cols
+    max_row = program.config.vector.max_row
+    long = cache + 3  # two segments
+    program.vector(F.REQUANTIZE, 3, long, out_width=OutWidth.INT8, row_scale=True)
+    program.vector(F.REQUANTIZE, 2, 5, out_width=OutWidth.INT16)
+    program.vector(F.REQUANTIZE, 1, 2 * cache + 1, out_width=OutWidth.INT32, in_place=True)
+    program.vector(F.ROWQUANT, 3, max_row)
+    program.vector(F.SOFTMAX, 3, max_row - 1, causal=True, imm=2, row_scale=True)
+    program.vector(F.SOFTMAX, 2, 3)
+    program.vector(F.GELU, 2, 7)
+    program.vector(F.SILU, 2, 9, in_place=True)
+    program.vector(F.MUL, 2, long, out_width=OutWidth.INT16)
+    program.vector(F.ADD, 3, 7, out_width=OutWidth.INT32, in_place=True)
+    program.vector(F.ADD, 2, 6, out_width=OutWidth.INT8)
+    program.vector(F.LAYERNORM, 2, max_row, out_width=OutWidth.INT8)
+    program.vector(F.RMSNORM, 3, 5, out_width=OutWidth.INT16)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}l{c.vector.lanes}")
+def test_every_function_matches_functional(config):
+    program = VectorProgram(config, seed=config.rows * 10 + config.cols)
+    every_function(program)
+    check_program(program)
