@@ -13,7 +13,7 @@ from systolic.sim.functional import FunctionalSimulator
 from systolic.sw import numerics as N
 from systolic.sw.assembler import assemble
 from systolic.sw.compiler.cost import DMA_LATENCY, MIN_ROW_CYCLES, predict_cycles
-from systolic.sw.compiler.memory import DeviceMemory, HostLayout
+from systolic.sw.compiler.memory import DeviceMemory, HostLayout, weight_panels
 from systolic.sw.compiler.scheduler import Scheduler
 from systolic.sw.compiler.tiling import Operand, RowsJob, emit_gemm, emit_rows
 from systolic.sw.numerics import matmul_int8
@@ -50,20 +50,22 @@ def int8(rng, shape, unsigned=False):
                          f"{c.spad_lines}")
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (1, 37, 10), (7, 33, 9), (40, 17, 3),
                                      (5, 130, 11)])
-@pytest.mark.parametrize("unsigned", [False, True])
-def test_gemm_any_shape(config, m, k, n, unsigned):
+@pytest.mark.parametrize("unsigned, panels", [(False, False), (True, False), (False, True)],
+                         ids=["int8", "uint8", "panels"])
+def test_gemm_any_shape(config, m, k, n, unsigned, panels):
     rng = np.random.default_rng(m * 1000 + k * 10 + n)
     a, b = int8(rng, (m, k), unsigned), int8(rng, (k, n))
     layout = HostLayout(config)
     a_host = a if config.dataflow == "ws" else np.ascontiguousarray(a.T)
     ta = layout.add("a", *a_host.shape, "uint8" if unsigned else "int8", stride=a_host.shape[1])
-    tb = layout.add("b", k, n, "int8", stride=n)
+    b_host = weight_panels(b, config) if panels else b
+    tb = layout.add("b", *b_host.shape, "int8", stride=b_host.shape[1])
     tc = layout.add("c", m, n, "int32", stride=4 * n + 12)  # padded rows stay untouched
     memory = DeviceMemory(layout.size)
     memory.place(ta, a_host)
-    memory.place(tb, b)
+    memory.place(tb, b_host)
     sched = Scheduler(config)
-    emit_gemm(sched, m, k, n, ta.operand(), tb.operand(), tc.operand(), unsigned)
+    emit_gemm(sched, m, k, n, ta.operand(), tb.operand(), tc.operand(), unsigned, panels)
     result = run(config, sched, memory)
     assert np.array_equal(memory.read(tc, m), matmul_int8(a, b, a_unsigned=unsigned))
     assert result.counters["macs"] >= m * k * n

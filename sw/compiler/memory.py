@@ -8,7 +8,8 @@ Storage formats (chosen so that a block of rows is one contiguous run of on-chip
 * byte tensors (int8, uint8): rows padded to whole scratchpad lines
   (``ceil(L / spad_line_bytes) * spad_line_bytes`` bytes);
 * row scales: one 4-byte record word (``ROW_SCALE_WORD``) per row;
-* weights (int8, K x N): row-major, unpadded; parameter blocks: int32 accumulator lines.
+* weights (int8, K x N): panel-major (:func:`weight_panels`), so a weight panel is one long
+  burst; parameter blocks: int32 accumulator lines.
 
 A tensor with a leading head dimension (``(heads, seq, keys)``) stores head ``h`` row ``r`` as
 row ``h * rows_per_head + r``.
@@ -24,7 +25,7 @@ from systolic.hw.isa import ROW_SCALE_WORD, pack_words, unpack_words
 from ..numerics import RowScale
 from .tiling import Operand
 
-__all__ = ["HostTensor", "HostLayout", "DeviceMemory", "ALIGN"]
+__all__ = ["HostTensor", "HostLayout", "DeviceMemory", "ALIGN", "weight_panels"]
 
 #: Alignment of every buffer (bytes).
 ALIGN = 64
@@ -100,6 +101,20 @@ class HostLayout:
                             storage, rows_per_head)
         self.tensors[name] = tensor
         return tensor
+
+
+def weight_panels(w, config):
+    """A (K, N) int8 weight in panel-major order: panel ``j`` (columns ``j * cols ..``) is K
+    scratchpad lines (``spad_line_bytes`` each, zero past the panel's columns), panels one
+    after another — the lines a weight-stationary B slot holds, in load order."""
+    k, n = w.shape
+    cols, line = config.cols, config.spad_line_bytes
+    panels = -(-n // cols)
+    out = np.zeros((panels, k, line), dtype=np.int8)
+    padded = np.zeros((k, panels * cols), dtype=np.int8)
+    padded[:, :n] = w
+    out[:, :, :cols] = padded.reshape(k, panels, cols).transpose(1, 0, 2)
+    return out.reshape(panels * k, line)
 
 
 def row_stride(config, length, storage):

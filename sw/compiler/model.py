@@ -9,7 +9,7 @@ Passes:
    an output-stationary array, the transposition of every matmul's A operand (``transpose``).
 2. **plan memory** (:class:`ModelCompiler`): one host buffer per tensor sized for
    ``max_seq`` tokens and ``max_keys`` attended positions (formats in :mod:`.memory`), the
-   int8 weights, the parameter block of every vector op, and per attention layer the KV
+   int8 weights (panel-major), the parameter block of every vector op, and per attention layer the KV
    cache: K^T ``(kv_heads * head_dim, max_keys)`` and V ``(max_keys, kv_heads * head_dim)``
    (the V requantize writes its rows there directly).
 3. **tile and schedule** (:meth:`ModelCompiler.fragment`): each accelerator op becomes a
@@ -33,7 +33,7 @@ from systolic.hw.isa import (DYADIC_WORD, Opcode, OutWidth, VectorFunc, encode, 
 from .. import golden
 from ..graph import HOST_OPS, Graph
 from .cost import predict_cycles
-from .memory import DeviceMemory, HostLayout, row_stride
+from .memory import DeviceMemory, HostLayout, row_stride, weight_panels
 from .scheduler import Scheduler
 from .tiling import RowsJob, emit_gemm, emit_rows
 
@@ -186,10 +186,10 @@ class ModelCompiler:
         self.buffers = {}
         matmul_weights = {op.inputs[1] for op in g.ops
                           if op.kind == "matmul" and op.inputs[1] in g.weights}
-        for name in sorted(matmul_weights):
-            w = g.weights[name]
-            self.buffers[name] = layout.add(name, w.shape[0], w.shape[1], "int8",
-                                            stride=w.shape[1])
+        for name in sorted(matmul_weights):  # panel-major (memory.weight_panels)
+            k, n = g.weights[name].shape
+            self.buffers[name] = layout.add(name, k * -(-n // cfg.cols), cfg.spad_line_bytes,
+                                            "int8")
         self.param_blocks = {}
         for plan in self.plans:
             if plan.where == "accelerator" and plan.kind in VECTOR_FUNCS:
@@ -287,7 +287,8 @@ class ModelCompiler:
         mem = DeviceMemory(self.layout.size)
         for name, w in self.graph.weights.items():
             if name in self.buffers:
-                mem.place(self.buffers[name], np.asarray(w, np.int8))
+                mem.place(self.buffers[name], weight_panels(np.asarray(w, np.int8),
+                                                            self.config))
         for tensor, lines in self.param_blocks.values():
             mem.place(tensor, lines)
         return mem
@@ -330,7 +331,7 @@ class ModelCompiler:
             k, n = g.weights[b_name].shape
             a_op = self.transposed[a_name].operand() if os else a.operand()
             emit_gemm(sched, ctx.seq, k, n, a_op, self.buffers[b_name].operand(), c.operand(),
-                      unsigned)
+                      unsigned, b_panels=True)
             return
         if op.attrs.get("transpose_b"):  # scores per head: Q_h (seq, dh) @ K^T (dh, keys)
             kt = self.buffers[f"kt.{b_name}"]

@@ -72,18 +72,28 @@ def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width):
 
 # -- GEMM ------------------------------------------------------------------------------------
 
-def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_unsigned=False):
+def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_unsigned=False,
+              b_panels=False):
     """Instructions computing the int32 ``C = A @ B`` (M x K @ K x N) between host operands.
-    Weight-stationary ``a`` is A (M x K); output-stationary ``a`` is A^T (K x M)."""
+    Weight-stationary ``a`` is A (M x K); output-stationary ``a`` is A^T (K x M). With
+    ``b_panels``, B is stored panel-major (:func:`~.memory.weight_panels`: ``cols`` columns
+    at a time, one scratchpad line per row), so a panel loads in long bursts."""
     if min(m, k, n) < 1:
         raise ValueError(f"GEMM dimensions must be at least 1, got M={m} K={k} N={n}")
-    if sched.config.dataflow == "ws":
-        _gemm_ws(sched, m, k, n, a, b, c, a_unsigned)
-    else:
-        _gemm_os(sched, m, k, n, a, b, c, a_unsigned)
+
+    def load_b(slot, k0, kw, n0, nw):
+        if b_panels:
+            line = sched.config.spad_line_bytes
+            load_lines(sched, Memory.SPAD, slot, kw,
+                       b.address + ((n0 // sched.config.cols) * k + k0) * line, b.buffer)
+        else:
+            sched.load(Memory.SPAD, slot, kw, nw, b.at(k0, n0), b.stride, b.buffer)
+
+    gemm = _gemm_ws if sched.config.dataflow == "ws" else _gemm_os
+    gemm(sched, m, k, n, a, load_b, c, a_unsigned)
 
 
-def _gemm_ws(sched, m, k, n, a, b, c, a_unsigned):
+def _gemm_ws(sched, m, k, n, a, load_b, c, a_unsigned):
     cfg = sched.config
     rows, cols = cfg.rows, cfg.cols
     half = cfg.spad_lines // 2
@@ -128,15 +138,14 @@ def _gemm_ws(sched, m, k, n, a, b, c, a_unsigned):
                 b_slot = b_slots[count["b"] % 2]
                 count["b"] += 1
                 k0 = p0 * rows
-                sched.load(Memory.SPAD, b_slot, min(k, k0 + pn * rows) - k0, nw,
-                           b.at(k0, n0), b.stride, b.buffer)
+                load_b(b_slot, k0, min(k, k0 + pn * rows) - k0, n0, nw)
                 sched.matmul_chain([a_slot + t * mw for t in range(pn)],
                                    [b_slot + t * rows for t in range(pn)], c_slot, mw,
                                    accumulate=p_index > 0, a_unsigned=a_unsigned)
             sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
 
 
-def _gemm_os(sched, m, k, n, a_t, b, c, a_unsigned):
+def _gemm_os(sched, m, k, n, a_t, load_b, c, a_unsigned):
     cfg = sched.config
     rows, cols = cfg.rows, cfg.cols
     quarter = cfg.spad_lines // 4
@@ -148,24 +157,27 @@ def _gemm_os(sched, m, k, n, a_t, b, c, a_unsigned):
     count = {"a": 0, "b": 0, "c": 0}
     chunks = [(k0, min(kc, k - k0)) for k0 in range(0, k, kc)]
 
-    def load(slots, key, operand, k0, kw, col, width):
-        slot = slots[count[key] % 2]
+    def next_slot(slots, key):
         count[key] += 1
-        sched.load(Memory.SPAD, slot, kw, width, operand.at(k0, col), operand.stride,
-                   operand.buffer)
+        return slots[(count[key] - 1) % 2]
+
+    def load_a(k0, kw, m0, mw):
+        slot = next_slot(a_slots, "a")
+        sched.load(Memory.SPAD, slot, kw, mw, a_t.at(k0, m0), a_t.stride, a_t.buffer)
         return slot
 
     for m0 in range(0, m, rows):
         mw = min(rows, m - m0)
-        a_slot = load(a_slots, "a", a_t, 0, k, m0, mw) if len(chunks) == 1 else None
+        a_slot = load_a(0, k, m0, mw) if len(chunks) == 1 else None
         for n0 in range(0, n, cols):
             nw = min(cols, n - n0)
             c_slot = c_slots[count["c"] % 2]
             count["c"] += 1
             for index, (k0, kw) in enumerate(chunks):
                 if len(chunks) > 1:
-                    a_slot = load(a_slots, "a", a_t, k0, kw, m0, mw)
-                b_slot = load(b_slots, "b", b, k0, kw, n0, nw)
+                    a_slot = load_a(k0, kw, m0, mw)
+                b_slot = next_slot(b_slots, "b")
+                load_b(b_slot, k0, kw, n0, nw)
                 sched.matmul(a_slot, b_slot, c_slot, kw, accumulate=index > 0,
                              a_unsigned=a_unsigned)
             sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
