@@ -1,6 +1,11 @@
-"""Hardware parameters and number formats: the single source of truth for hw/ and sw/."""
+"""Hardware parameters, defined once for hw/ and sw/ (the number formats shared with the
+golden models are in formats.py)."""
 
 from dataclasses import asdict, dataclass, field
+
+# Number formats of the vector units shared with the golden models (sw/numerics), defined
+# in formats.py and re-exported here.
+from .formats import MANT_WIDTH, NORM_MAX_ROW, SHIFT_WIDTH, SOFTMAX_MAX_ROW  # noqa: F401
 
 #: Width of matrix operands (signed int8).
 OPERAND_WIDTH = 8
@@ -144,18 +149,11 @@ class HardwareConfig:
 
 
 # Vector units ---------------------------------------------------------------------------
-# Number formats of the vector units. They mirror the constants of the golden models in
-# sw/numerics (tests/test_units_generation.py asserts they are equal).
+# Widths and row limits shared with the golden models (MANT_WIDTH, SHIFT_WIDTH,
+# SOFTMAX_MAX_ROW, NORM_MAX_ROW) come from formats.py.
 
-#: Width of a signed dyadic mantissa field (``|m| < 2**15``) and of a row-scale mantissa.
-MANT_WIDTH = 16
-#: Width of a dyadic right-shift field (0..62).
-SHIFT_WIDTH = 6
-#: Longest row (elements) of the softmax unit, and its default ``max_row``.
-SOFTMAX_MAX_ROW = 2**16
+#: Default ``max_row`` of the softmax unit.
 SOFTMAX_DEFAULT_ROW = 4096
-#: Longest row of LayerNorm / RMSNorm (MAX_NORM_DIM of the golden model).
-NORM_MAX_ROW = 2**14
 #: Longest row of per-row quantization.
 ROWQUANT_MAX_ROW = 2**16
 #: Default ``max_row`` of the norm and row-quantization units.

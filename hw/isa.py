@@ -48,6 +48,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
 from .config import INSTRUCTION_BYTES, NORM_MAX_ROW, ROWQUANT_MAX_ROW
+from .formats import MANT_WIDTH, ROW_EXP_WIDTH, SHIFT_WIDTH
 
 __all__ = [
     "Opcode", "Memory", "Deps", "Header", "Transfer", "Matmul", "Vector", "VectorFunc",
@@ -213,10 +214,11 @@ _FORMATS = {Opcode.LOAD: "transfer", Opcode.STORE: "transfer", Opcode.MATMUL: "m
             Opcode.VECTOR: "vector", Opcode.FENCE: "header", Opcode.HALT: "header"}
 
 #: A dyadic multiplier ``m * 2**-s`` in one int32 parameter word (the rest of the word is 0).
-DYADIC_WORD = data.StructLayout({"m": signed(16), "s": unsigned(6)})
+DYADIC_WORD = data.StructLayout({"m": signed(MANT_WIDTH), "s": unsigned(SHIFT_WIDTH)})
 #: A per-row scale (``RowScale``: one int8 step is ``mant * 2**exp / 127`` source units) in
 #: one int32 per-row record (the rest of the word is 0).
-ROW_SCALE_WORD = data.StructLayout({"mant": unsigned(16), "exp": signed(8)})
+ROW_SCALE_WORD = data.StructLayout({"mant": unsigned(MANT_WIDTH),
+                                    "exp": signed(ROW_EXP_WIDTH)})
 
 #: Parameter block of each function: ``(header words, per-channel planes)``; every entry is
 #: ``(name, contents)``. Dyadic entries are `DYADIC_WORD`s; plane words are per channel.

@@ -5,7 +5,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ACC_WIDTH, MANT_WIDTH, NORM_MAX_ROW, SHIFT_WIDTH
+from .config import ACC_WIDTH
+from .formats import (EPS_BITS, INV_BITS, LAYERNORM_Z_FRAC_BITS, MANT_WIDTH, NORM_MAX_ROW,
+                      PRESCALE_BITS, RMSNORM_Z_FRAC_BITS, SHIFT_WIDTH, SQRT_IN_BITS)
 from .vector import (Divider, Isqrt, Pipeline, RowBuffer, StateMachine, beat_layout,
                      check_lanes, check_max_row, dyadic_scale, lane_magnitudes, lane_valid,
                      maximum, multiply, out_bits_port, out_layout, output_stage,
@@ -13,19 +15,6 @@ from .vector import (Divider, Isqrt, Pipeline, RowBuffer, StateMachine, beat_lay
 
 __all__ = ["LayerNorm", "RMSNorm", "norm_layout", "PRESCALE_BITS", "INV_BITS", "EPS_BITS",
            "LAYERNORM_Z_FRAC_BITS", "RMSNORM_Z_FRAC_BITS"]
-
-#: Magnitude bits of the pre-scaled row ``|xs| <= 2**15`` (golden ``PRESCALE_BITS``).
-PRESCALE_BITS = 15
-#: Quotient bits of the reciprocal square root ``inv = floor(2**40 / sq)`` (``INV_BITS``).
-INV_BITS = 40
-#: Width of the ``eps_q`` config input (``0 <= eps_q <= 2**56``, golden ``EPS_MAX``).
-EPS_BITS = 57
-#: Fraction bits of the normalized value (golden ``layernorm.Z_FRAC_BITS`` and
-#: ``rmsnorm.Z_FRAC_BITS``).
-LAYERNORM_Z_FRAC_BITS = 16
-RMSNORM_Z_FRAC_BITS = 22
-#: ``Dn = denom >> 2j`` is normalized into ``[2**30, 2**32)`` before the square root.
-SQRT_IN_BITS = 32
 
 
 def norm_layout(lanes):

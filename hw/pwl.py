@@ -1,45 +1,19 @@
 """Piecewise-linear activation unit (GELU and SiLU share it; golden model:
 ``systolic.sw.numerics.pwl.pwl_apply`` with the tables of ``gelu.py`` / ``silu.py``)."""
 
-import math
-
-import numpy as np
 from amaranth.hdl import Const, Module, Mux, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .formats import (GELU_RANGE_LOG2, PWL_WIDTH, SEG_LOG2, SILU_RANGE_LOG2, TABLE_FRAC_BITS,
+                      gelu_knots, silu_knots)
+# The table builder under its former name here (PwlTable.build in the golden model).
+from .formats import pwl_knots as tabulate  # noqa: F401
 from .vector import StreamingPipeline, beat_layout, check_lanes, out_layout, saturate
 
 __all__ = ["PiecewiseLinear", "Gelu", "Silu", "pwl_layout", "gelu_knots", "silu_knots",
            "TABLE_FRAC_BITS", "GELU_RANGE_LOG2", "SILU_RANGE_LOG2", "SEG_LOG2"]
-
-#: Fraction bits of the table entries (the golden ``pwl.TABLE_FRAC_BITS``).
-TABLE_FRAC_BITS = 14
-#: Width of the activation input and output (signed fixed point).
-PWL_WIDTH = 16
-#: GELU table covers [-8, 8), SiLU [-16, 16), both in segments of 1/16.
-GELU_RANGE_LOG2, SILU_RANGE_LOG2, SEG_LOG2 = 3, 4, 4
-
-
-def tabulate(func, range_log2, seg_log2):
-    """``round(func(x_k) * 2**14)`` at ``x_k = -2**range_log2 + k / 2**seg_log2`` (the same
-    expression as the golden ``PwlTable.build``)."""
-    n = 2 << (range_log2 + seg_log2)
-    xk = -(2.0**range_log2) + np.arange(n + 1) / 2.0**seg_log2
-    return tuple(int(v) for v in np.round(func(xk) * 2.0**TABLE_FRAC_BITS).astype(np.int64))
-
-
-def gelu_knots():
-    """Knots of the exact-erf GELU table (tests assert they equal the golden table)."""
-    erf = np.frompyfunc(math.erf, 1, 1)
-    return tabulate(lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)).astype(np.float64)),
-                    GELU_RANGE_LOG2, SEG_LOG2)
-
-
-def silu_knots():
-    """Knots of the SiLU table (tests assert they equal the golden table)."""
-    return tabulate(lambda x: x * 0.5 * (1.0 + np.tanh(0.5 * x)), SILU_RANGE_LOG2, SEG_LOG2)
 
 
 def pwl_layout(lanes):
@@ -102,7 +76,7 @@ class PiecewiseLinear(wiring.Component):
             init=[{"base": b, "slope": s} for b, s in zip(knots, slopes)])
         p = StreamingPipeline(m, self.i, self.o, "pwl")
         # Offsets from the bottom of the range: x - lo < 2**(range_log2 + 16) at most.
-        span_bits = self.range_log2 + 1 + 15
+        span_bits = self.range_log2 + PWL_WIDTH
         p["gap"] = (self.frac_bits - self.seg_log2)[:4]
         p["half_span"] = (Const(1, span_bits) << (self.range_log2 + self.frac_bits))[:span_bits]
 

@@ -6,7 +6,8 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ACC_WIDTH, MANT_WIDTH, SHIFT_WIDTH
+from .config import ACC_WIDTH
+from .formats import MANT_WIDTH, ROW_EXP_WIDTH, SHIFT_WIDTH
 from .vector import (OutBits, StreamingPipeline, out_bits_port, beat_layout, check_lanes, dyadic_scale,
                      multiply, out_layout, saturate, saturate_out)
 
@@ -20,7 +21,7 @@ def requantize_layout(lanes):
         "m": signed(MANT_WIDTH),
         "s": unsigned(SHIFT_WIDTH),
         "bias": signed(ACC_WIDTH),
-    }, {"mant": unsigned(MANT_WIDTH), "exp": signed(8)})
+    }, {"mant": unsigned(MANT_WIDTH), "exp": signed(ROW_EXP_WIDTH)})
 
 
 class Requantize(wiring.Component):

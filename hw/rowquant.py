@@ -5,21 +5,18 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ACC_WIDTH, MANT_WIDTH, ROWQUANT_MAX_ROW
+from .config import ACC_WIDTH, ROWQUANT_MAX_ROW
+from .formats import MANT_BITS, MANT_WIDTH, QMAX, RECIP_BITS, ROW_EXP_WIDTH, SHIFT_WIDTH
 from .vector import (Divider, RowBuffer, StateMachine, beat_layout, check_lanes,
                      check_max_row, dyadic_scale, lane_magnitudes, maximum, out_layout,
                      output_stage, row_reduce, saturate)
 
 __all__ = ["RowQuantize", "rowquant_layout", "rowquant_out_layout", "RECIP_BITS", "QMAX"]
 
-#: Fraction bits of the per-row reciprocal (the golden ``rowquant.RECIP_BITS``).
-RECIP_BITS = 29
-#: Largest int8 magnitude of the quantized row (the golden ``QMAX``).
-QMAX = 127
-#: A row scale mantissa is normalized into [2**(MANT_BITS-1), 2**MANT_BITS).
-MANT_BITS = 15
-#: Quotient bits of the reciprocal ``floor(QMAX * 2**29 / mant) < 2**22``.
-RECIP_QUOT_BITS = 22
+#: Bits of the reciprocal's numerator ``QMAX * 2**29`` and quotient
+#: ``floor(QMAX * 2**29 / mant) < 2**22`` (``mant >= 2**14``).
+RECIP_NUM_BITS = (QMAX << RECIP_BITS).bit_length()
+RECIP_QUOT_BITS = RECIP_NUM_BITS - (MANT_BITS - 1)
 
 
 def rowquant_layout(lanes):
@@ -29,7 +26,7 @@ def rowquant_layout(lanes):
 
 def rowquant_out_layout(lanes):
     """Output beat of :class:`RowQuantize`: the int8 results and the row's scale."""
-    return out_layout(lanes, {"mant": unsigned(MANT_WIDTH), "exp": signed(8)})
+    return out_layout(lanes, {"mant": unsigned(MANT_WIDTH), "exp": signed(ROW_EXP_WIDTH)})
 
 
 class RowQuantize(wiring.Component):
@@ -75,9 +72,9 @@ class RowQuantize(wiring.Component):
         rows.finish_input()
 
         # Process side: normalize max |z| to the row scale, divide, stream out.
-        m.submodules.divider = divider = Divider(36, MANT_BITS, RECIP_QUOT_BITS)
+        m.submodules.divider = divider = Divider(RECIP_NUM_BITS, MANT_BITS, RECIP_QUOT_BITS)
         mant = Signal(ACC_WIDTH + 1)
-        exp = Signal(signed(8))
+        exp = Signal(signed(ROW_EXP_WIDTH))
         recip = Signal(RECIP_QUOT_BITS)
         reader = rows.reader("rq_out")
         m.d.comb += [divider.numerator.eq(QMAX << RECIP_BITS), divider.denominator.eq(mant)]
@@ -112,7 +109,7 @@ class RowQuantize(wiring.Component):
 
         q = reader.pipe
         q["recip"] = recip
-        q["shift"] = (RECIP_BITS + exp)[:6]
+        q["shift"] = (RECIP_BITS + exp)[:SHIFT_WIDTH]
         q["mant"] = mant[:MANT_WIDTH]
         q["exp"] = exp
         q.step(2)  # the row read back

@@ -1,13 +1,15 @@
 """Integer softmax over rows of int32 attention logits, with causal and additive masks
 (golden model: ``systolic.sw.numerics.softmax``)."""
 
-import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import ACC_WIDTH, MANT_WIDTH, SHIFT_WIDTH, SOFTMAX_DEFAULT_ROW, SOFTMAX_MAX_ROW
+from .config import ACC_WIDTH, SOFTMAX_DEFAULT_ROW
+from .formats import (EXP_FRAC_BITS, EXP_ONE_BITS, EXP_TABLE, EXP_ZERO_FROM,
+                      INT32_MASK_NEG_INF, MANT_WIDTH, PROB_BITS, ROW_EXP_WIDTH, SHIFT_WIDTH,
+                      SOFTMAX_MAX_ROW)
 from .vector import (Divider, RowBuffer, StateMachine, beat_layout, check_lanes,
                      check_max_row, dyadic_scale, lane_valid, maximum, multiply, out_layout,
                      output_stage, round_shift, row_reduce, saturate)
@@ -15,26 +17,18 @@ from .vector import (Divider, RowBuffer, StateMachine, beat_layout, check_lanes,
 __all__ = ["Softmax", "softmax_layout", "EXP_TABLE", "EXP_FRAC_BITS", "EXP_ONE_BITS",
            "PROB_BITS"]
 
-#: Fraction bits of the base-2 exponent ``u`` (golden ``EXP_FRAC_BITS``).
-EXP_FRAC_BITS = 8
-#: ``e = 2**EXP_ONE_BITS`` at the row maximum (golden ``EXP_ONE_BITS``).
-EXP_ONE_BITS = 15
-#: Probability scale: ``p / 2**PROB_BITS`` (golden ``PROB_BITS``).
-PROB_BITS = 8
-#: ``round(2**15 * 2**(-k / 256))``, the same expression as the golden ``EXP_TABLE``.
-EXP_TABLE = tuple(int(v) for v in np.round(
-    2.0**EXP_ONE_BITS * np.exp2(-np.arange(2**EXP_FRAC_BITS) / 2**EXP_FRAC_BITS)))
-#: Integer part of ``u`` from which ``e`` is zero (golden ``EXP_ZERO_FROM``).
-EXP_ZERO_FROM = EXP_ONE_BITS + 1
 #: Quotient bits of the reciprocal ``2**15 < r <= 2**16``.
 RECIP_QUOT_BITS = EXP_ONE_BITS + 2
+#: Identity of the row maximum.
 INT32_MIN = -(2**31)
+#: Bits of the integer part of ``u`` that select a shift; larger ``u`` gives ``e = 0``.
+IPART_BITS = (EXP_ZERO_FROM - 1).bit_length()
 
 
 def softmax_layout(lanes):
     """Input beat of :class:`Softmax`."""
     return beat_layout(lanes, {"x": signed(ACC_WIDTH), "mask": signed(ACC_WIDTH)},
-                       {"mant": unsigned(MANT_WIDTH), "exp": signed(8),
+                       {"mant": unsigned(MANT_WIDTH), "exp": signed(ROW_EXP_WIDTH),
                         "q_index": signed(ACC_WIDTH)})
 
 
@@ -95,7 +89,7 @@ class Softmax(wiring.Component):
 
         # Input side: mask, validity, store; max of the valid logits.
         in_mant = Signal(MANT_WIDTH)
-        in_exp = Signal(signed(8))
+        in_exp = Signal(signed(ROW_EXP_WIDTH))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [in_mant.eq(self.i.payload.mant), in_exp.eq(self.i.payload.exp)]
         p = rows.pipe
@@ -107,7 +101,7 @@ class Softmax(wiring.Component):
             column = Cat(p["column"] + k, Const(0, 1)).as_signed()
             p[f"l{k}_x"] = Mux(self.masked, saturate(x + mask, ACC_WIDTH), x)
             p[f"l{k}_ok"] = (lane_valid(beat.count, k)
-                             & ~(self.masked & (mask == INT32_MIN))
+                             & ~(self.masked & (mask == INT32_MASK_NEG_INF))
                              & ~(self.causal & (column > beat.q_index)))
         p.step()
         rows.write([{"x": p[f"l{k}_x"], "valid": p[f"l{k}_ok"]} for k in range(lanes)])
@@ -123,7 +117,7 @@ class Softmax(wiring.Component):
         mx = Signal(signed(ACC_WIDTH))
         any_valid = Signal()
         mant = Signal(MANT_WIDTH)
-        exp = Signal(signed(8))
+        exp = Signal(signed(ROW_EXP_WIDTH))
         mm = Signal(2 * MANT_WIDTH - 1)
         total = Signal(sum_bits)
         shifts = Signal(range(sum_bits + 1))
@@ -132,7 +126,8 @@ class Softmax(wiring.Component):
         can_issue = Signal()
 
         m.submodules.exp_rom = rom = Memory(shape=unsigned(EXP_ONE_BITS + 1),
-                                            depth=len(EXP_TABLE), init=EXP_TABLE)
+                                            depth=len(EXP_TABLE),
+                                            init=[int(v) for v in EXP_TABLE])
         m.submodules.e_buffer = e_buffer = Memory(
             shape=data.ArrayLayout(unsigned(EXP_ONE_BITS + 1), lanes), depth=rows.beats,
             init=[])
@@ -160,8 +155,8 @@ class Softmax(wiring.Component):
             q.step()
             u = dyadic_scale(q, q[f"{name}_d"], q["mm"], q["u_shift"], f"{name}_u")
             q[f"{name}_frac"] = u[:EXP_FRAC_BITS]
-            q[f"{name}_ipart"] = u[EXP_FRAC_BITS:EXP_FRAC_BITS + 4]
-            q[f"{name}_vanish"] = (u[EXP_FRAC_BITS + 4:] != 0) | ~q[f"{name}_valid"]
+            q[f"{name}_ipart"] = u[EXP_FRAC_BITS:EXP_FRAC_BITS + IPART_BITS]
+            q[f"{name}_vanish"] = (u[EXP_FRAC_BITS + IPART_BITS:] != 0) | ~q[f"{name}_valid"]
             q.step()
             q.read(rom.read_port(), q[f"{name}_frac"], f"{name}_table")
             q.step(2)

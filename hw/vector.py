@@ -19,6 +19,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MAX_LANES
+from .formats import OUT_BITS
 
 __all__ = [
     "OutBits", "out_bits_port", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
@@ -29,11 +30,9 @@ __all__ = [
 ]
 
 
-class OutBits(enum.Enum, shape=unsigned(6)):
+class OutBits(enum.Enum, shape=unsigned(max(OUT_BITS).bit_length())):
     """Selectable signed output width of a unit (its value is the width in bits)."""
-    INT8 = 8
-    INT16 = 16
-    INT32 = 32
+    INT8, INT16, INT32 = OUT_BITS
 
 
 def out_bits_port():

@@ -1,9 +1,12 @@
 """Generation of the vector units: Verilog that Icarus and Verilator accept, parameter
-validation, the vector-unit config, number formats and tables equal to the golden models',
-and the iterative divider and square root."""
+validation, the vector-unit config, the number formats and tables of hw/formats.py (defined
+once, held by the ROMs and wide enough for the golden models), and the iterative divider
+and square root."""
 
+import ast
 import gc
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +14,9 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
-from systolic.hw import config, norm, pwl, rowquant, softmax
+from systolic.hw import config, formats, isa, norm, pwl, softmax
 from systolic.hw.config import VectorUnitsConfig
-from systolic.hw.vector import Divider, Isqrt
+from systolic.hw.vector import Divider, Isqrt, OutBits
 from systolic.hw.verilog import TOPS, build_top
 from systolic.sim.unit_stimulus import (ROW_TOPS, STREAMING_TOPS, simulate_amaranth,
                                         suite_jobs, unit_suite)
@@ -24,10 +27,9 @@ from test_verilog import check_tools_accept, write_verilog
 
 UNIT_TOPS = STREAMING_TOPS + ROW_TOPS
 # The numerics package re-exports functions under some module names: import the modules.
-golden_gelu, golden_layernorm, golden_norm, golden_pwl, golden_rmsnorm, golden_rowquant, \
-    golden_silu, golden_softmax = (
-        importlib.import_module(f"systolic.sw.numerics.{name}") for name in
-        ("gelu", "layernorm", "norm", "pwl", "rmsnorm", "rowquant", "silu", "softmax"))
+golden_gelu, golden_norm, golden_rowquant, golden_silu, golden_softmax = (
+    importlib.import_module(f"systolic.sw.numerics.{name}") for name in
+    ("gelu", "norm", "rowquant", "silu", "softmax"))
 #: Building a component with bad parameters leaves an unused object behind.
 unused_ok = pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
 
@@ -79,28 +81,107 @@ def test_every_unit_has_a_top():
                                         "layernorm", "rmsnorm", "rowquant"}
 
 
-def test_formats_and_tables_match_the_golden_models():
-    assert config.MANT_WIDTH == fixed.MANT_BITS + 1
-    assert 2**config.SHIFT_WIDTH > fixed.MAX_SHIFT
-    assert config.SOFTMAX_MAX_ROW == golden_softmax.MAX_ROW
-    assert config.NORM_MAX_ROW == golden_norm.MAX_NORM_DIM
-    assert softmax.EXP_TABLE == tuple(golden_softmax.EXP_TABLE.tolist())
-    assert (softmax.EXP_FRAC_BITS, softmax.EXP_ONE_BITS, softmax.PROB_BITS,
-            softmax.EXP_ZERO_FROM) == (golden_softmax.EXP_FRAC_BITS,
-                                       golden_softmax.EXP_ONE_BITS, golden_softmax.PROB_BITS,
-                                       golden_softmax.EXP_ZERO_FROM)
-    assert pwl.gelu_knots() == tuple(golden_gelu.GELU_TABLE.knots.tolist())
-    assert pwl.silu_knots() == tuple(golden_silu.SILU_TABLE.knots.tolist())
-    for table, range_log2 in ((golden_gelu.GELU_TABLE, pwl.GELU_RANGE_LOG2),
-                              (golden_silu.SILU_TABLE, pwl.SILU_RANGE_LOG2)):
-        assert (table.range_log2, table.seg_log2) == (range_log2, pwl.SEG_LOG2)
-    assert pwl.TABLE_FRAC_BITS == golden_pwl.TABLE_FRAC_BITS
-    assert (rowquant.RECIP_BITS, rowquant.QMAX, rowquant.MANT_BITS) == (
-        golden_rowquant.RECIP_BITS, fixed.QMAX, fixed.MANT_BITS)
-    assert (norm.PRESCALE_BITS, norm.INV_BITS, 2**(norm.EPS_BITS - 1)) == (
-        golden_norm.PRESCALE_BITS, golden_norm.INV_BITS, golden_norm.EPS_MAX)
-    assert norm.LAYERNORM_Z_FRAC_BITS == golden_layernorm.Z_FRAC_BITS
-    assert norm.RMSNORM_Z_FRAC_BITS == golden_rmsnorm.Z_FRAC_BITS
+def rom_of(unit, name):
+    """The ROM ``name`` of ``unit`` (elaborated directly: its other parts stay unused)."""
+    return getattr(unit.elaborate(None).submodules, name)
+
+
+@unused_ok
+def test_softmax_exp_table_and_its_rom():
+    table = formats.EXP_TABLE
+    assert len(table) == 2**formats.EXP_FRAC_BITS == 256 and table[0] == 2**15
+    assert np.all(np.diff(table) < 0)
+    assert np.abs(table - [2.0**(15 - k / 256) for k in range(256)]).max() <= 0.5
+    assert table.max() < 2**(formats.EXP_ONE_BITS + 1)  # the ROM's entry width
+    assert golden_softmax.EXP_TABLE is table and softmax.EXP_TABLE is table
+    assert list(rom_of(softmax.Softmax(1, 4), "exp_rom").init) == table.tolist()
+    gc.collect()  # the unit's unused parts are reported here, where it is expected
+
+
+@unused_ok
+@pytest.mark.parametrize("unit, knots, golden, minimum", [
+    # Minima of the functions: GELU -0.16997 at x = -0.7518, SiLU -0.27846 at x = -1.2785.
+    (pwl.Gelu, formats.gelu_knots(), golden_gelu.GELU_TABLE, -0.16997),
+    (pwl.Silu, formats.silu_knots(), golden_silu.SILU_TABLE, -0.27846),
+])
+def test_pwl_tables_and_their_roms(unit, knots, golden, minimum):
+    one = 2**formats.TABLE_FRAC_BITS
+    step = one >> formats.SEG_LOG2  # x advances by one step per knot
+    half = golden.segments // 2  # the knot at x = 0
+    assert len(knots) == golden.segments + 1 and golden.knots is knots
+    assert knots[0] == 0 and knots[half] == 0 and knots[-1] == half * step
+    # f(x) - f(-x) = x for both x * Phi(x) and x * sigmoid(x).
+    assert np.array_equal(knots[half:] - knots[half::-1], np.arange(half + 1) * step)
+    assert abs(knots.min() / one - minimum) < 2e-4
+    lowest = np.argmin(knots)
+    assert np.all(np.diff(knots[:lowest + 1]) <= 0) and np.all(np.diff(knots[lowest:]) >= 0)
+    entries = list(rom_of(unit(1), "rom").init)
+    assert [e["base"] for e in entries] == knots[:-1].tolist()
+    assert [e["base"] + e["slope"] for e in entries] == knots[1:].tolist()
+    gc.collect()
+
+
+def test_format_widths_hold_the_golden_ranges():
+    # Extreme dyadic multipliers and row scales survive the hardware words unchanged.
+    m, s = fixed.check_dyadic("extremes", [-(2**15 - 1), 2**15 - 1, 0], [formats.MAX_SHIFT, 0, 0])
+    for mi, si in zip(m.tolist(), s.tolist()):
+        word = isa.DYADIC_WORD.const({"m": mi, "s": si})
+        assert (word.m, word.s) == (mi, si)
+    with pytest.raises(ValueError, match="mantissa"):
+        fixed.check_dyadic("too wide", 2**15, 0)
+    # max |z| of 1, of an int16 row and of an int32 row.
+    scale = golden_rowquant.row_scale_of_maxabs(np.array([1, 2**15, 2**31]))
+    assert scale.exp[1] <= formats.ROW_EXP_MAX[16] and scale.exp[2] <= formats.ROW_EXP_MAX[32]
+    for mant, exp in zip(scale.mant.tolist(), scale.exp.tolist()):
+        word = isa.ROW_SCALE_WORD.const({"mant": mant, "exp": exp})
+        assert (word.mant, word.exp) == (mant, exp)
+    # The largest eps_q of the golden NormParams fits the norm units' eps_q input.
+    golden_norm.NormParams(0, 0, 0, formats.EPS_MAX)
+    with pytest.raises(ValueError, match="eps_q"):
+        golden_norm.NormParams(0, 0, 0, formats.EPS_MAX + 1)
+    assert formats.EPS_MAX < 2**len(norm.LayerNorm(1, 4).eps_q)
+    # Each selectable output width is a value of the hardware's out_bits input.
+    assert tuple(b.value for b in OutBits) == formats.OUT_BITS
+
+
+def declared_twice(root):
+    """``(file, line, name)`` of every assignment or definition, outside hw/formats.py, of a
+    public name of hw/formats.py or of a constant's name it is imported under
+    (``import X as Y``; ``reference`` imports the float functions as ``gelu``/``silu``)."""
+    trees = {path: ast.parse(path.read_text(), str(path))
+             for folder in ("hw", "sw") for path in sorted((root / folder).rglob("*.py"))}
+    names = set(formats.__all__)
+    for tree in trees.values():
+        names |= {alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and (node.module or "").endswith("formats") for alias in node.names
+                  if alias.asname and alias.asname.isupper()}
+    found = []
+    for path, tree in trees.items():
+        if path == root / "hw" / "formats.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                targets = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                assigned = node.targets if isinstance(node, ast.Assign) else [node.target]
+                targets = [n.id for target in assigned for n in ast.walk(target)
+                           if isinstance(n, ast.Name)]
+            else:
+                continue
+            found += [(str(path.relative_to(root)), node.lineno, name) for name in targets
+                      if name in names]
+    return found
+
+
+def test_formats_are_declared_once():
+    """hw/formats.py is the only definition of the hw/sw number formats and tables."""
+    root = Path(__file__).resolve().parents[1]
+    tree = ast.parse((root / "hw" / "formats.py").read_text())
+    defined = {target.id for node in tree.body if isinstance(node, ast.Assign)
+               for target in node.targets} | {node.name for node in tree.body
+                                              if isinstance(node, ast.FunctionDef)}
+    assert set(formats.__all__) == {name for name in defined if not name.startswith("_")}
+    assert declared_twice(root) == []
 
 
 def test_vector_units_config():

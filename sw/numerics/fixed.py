@@ -10,14 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Magnitude bound of every dyadic mantissa: ``|m| < 2**MANT_BITS``. Host code normalizes
-#: mantissas into ``[2**(MANT_BITS-1), 2**MANT_BITS)`` (15 significant bits, relative error
-#: <= 2**-15, far below one int8 or int16 step) so hardware needs 16-bit signed multipliers.
-MANT_BITS = 15
-#: Largest right shift of any dyadic product (keeps ``x*m + 2**(s-1)`` below 2**63).
-MAX_SHIFT = 62
-#: Largest int8 magnitude used by dynamic per-row quantization (symmetric range -127..127).
-QMAX = 127
+# The formats are the hardware/software contract, defined once in systolic.hw.formats and
+# re-exported here for the golden models and their users.
+from systolic.hw.formats import (  # noqa: F401
+    INT32_MASK_NEG_INF, MANT_BITS, MANT_WIDTH, MAX_SHIFT, OUT_BITS, QMAX, ROW_EXP_MAX,
+    ROW_EXP_WIDTH)
 
 RANGES = {
     ("int", 8): (-(2**7), 2**7 - 1),
@@ -26,10 +23,6 @@ RANGES = {
     ("uint", 8): (0, 2**8 - 1),
     ("uint", 16): (0, 2**16 - 1),
 }
-#: Additive-mask value that excludes a softmax position exactly (minus infinity).
-INT32_MASK_NEG_INF = -(2**31)
-#: Output widths of the units with a selectable signed output (requantize, eltwise, norms).
-OUT_BITS = (8, 16, 32)
 
 
 def int_range(bits, signed=True):
@@ -154,7 +147,7 @@ def dyadic(real, min_shift=0):
 
 def check_dyadic(name, m, s, shape=None):
     """Validate a dyadic multiplier pair and return it as int64 arrays."""
-    m = as_int(f"{name} mantissa", m, 16)
+    m = as_int(f"{name} mantissa", m, MANT_WIDTH)
     s = as_int(f"{name} shift", s, 8, signed=False)
     if m.size and np.abs(m).max() >= 2**MANT_BITS:
         raise ValueError(f"{name} mantissa must satisfy |m| < 2**{MANT_BITS}")
@@ -167,11 +160,6 @@ def check_dyadic(name, m, s, shape=None):
             raise ValueError(f"{name} of shape {m.shape}/{s.shape} does not broadcast to "
                              f"{shape}") from None
     return m, s
-
-
-#: Largest per-row exponent a row scale of an int16 / int32 source can carry (see
-#: :func:`row_scale_of_maxabs`); a consumer's static shift must be at least this large.
-ROW_EXP_MAX = {16: 2, 32: 18}
 
 
 @dataclass(frozen=True)
@@ -195,8 +183,8 @@ class RowScale:
     exp: np.ndarray
 
     def __post_init__(self):
-        mant = as_int("row scale mantissa", self.mant, 16, signed=False, ndim=1)
-        exp = as_int("row scale exponent", self.exp, 8, ndim=1)
+        mant = as_int("row scale mantissa", self.mant, MANT_WIDTH, signed=False, ndim=1)
+        exp = as_int("row scale exponent", self.exp, ROW_EXP_WIDTH, ndim=1)
         if mant.shape != exp.shape:
             raise ValueError(f"row scale mantissa {mant.shape} and exponent {exp.shape} differ")
         if np.any((mant != 0) & ((mant < 2**(MANT_BITS - 1)) | (mant >= 2**MANT_BITS))):

@@ -1,10 +1,11 @@
 """Integer GELU (exact-erf GELU of BERT) by a 256-segment piecewise-linear table."""
 
-from . import reference
+from systolic.hw.formats import GELU_RANGE_LOG2, SEG_LOG2, gelu_knots
+
 from .pwl import PwlTable, pwl_apply
 
 #: GELU table: [-8, 8) in segments of 1/16 (257 knots); chord error <= 4e-4.
-GELU_TABLE = PwlTable.build(reference.gelu, range_log2=3, seg_log2=4)
+GELU_TABLE = PwlTable(gelu_knots(), GELU_RANGE_LOG2, SEG_LOG2)
 
 
 def gelu(x, frac_bits):

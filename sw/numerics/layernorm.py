@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from .norm import NormParams, affine_out, check_rows, eps_term, normalize, prescale
+# Fraction bits of the normalized value ``z = (x - mean) / std`` (``|z| <= sqrt(n)``).
+from systolic.hw.formats import LAYERNORM_Z_FRAC_BITS as Z_FRAC_BITS
 
-#: Fraction bits of the normalized value ``z = (x - mean) / std`` (``|z| <= sqrt(n)``).
-Z_FRAC_BITS = 16
+from .norm import NormParams, affine_out, check_rows, eps_term, normalize, prescale
 
 
 def layernorm_params(gamma, beta, eps, in_scale, out_scale, out_bits=16):

@@ -5,17 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from systolic.hw.formats import EPS_MAX, INV_BITS, PRESCALE_BITS, SQRT_IN_BITS
+# The longest normalized row (keeps every intermediate inside the widths of docs/numerics.md).
+from systolic.hw.formats import NORM_MAX_ROW as MAX_NORM_DIM
+
 from .fixed import (as_int, bit_length, check_dyadic, check_out_bits, dyadic,
                     floor_div, isqrt, round_shift, saturate)
-
-#: Longest normalized row (keeps every intermediate inside the widths of docs/numerics.md).
-MAX_NORM_DIM = 2**14
-#: Magnitude bits of the pre-scaled row: ``|xs| <= 2**15``.
-PRESCALE_BITS = 15
-#: Quotient bits of the reciprocal square root ``inv = floor(2**40 / sq)``.
-INV_BITS = 40
-#: Largest epsilon term (units of the squared input); keeps ``D + eps`` below 2**57.
-EPS_MAX = 2**56
 
 
 def check_rows(x, params):
@@ -54,9 +49,9 @@ def normalize(num, denom, frac_bits):
     denom = np.asarray(denom, dtype=np.int64)
     zero = denom == 0
     b = bit_length(denom)
-    j = (b - 31) // 2
+    j = (b - (SQRT_IN_BITS - 1)) // 2
     dn = np.where(j >= 0, denom >> np.maximum(2 * j, 0), denom << np.maximum(-2 * j, 0))
-    sq = isqrt(np.where(zero, 2**30, dn))
+    sq = isqrt(np.where(zero, 2**(SQRT_IN_BITS - 2), dn))
     inv = floor_div(np.int64(1) << INV_BITS, sq)
     z = round_shift(num * inv[:, None], (INV_BITS - frac_bits + np.where(zero, 0, j))[:, None])
     return np.where(zero[:, None], 0, z)

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import as_int, round_shift, saturate
+from systolic.hw.formats import PWL_WIDTH, SEG_LOG2, TABLE_FRAC_BITS, pwl_knots
 
-#: Fractional bits of the table entries (``knots[k] = round(f(x_k) * 2**14)``).
-TABLE_FRAC_BITS = 14
+from .fixed import as_int, round_shift, saturate
 
 
 @dataclass(frozen=True)
@@ -36,12 +35,9 @@ class PwlTable:
         return 2 << (self.range_log2 + self.seg_log2)
 
     @classmethod
-    def build(cls, func, range_log2, seg_log2=4):
+    def build(cls, func, range_log2, seg_log2=SEG_LOG2):
         """Host side: tabulate the float function ``func`` (vectorized)."""
-        n = 2 << (range_log2 + seg_log2)
-        xk = -(2.0**range_log2) + np.arange(n + 1) / 2.0**seg_log2
-        knots = np.round(func(xk) * 2.0**TABLE_FRAC_BITS).astype(np.int64)
-        return cls(knots, range_log2, seg_log2)
+        return cls(pwl_knots(func, range_log2, seg_log2), range_log2, seg_log2)
 
 
 def pwl_apply(x, table, frac_bits):
@@ -63,10 +59,10 @@ def pwl_apply(x, table, frac_bits):
     ``y = x`` above the range, ``y = 0`` below; saturated to int16. Intermediate magnitude
     ``< 2**31`` for tables whose values stay below ``2**(range_log2+1)``.
     """
-    x = as_int("x", x, 16)
+    x = as_int("x", x, PWL_WIDTH)
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) or \
-            not table.seg_log2 <= frac_bits <= 15:
-        raise ValueError(f"frac_bits must be an integer in {table.seg_log2}..15, "
+            not table.seg_log2 <= frac_bits < PWL_WIDTH:
+        raise ValueError(f"frac_bits must be an integer in {table.seg_log2}..{PWL_WIDTH - 1}, "
                          f"not {frac_bits!r}")
     g = frac_bits - table.seg_log2
     lo = -(1 << (table.range_log2 + frac_bits))
@@ -78,4 +74,4 @@ def pwl_apply(x, table, frac_bits):
     slope = table.knots[k + 1] - base
     y = round_shift((base << g) + slope * r, TABLE_FRAC_BITS - table.seg_log2)
     y = np.where(inside, y, np.where(x >= -lo, x, 0))
-    return saturate(y, 16)
+    return saturate(y, PWL_WIDTH)

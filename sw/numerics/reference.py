@@ -1,27 +1,9 @@
 """Float references of the vector units (accuracy measurement only, never golden)."""
 
-import math
-
 import numpy as np
 
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-def erf(x):
-    """Exact ``erf`` element-wise (float64)."""
-    return _erf(np.asarray(x, dtype=np.float64)).astype(np.float64)
-
-
-def gelu(x):
-    """Exact-erf GELU: ``x * Phi(x)`` (as in BERT / MiniLM)."""
-    x = np.asarray(x, dtype=np.float64)
-    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-
-
-def silu(x):
-    """SiLU ``x * sigmoid(x)`` (llama SwiGLU gate), overflow-free."""
-    x = np.asarray(x, dtype=np.float64)
-    return x * 0.5 * (1.0 + np.tanh(0.5 * x))
+# The float functions the GELU and SiLU tables are built from live with the tables.
+from systolic.hw.formats import erf, gelu_reference as gelu, silu_reference as silu  # noqa: F401
 
 
 def softmax(x, valid=None):

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from .norm import NormParams, affine_out, check_rows, eps_term, normalize, prescale
+# Fraction bits of the normalized value ``z = x / sqrt(sum(x**2))`` (``|z| <= 1``).
+from systolic.hw.formats import RMSNORM_Z_FRAC_BITS as Z_FRAC_BITS
 
-#: Fraction bits of the normalized value ``z = x / sqrt(sum(x**2))`` (``|z| <= 1``).
-Z_FRAC_BITS = 22
+from .norm import NormParams, affine_out, check_rows, eps_term, normalize, prescale
 
 
 def rmsnorm_params(gamma, eps, in_scale, out_scale, out_bits=16):

@@ -11,11 +11,9 @@ element. The scale is *consumed* by the per-row factor of :func:`~.requantize.re
 
 import numpy as np
 
-from .fixed import (MANT_BITS, QMAX, RowScale, as_int, bit_length, floor_div, round_shift,
-                    saturate)
+from systolic.hw.formats import MANT_BITS, QMAX, RECIP_BITS
 
-#: Fractional bits of the per-row reciprocal ``R = floor(QMAX * 2**RECIP_BITS / mant)``.
-RECIP_BITS = 29
+from .fixed import RowScale, as_int, bit_length, floor_div, round_shift, saturate
 
 
 def row_scale_of_maxabs(maxabs):

@@ -1,10 +1,11 @@
 """Integer SiLU (llama SwiGLU gate) by a 512-segment piecewise-linear table."""
 
-from . import reference
+from systolic.hw.formats import SEG_LOG2, SILU_RANGE_LOG2, silu_knots
+
 from .pwl import PwlTable, pwl_apply
 
 #: SiLU table: [-16, 16) in segments of 1/16 (513 knots); chord error <= 2.5e-4.
-SILU_TABLE = PwlTable.build(reference.silu, range_log2=4, seg_log2=4)
+SILU_TABLE = PwlTable(silu_knots(), SILU_RANGE_LOG2, SEG_LOG2)
 
 
 def silu(x, frac_bits):

@@ -18,23 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import (INT32_MASK_NEG_INF, as_int, bit_length, check_dyadic, dyadic,
-                    floor_div, round_shift, saturate, scale_dyadic, ROW_EXP_MAX)
+from systolic.hw.formats import (EXP_FRAC_BITS, EXP_ONE_BITS, EXP_TABLE, EXP_ZERO_FROM,
+                                 INT32_MASK_NEG_INF, PROB_BITS, ROW_EXP_MAX)
+# The longest row the golden model accepts (the hardware parameter max_row may be smaller).
+from systolic.hw.formats import SOFTMAX_MAX_ROW as MAX_ROW
 
-#: Fractional bits of the base-2 exponent ``u`` (a 256-entry table of 2**(-k/256)).
-EXP_FRAC_BITS = 8
-#: Bits of the table entries / of ``e`` at the row maximum (``e <= 2**EXP_ONE_BITS``).
-EXP_ONE_BITS = 15
-#: ``EXP_TABLE[k] = round(2**15 * 2**(-k / 256))``, k = 0..255 (values 16468..32768).
-EXP_TABLE = np.round(2.0**EXP_ONE_BITS * np.exp2(-np.arange(2**EXP_FRAC_BITS)
-                                                   / 2**EXP_FRAC_BITS)).astype(np.int64)
-#: Integer exponent from which ``e`` is 0 whatever the table entry (2**15 >> 16 rounds to 0).
-EXP_ZERO_FROM = EXP_ONE_BITS + 1
-#: Probability scale: ``p / 2**PROB_BITS``; 1.0 saturates to 255.
-PROB_BITS = 8
-#: Longest row the golden model accepts (the hardware parameter max_row may be smaller;
-#: ``sum`` needs ``16 + ceil(log2(max_row))`` bits).
-MAX_ROW = 2**16
+from .fixed import (as_int, bit_length, check_dyadic, dyadic, floor_div, round_shift,
+                    saturate, scale_dyadic)
 
 
 @dataclass(frozen=True)
@@ -128,4 +118,4 @@ def softmax(logits, params, row_scale=None, q_index=None, mask=None):
     recip = floor_div(np.left_shift(np.int64(1), b + EXP_ONE_BITS), total)
     p = round_shift(e * recip[:, None], (b + EXP_ONE_BITS - PROB_BITS)[:, None])
     p = np.where(any_valid[:, None], p, 0)
-    return saturate(p, 8, signed=False).astype(np.uint8)
+    return saturate(p, PROB_BITS, signed=False).astype(np.uint8)
