@@ -252,15 +252,24 @@ class Accelerator:
         del stats._start
         self.last_run = stats
 
-    def run_image(self, memory, prog_addr, count):
+    def run_image(self, memory, prog_addr, count, max_cycles=None):
         """Run ``count`` instructions at ``prog_addr`` of a
         :class:`~systolic.sw.compiler.memory.DeviceMemory` (in place when the backend can);
-        returns the backend's result, raises :class:`AcceleratorError` on a hardware error."""
-        if getattr(self._sim, "runs_in_place", False):
-            result = self._sim.run(memory.array, prog_addr, count, in_place=True)
-        else:
-            result = self._sim.run(memory.array, prog_addr, count)
-            memory.array = np.asarray(result.memory, dtype=np.uint8)
+        returns the backend's result, raises :class:`AcceleratorError` on a hardware error.
+        ``max_cycles`` raises the hang limit of a cycle-accurate backend for this run (a
+        long program is not a hang)."""
+        limit = getattr(self._sim, "max_cycles", None)
+        if limit is not None and max_cycles is not None:
+            self._sim.max_cycles = max(limit, max_cycles)
+        try:
+            if getattr(self._sim, "runs_in_place", False):
+                result = self._sim.run(memory.array, prog_addr, count, in_place=True)
+            else:
+                result = self._sim.run(memory.array, prog_addr, count)
+                memory.array = np.asarray(result.memory, dtype=np.uint8)
+        finally:
+            if limit is not None:
+                self._sim.max_cycles = limit
         if result.error != ErrorCode.NONE:
             raise AcceleratorError(result.error, result.error_pc)
         return result

@@ -26,6 +26,9 @@ from .quantize import quantize
 __all__ = ["EncoderRunner", "DecoderRunner", "load_runner", "quantized_graph"]
 
 _GRAPHS = {}
+#: A program runs at most this many times its predicted cycles before a cycle-accurate
+#: backend reports a hang.
+HANG_FACTOR = 20
 
 
 def quantized_graph(model):
@@ -116,7 +119,9 @@ class _Runner:
         address = self._compiled.layout.size
         mem.grow(address + len(program))
         mem.array[address:address + len(program)] = program
-        stats.add_run(self.accelerator.run_image(mem, address, len(program) // 16))
+        predicted = sum(f.predicted["total"] for f in fragments)
+        stats.add_run(self.accelerator.run_image(mem, address, len(program) // 16,
+                                                 max_cycles=HANG_FACTOR * predicted + 10**5))
 
 
 class EncoderRunner(_Runner):
