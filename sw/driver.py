@@ -10,6 +10,7 @@ computes with the integer golden models directly (no instructions).
 """
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -241,15 +242,14 @@ class Accelerator:
 
         return load_runner(self, name_or_path)
 
-    def start_stats(self):
-        """A :class:`RunStats` to accumulate one call into (see :meth:`finish_stats`)."""
+    @contextmanager
+    def recording(self):
+        """``with acc.recording() as stats:`` collects one call's :class:`RunStats`;
+        ``last_run`` becomes it when the call succeeds."""
         stats = RunStats(self.backend)
-        stats._start = time.perf_counter()
-        return stats
-
-    def finish_stats(self, stats):
-        stats.finish(self.config, time.perf_counter() - stats._start)
-        del stats._start
+        start = time.perf_counter()
+        yield stats
+        stats.finish(self.config, time.perf_counter() - start)
         self.last_run = stats
 
     def run_image(self, memory, prog_addr, count, max_cycles=None):

@@ -140,20 +140,20 @@ class EncoderRunner(_Runner):
             if len(ids) > limit:
                 raise ValueError(f"text {i} has {len(ids)} tokens; the model allows {limit}")
             token_ids.append(ids)
-        stats = self.accelerator.start_stats()
         if not self.golden:
             longest = max(len(ids) for ids in token_ids)
             self._compiler(longest, longest)
         rows = []
-        for ids in tqdm(token_ids, desc="embed", unit="text", disable=not progress):
-            if self.golden:
-                hidden = golden.run(self.graph, ids)[self.graph.outputs[0]]
-                stats.add_golden(self.graph, ids, 0)
-            else:
-                hidden = self._forward(ids, 0, stats)
-            rows.append(golden.sentence_embedding(self.graph, hidden))
-        self.accelerator.finish_stats(stats)
+        with self.accelerator.recording() as stats:
+            for ids in tqdm(token_ids, desc="embed", unit="text", disable=not progress):
+                rows.append(golden.sentence_embedding(self.graph, self._hidden(ids, stats)))
         return np.stack(rows)
+
+    def _hidden(self, ids, stats):
+        if self.golden:
+            stats.add_golden(self.graph, ids, 0)
+            return golden.run(self.graph, ids)[self.graph.outputs[0]]
+        return self._forward(ids, 0, stats)
 
     def hidden_states(self, text):
         """The integer last hidden states (what ``golden.run`` outputs) of one text or of a
@@ -162,13 +162,10 @@ class EncoderRunner(_Runner):
         if len(ids) > self.model.config.max_positions:
             raise ValueError(f"{len(ids)} tokens exceed the model's "
                              f"{self.model.config.max_positions} positions")
-        if self.golden:
-            return golden.run(self.graph, ids)[self.graph.outputs[0]]
-        self._compiler(len(ids), len(ids))
-        stats = self.accelerator.start_stats()
-        hidden = self._forward(ids, 0, stats)
-        self.accelerator.finish_stats(stats)
-        return hidden
+        if not self.golden:
+            self._compiler(len(ids), len(ids))
+        with self.accelerator.recording() as stats:
+            return self._hidden(ids, stats)
 
 
 class DecoderRunner(_Runner):
@@ -178,25 +175,25 @@ class DecoderRunner(_Runner):
         """Up to ``n_tokens`` greedily generated token ids after ``prompt`` (a str, or a list
         of token ids); stops after an EOS id when ``stop_at_eos``."""
         ids = self.prompt_ids(prompt, n_tokens)
-        stats = self.accelerator.start_stats()
         out = []
-        if n_tokens:
+        with self.accelerator.recording() as stats:
+            if not n_tokens:
+                return out
             step = self._golden_step if self.golden else self._accelerator_step
             if not self.golden:
                 self._compiler(len(ids), len(ids) + n_tokens)
             cache = golden.KVCache()
-            bar = tqdm(total=n_tokens, desc="generate", unit="token", disable=not progress)
-            logits = step(ids, 0, cache, stats)
-            while True:
-                token = int(np.argmax(logits[-1]))
-                out.append(token)
-                bar.update()
-                if len(out) == n_tokens or (stop_at_eos and token in self.model.config.eos_ids):
-                    break
-                logits = step(np.array([token]), len(ids) + len(out) - 1, cache, stats)
-            bar.close()
-        self.accelerator.finish_stats(stats)
-        return out
+            with tqdm(total=n_tokens, desc="generate", unit="token",
+                      disable=not progress) as bar:
+                logits = step(ids, 0, cache, stats)
+                while True:
+                    token = int(np.argmax(logits[-1]))
+                    out.append(token)
+                    bar.update()
+                    if len(out) == n_tokens or (stop_at_eos
+                                                and token in self.model.config.eos_ids):
+                        return out
+                    logits = step(np.array([token]), len(ids) + len(out) - 1, cache, stats)
 
     def prompt_ids(self, prompt, n_tokens):
         """The token ids of ``prompt`` after checking that ``n_tokens`` more fit the model."""
