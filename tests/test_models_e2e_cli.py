@@ -18,7 +18,8 @@ HARDWARE = ["--rows", "8", "--cols", "8"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_cli")
-    return {"bert": write_bert(root / "bert", seed=5), "llama": write_llama(root / "llama", seed=6)}
+    return {"bert": write_bert(root / "bert", seed=5),
+            "llama": write_llama(root / "llama", seed=6)}
 
 
 def invoke(*args):

@@ -9,9 +9,9 @@ Passes:
    an output-stationary array, the transposition of every matmul's A operand (``transpose``).
 2. **plan memory** (:class:`ModelCompiler`): one host buffer per tensor sized for
    ``max_seq`` tokens and ``max_keys`` attended positions (formats in :mod:`.memory`), the
-   int8 weights (panel-major), the parameter block of every vector op, and per attention layer the KV
-   cache: K^T ``(kv_heads * head_dim, max_keys)`` and V ``(max_keys, kv_heads * head_dim)``
-   (the V requantize writes its rows there directly).
+   int8 weights (panel-major), the parameter block of every vector op, and per attention
+   layer the KV cache: K^T ``(kv_heads * head_dim, max_keys)`` and V
+   ``(max_keys, kv_heads * head_dim)`` (the V requantize writes its rows there directly).
 3. **tile and schedule** (:meth:`ModelCompiler.fragment`): each accelerator op becomes a
    fragment of instructions (:mod:`.tiling`) with automatic dependency tokens
    (:mod:`.scheduler`); fragments are separated by FENCEs (intermediate tensors round-trip
@@ -213,7 +213,6 @@ class ModelCompiler:
             for plan in self.plans:
                 if plan.kind == "transpose":
                     self.transposed[plan.op.inputs[0]] = self._transpose_buffer(plan.op)
-        self.weights_end = layout.size
 
     def _tensor_buffer(self, name, info):
         shape = info.shape
@@ -240,9 +239,13 @@ class ModelCompiler:
     def _transpose_buffer(self, op):
         """A^T of every head's A operand: head ``h`` is rows ``h*K ..`` of (K, max_seq)."""
         a = self.graph.tensors[op.inputs[0]]
-        heads = op.attrs.get("heads", 1) if op.attrs.get("transpose_b") or len(a.shape) == 3 \
-            else 1
-        k = self._size(a.shape[-1]) // (heads if len(a.shape) == 2 and heads > 1 else 1)
+        if len(a.shape) == 3:  # probabilities (heads, seq, keys): K = keys
+            heads, k = a.shape[0], self.max_keys
+        elif op.attrs.get("transpose_b"):  # Q of the scores: K = head_dim
+            heads = op.attrs["heads"]
+            k = a.shape[-1] // heads
+        else:
+            heads, k = 1, a.shape[-1]
         storage = "uint8" if a.dtype == "uint8" else "int8"
         return self.layout.add(f"at.{op.inputs[0]}", heads * k, self.max_seq, storage,
                                rows_per_head=k)
@@ -355,7 +358,8 @@ class ModelCompiler:
         length = ctx.keys if src.shape[-1] == "keys" else src.shape[-1]
         out = op.outputs[0]
         out_row = ctx.start if out in self.values else 0
-        job = RowsJob(func, length, [(0, ctx.seq, 0, 0)], self.buffer(op.inputs[0], ctx).operand(),
+        job = RowsJob(func, length, [(0, ctx.seq, 0, 0)],
+                      self.buffer(op.inputs[0], ctx).operand(),
                       self.buffer(out, ctx).operand(row=out_row))
         if plan.index in self.param_blocks:
             tensor, lines = self.param_blocks[plan.index]
@@ -390,8 +394,7 @@ class ModelCompiler:
             return mem.read(buf, ctx.keys)
         if len(info.shape) == 3:
             return np.stack([mem.read(buf, ctx.seq, head=h) for h in range(info.shape[0])])
-        value = mem.read(buf, ctx.seq)
-        return value if info.dtype == "rowscale" or len(info.shape) == 2 else value[:, 0]
+        return mem.read(buf, ctx.seq)
 
     def write(self, mem: DeviceMemory, name, value, ctx):
         info, buf = self.graph.tensors[name], self.buffer(name, ctx)

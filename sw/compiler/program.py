@@ -61,8 +61,9 @@ class ProgramBuilder:
     def vector(self, func, num_rows, row_length, src_addr, dst_addr, aux_addr=0, param_addr=0,
                out_width=OutWidth.INT32, row_scale=False, causal=False, imm=0, **deps):
         self._emit("compute", Opcode.VECTOR, deps, func=func, out_width=out_width,
-                   row_scale=int(row_scale), causal=int(causal), num_rows=num_rows, row_length=row_length, src_addr=src_addr,
-                   aux_addr=aux_addr, param_addr=param_addr, dst_addr=dst_addr, imm=imm)
+                   row_scale=int(row_scale), causal=int(causal), num_rows=num_rows,
+                   row_length=row_length, src_addr=src_addr, aux_addr=aux_addr,
+                   param_addr=param_addr, dst_addr=dst_addr, imm=imm)
 
     def fence(self):
         self.words.append(encode(Opcode.FENCE))
