@@ -2,10 +2,13 @@
 instruction fetch and DMA, and inside the controller, the load/compute/store units and the
 banked scratchpad and accumulator.
 
-Hierarchy: PE → SystolicArray → MatmulEngine (compute unit) → AcceleratorTop.
+Hierarchy: PE → SystolicArray → MatmulEngine and VectorEngine (the compute unit) →
+AcceleratorTop. The compute unit runs its MATMUL and VECTOR instructions in program order:
+an instruction for one engine waits until the other is idle (MATMULs still overlap each
+other), so every instruction sees the results of the ones before it.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,13 +18,14 @@ from .config import INSTRUCTION_BYTES, HardwareConfig
 from .controller import Controller
 from .csr import COUNTERS
 from .dma import DMAReader, DMAWriter
-from .isa import Instruction
+from .isa import Instruction, Opcode
 from .fetch import Fetch
 from .load import LoadUnit
 from .memory import BankedMemory
 from .read_arbiter import ReadArbiter
 from .registers import CSR_ADDR_WIDTH, RegisterBlock
 from .store import StoreUnit
+from .vector_engine import VectorEngine
 
 __all__ = ["AcceleratorTop"]
 
@@ -63,12 +67,16 @@ class AcceleratorTop(wiring.Component):
         m.submodules.fetch = fetch = Fetch(cfg)
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.compute = compute = MatmulEngine(cfg)
+        vector = VectorEngine(cfg) if cfg.vector.units else None
+        if vector is not None:
+            m.submodules.vector = vector
         m.submodules.store = store = StoreUnit(cfg)
-        # Port order is priority: the compute unit must win its accumulator write port.
+        # Port order is priority: the compute unit must win its accumulator write port
+        # (shared by its two engines, which never run at the same time).
         m.submodules.spad = spad = BankedMemory(cfg.spad_lines, spad_bits, cfg.spad_banks,
-                                                readers=3, writers=1)
+                                                readers=3, writers=1 + (vector is not None))
         m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
-                                              readers=2, writers=2)
+                                              readers=2 + (vector is not None), writers=2)
         m.submodules.reader = reader = DMAReader(addr_width, dma_bytes)
         m.submodules.writer = writer = DMAWriter(addr_width, dma_bytes)
         m.submodules.read_arbiter = arbiter = ReadArbiter(addr_width, dma_bytes, clients=2)
@@ -84,10 +92,16 @@ class AcceleratorTop(wiring.Component):
         wiring.connect(m, compute.spad_b, spad.read[1])
         wiring.connect(m, store.spad_read, spad.read[2])
         wiring.connect(m, load.spad_write, spad.write[0])
-        wiring.connect(m, compute.acc_read, acc.read[0])
         wiring.connect(m, store.acc_read, acc.read[1])
-        wiring.connect(m, compute.acc_write, acc.write[0])
         wiring.connect(m, load.acc_write, acc.write[1])
+        if vector is None:
+            wiring.connect(m, compute.acc_read, acc.read[0])
+            wiring.connect(m, compute.acc_write, acc.write[0])
+        else:
+            _share_read_port(m, acc.read[0], [compute.acc_read, vector.acc_src])
+            _share_write_port(m, acc.write[0], [compute.acc_write, vector.acc_write])
+            wiring.connect(m, vector.acc_aux, acc.read[2])
+            wiring.connect(m, vector.spad_write, spad.write[1])
 
         # DMA: fetch and load share the reader; store owns the writer.
         wiring.connect(m, fetch.dma_cmd, arbiter.clients[0].cmd)
@@ -108,18 +122,39 @@ class AcceleratorTop(wiring.Component):
             ctrl.fetch_busy.eq(fetch.busy), ctrl.fetch_error.eq(fetch.error),
             ctrl.fetch_error_pc.eq(fetch.error_pc),
             ctrl.load_done.eq(load.done), ctrl.load_error.eq(load.error),
-            ctrl.compute_done.eq(compute.done),
             ctrl.store_done.eq(store.done), ctrl.store_error.eq(store.error),
-            ctrl.units_idle.eq(compute.idle),
             regs.busy.eq(ctrl.busy), regs.finished.eq(ctrl.finished),
             regs.error.eq(ctrl.error), regs.error_pc.eq(ctrl.error_pc),
         ]
         wiring.connect(m, fetch.insn, ctrl.fetched)
-        for unit, port in ((load, ctrl.load), (compute, ctrl.compute), (store, ctrl.store)):
+        for unit, port in ((load, ctrl.load), (store, ctrl.store)):
             m.d.comb += [unit.insn.valid.eq(port.valid), unit.insn.payload.eq(port.payload.word),
                          port.ready.eq(unit.insn.ready)]
+        self._compute_unit(m, ctrl, compute, vector)
         self._counters(m, cfg, regs, ctrl, compute)
         return m
+
+    @staticmethod
+    def _compute_unit(m, ctrl, matmul, vector):
+        """Dispatch the compute queue's instructions to the matmul and vector engines in
+        program order: a VECTOR waits until the matmul engine is idle and a MATMUL until
+        the vector engine is idle, so the engines' ``done`` pulses stay in order."""
+        port = ctrl.compute
+        m.d.comb += [matmul.insn.payload.eq(port.payload.word),
+                     ctrl.compute_done.eq(matmul.done), ctrl.units_idle.eq(matmul.idle)]
+        if vector is None:
+            m.d.comb += [matmul.insn.valid.eq(port.valid), port.ready.eq(matmul.insn.ready)]
+            return
+        is_vector = data.View(Instruction, port.payload.word).header.opcode == Opcode.VECTOR
+        m.d.comb += [
+            vector.insn.payload.eq(port.payload.word),
+            matmul.insn.valid.eq(port.valid & ~is_vector & vector.idle),
+            vector.insn.valid.eq(port.valid & is_vector & matmul.idle),
+            port.ready.eq(Mux(is_vector, vector.insn.ready & matmul.idle,
+                              matmul.insn.ready & vector.idle)),
+            ctrl.compute_done.eq(matmul.done | vector.done),
+            ctrl.units_idle.eq(matmul.idle & vector.idle),
+        ]
 
     def _counters(self, m, cfg, regs, ctrl, compute):
         """The performance counters of ``hw/csr.py``, cleared at start."""
@@ -147,3 +182,21 @@ class AcceleratorTop(wiring.Component):
             with m.Else():
                 m.d.sync += counter.eq(counter + step)
             m.d.comb += regs.counters[index].eq(counter)
+
+
+def _share_read_port(m, port, clients):
+    """Serve ``clients`` (read ports that never read in the same cycle) from one memory
+    read ``port``; the first one reading is connected."""
+    m.d.comb += [client.data.eq(port.data) for client in clients]
+    for index, client in enumerate(clients):
+        with (m.If if index == 0 else m.Elif)(client.en):
+            m.d.comb += [port.en.eq(1), port.addr.eq(client.addr), client.ready.eq(port.ready)]
+
+
+def _share_write_port(m, port, clients):
+    """Serve ``clients`` (write ports that never write in the same cycle) from one memory
+    write ``port``; the first one writing is connected."""
+    for index, client in enumerate(clients):
+        with (m.If if index == 0 else m.Elif)(client.valid):
+            m.d.comb += [port.valid.eq(1), port.payload.eq(client.payload),
+                         client.ready.eq(port.ready)]

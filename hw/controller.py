@@ -5,8 +5,8 @@ Fetched words pass two pipeline stages (register, then check) and go to one inst
 queue per unit. A :class:`UnitGate` in front of each unit holds the queue's head until the
 tokens it pops are available, hands it to the unit, and pushes its tokens when the unit
 reports it done. Every check a program can fail at decode time (unknown opcode, a dependency
-flag the unit lacks, zero sizes, lines outside a memory) raises the error before the
-instruction reaches a unit; on an error the controller stops fetching, drops queued
+flag the unit lacks, zero sizes, lines outside a memory, a VECTOR function whose unit is
+absent or whose row is too long) raises the error before the instruction reaches a unit; on an error the controller stops fetching, drops queued
 instructions, lets the units finish what they started, and then reports done.
 """
 
@@ -17,7 +17,10 @@ from amaranth.lib.wiring import In, Out
 
 from .config import HardwareConfig
 from .csr import ErrorCode
-from .isa import ALLOWED_DEPS, INSTRUCTION_BITS, Instruction, Memory, Opcode
+from .isa import (ALLOWED_DEPS, INSTRUCTION_BITS, VECTOR_PARAMS, VECTOR_UNIT, Instruction,
+                  Memory, Opcode, OutWidth, VectorFunc, vector_output_memory, vector_param_lines,
+                  vector_row_limit)
+from .pwl import SEG_LOG2
 
 __all__ = ["FetchedWord", "UnitGate", "Controller", "udiv_const", "UNITS", "TOKEN_QUEUES"]
 
@@ -28,7 +31,7 @@ FetchedWord = data.StructLayout({"word": INSTRUCTION_BITS, "pc": 32})
 #: queue each flag uses.
 UNITS = {
     "load": ((Opcode.LOAD,), {"pop_next": "c2l"}, {"push_next": "l2c"}),
-    "compute": ((Opcode.MATMUL,), {"pop_prev": "l2c", "pop_next": "s2c"},
+    "compute": ((Opcode.MATMUL, Opcode.VECTOR), {"pop_prev": "l2c", "pop_next": "s2c"},
                 {"push_prev": "c2l", "push_next": "c2s"}),
     "store": ((Opcode.STORE,), {"pop_prev": "c2s"}, {"push_prev": "s2c"}),
 }
@@ -37,6 +40,9 @@ TOKEN_QUEUES = ("l2c", "c2l", "c2s", "s2c")
 MAX_TOKENS = 255
 #: Instructions a gate lets its unit hold at once.
 GATE_IN_FLIGHT = 8
+#: Line counts of a VECTOR instruction, computed in the stage before its checks: lines per
+#: row, and the accumulator / scratchpad lines of all its rows.
+VectorLines = data.StructLayout({"chunks": 16, "acc": 32, "spad": 32})
 
 
 def udiv_const(value, divisor, width):
@@ -174,9 +180,19 @@ class Controller(wiring.Component):
             "stalled": Out(3), "completed": Out(2),
         })
 
-    def check(self, m, word):
+    def vector_lines(self, word):
+        """The :data:`VectorLines` of a VECTOR instruction word (a value to register in the
+        stage before :meth:`check`)."""
+        cfg = self.config
+        vector = data.View(Instruction, word).vector
+        length, rows = vector.row_length, vector.num_rows
+        chunks = udiv_const(length + cfg.cols - 1, cfg.cols, 17)[:16]
+        spad = udiv_const(length + cfg.spad_line_bytes - 1, cfg.spad_line_bytes, 17)[:16]
+        return Cat(chunks, (rows * chunks)[:32], (rows * spad)[:32])
+
+    def check(self, m, word, lines):
         """The :class:`ErrorCode` (0 if none) of an instruction word, computed from the
-        configuration's memory sizes."""
+        configuration's memory sizes; ``lines`` is the word's :data:`VectorLines`."""
         cfg = self.config
         insn = data.View(Instruction, word)
         opcode = insn.header.opcode.as_value()
@@ -218,6 +234,62 @@ class Controller(wiring.Component):
                 m.d.comb += code.eq(ErrorCode.SPAD_RANGE)
             with m.Elif(matmul.c_addr + c_lines > cfg.acc_lines):
                 m.d.comb += code.eq(ErrorCode.ACC_RANGE)
+        with m.Elif(opcode == Opcode.VECTOR.value):
+            m.d.comb += code.eq(self._check_vector(m, insn.vector,
+                                                   data.View(VectorLines, lines)))
+        return code
+
+    def _check_vector(self, m, vector, lines):
+        """The error code of a VECTOR instruction, checked in the functional simulator's
+        order: ILLEGAL_INSTRUCTION (unknown function, zero sizes, absent unit, row too long,
+        reserved width), then the destination's range, then the accumulator reads' ranges,
+        then ILLEGAL_INSTRUCTION for GELU/SILU fraction bits outside their range."""
+        cfg = self.config
+        code = Signal(8)
+        rows, length = vector.num_rows, vector.row_length
+        chunks = lines.chunks
+        # Per function: legal so far, destination memory, and the accumulator lines it reads
+        # besides its source rows.
+        illegal, to_spad, param_lines = Signal(init=1), Signal(), Signal(18)
+        record_reads, record_writes, aux_reads, pwl = Signal(), Signal(), Signal(), Signal()
+        # An if/elif chain, not a switch: Verilator's lint rejects incomplete cases.
+        for index, func in enumerate(VectorFunc):
+            with (m.Elif if index else m.If)(vector.func == func):
+                planes = len(VECTOR_PARAMS[func][1])
+                limit = vector_row_limit(cfg.vector, func)
+                too_long = length > limit if limit < 2**len(length) - 1 else Const(0)
+                spad_if = {w: int(vector_output_memory(func, w) == Memory.SPAD)
+                           for w in OutWidth}
+                m.d.comb += [
+                    illegal.eq(Const(not getattr(cfg.vector, VECTOR_UNIT[func])) | too_long),
+                    to_spad.eq(Mux(vector.out_width == OutWidth.INT8,
+                                   spad_if[OutWidth.INT8], spad_if[OutWidth.INT16])),
+                    param_lines.eq(vector_param_lines(func, 1, cfg.cols)[0]
+                                   + (chunks << (planes - 1) if planes else 0)),
+                    record_reads.eq(func in (VectorFunc.REQUANTIZE, VectorFunc.SOFTMAX)),
+                    record_writes.eq(func == VectorFunc.ROWQUANT),
+                    aux_reads.eq(func in (VectorFunc.MUL, VectorFunc.ADD)),
+                    pwl.eq(func in (VectorFunc.GELU, VectorFunc.SILU)),
+                ]
+
+        def beyond(first, count):
+            return first + count > cfg.acc_lines
+
+        acc_range = ((~to_spad & beyond(vector.dst_addr, lines.acc))
+                     | beyond(vector.src_addr, lines.acc)
+                     | (record_writes & beyond(vector.aux_addr, rows))
+                     | (record_reads & vector.row_scale & beyond(vector.aux_addr, rows))
+                     | (aux_reads & beyond(vector.aux_addr, lines.acc))
+                     | ((param_lines != 0) & beyond(vector.param_addr, param_lines)))
+        with m.If(illegal | (rows == 0) | (length == 0)
+                  | (vector.out_width.as_value() > OutWidth.INT32.value)):
+            m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
+        with m.Elif(to_spad & (vector.dst_addr + lines.spad > cfg.spad_lines)):
+            m.d.comb += code.eq(ErrorCode.SPAD_RANGE)
+        with m.Elif(acc_range):
+            m.d.comb += code.eq(ErrorCode.ACC_RANGE)
+        with m.Elif(pwl & ((vector.imm < SEG_LOG2) | (vector.imm > 15))):
+            m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         return code
 
     def elaborate(self, platform):
@@ -228,7 +300,7 @@ class Controller(wiring.Component):
         failed = Signal()
 
         # Stage 1: the fetched word. Stage 2: the word and its checks.
-        s1, s1_valid = Signal(FetchedWord), Signal()
+        s1, s1_valid, s1_lines = Signal(FetchedWord), Signal(), Signal(VectorLines)
         s2, s2_valid, s2_code = Signal(FetchedWord), Signal(), Signal(8)
         s2_insn = data.View(Instruction, s2.word)
         s2_opcode = s2_insn.header.opcode.as_value()
@@ -271,9 +343,11 @@ class Controller(wiring.Component):
         s1_free = ~s1_valid | s2_free
         m.d.comb += self.fetched.ready.eq(s1_free)
         with m.If(s2_free):
-            m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid), s2_code.eq(self.check(m, s1.word))]
+            m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid),
+                         s2_code.eq(self.check(m, s1.word, s1_lines))]
         with m.If(s1_free):
-            m.d.sync += [s1.eq(self.fetched.payload), s1_valid.eq(self.fetched.valid)]
+            m.d.sync += [s1.eq(self.fetched.payload), s1_valid.eq(self.fetched.valid),
+                         s1_lines.eq(self.vector_lines(self.fetched.payload.word))]
 
         # Tokens.
         for queue_name in TOKEN_QUEUES:

@@ -7,6 +7,7 @@ import pytest
 
 from systolic.hw.config import HardwareConfig
 from systolic.hw.csr import ErrorCode
+from systolic.hw.isa import DYADIC_WORD, pack_words
 from systolic.sim.amaranth_sim import AmaranthBackend
 from systolic.sim.cocotb.backend import CocotbBackend
 from systolic.sim.functional import FunctionalSimulator
@@ -49,6 +50,69 @@ def text_program(text, data=b""):
     return memory, 0x400, len(words)
 
 
+def vector_program(config, seed):
+    """``(memory, prog_addr, count)`` of a program mixing LOAD, MATMUL, VECTOR and STORE:
+    a matmul, its requantization to int8 feeding a second matmul, row quantization whose
+    per-row records scale a causal softmax, GELU, an in-place residual add and a LayerNorm;
+    both memories are stored back to the host. The compute unit keeps program order; tokens
+    order the loads before and the stores after it."""
+    rng = np.random.default_rng(seed)
+    rows, cols, spad_bytes = config.rows, config.cols, config.spad_line_bytes
+    ws = config.dataflow == "ws"
+    # Result tile rows (WS: 3 activation rows; OS: the array's rows) of 3-long products.
+    tile, b_lines = (3, rows) if ws else (rows, 3)
+    a = rng.integers(-128, 128, (3, rows), dtype=np.int8)
+    b = rng.integers(-128, 128, (b_lines, cols), dtype=np.int8)
+
+    def dyadic(m, s):
+        return pack_words(DYADIC_WORD, m=m, s=s)
+
+    def plane(values):
+        return np.broadcast_to(np.asarray(values, np.int64), (cols,))
+
+    eps = 1 << 12
+    params = np.array([  # accumulator lines 20..27: one parameter block after another
+        plane(dyadic(rng.integers(2**13, 2**15, cols), 24)),  # 20: REQUANTIZE m/s,
+        plane(rng.integers(-20, 20, cols)),                   # 21:   bias
+        plane([dyadic(2**14 + 99, 34)] + [0] * (cols - 1)),   # 22: SOFTMAX header
+        plane(dyadic(rng.integers(2**13, 2**15, cols), 14)),  # 23: ADD ma/sa,
+        plane(dyadic(rng.integers(2**13, 2**15, cols), 15)),  # 24:   mb/sb
+        plane([eps, 0] + [0] * (cols - 2)),                   # 25: LAYERNORM eps,
+        plane(dyadic(rng.integers(2**13, 2**15, cols), 26)),  # 26:   gamma,
+        plane(rng.integers(-30, 30, cols)),                   # 27:   beta
+    ]).astype(np.uint32).view(np.int32)
+    image = HostImage()
+    a_host, b_host, p_host = image.add(a), image.add(b), image.add(params)
+    spad_out = image.reserve(24 * spad_bytes)
+    acc_out = image.reserve(config.acc_lines * 4 * cols)
+    rows_of = f"num_rows={tile} row_length={cols}"
+    program = [
+        f"load mem=spad sram_addr=0 rows=3 row_bytes={rows} dram_addr={a_host} "
+        f"dram_stride={rows}",
+        f"load mem=spad sram_addr=3 rows={b_lines} row_bytes={cols} dram_addr={b_host} "
+        f"dram_stride={cols}",
+        f"load mem=acc sram_addr=20 rows=8 row_bytes={4 * cols} dram_addr={p_host} "
+        f"dram_stride={4 * cols} push_next",
+        "matmul a_addr=0 b_addr=3 c_addr=0 length=3 pop_prev",
+        f"vector func=requantize {rows_of} src_addr=0 param_addr=20 dst_addr=8",
+        "matmul a_addr=8 b_addr=3 c_addr=8 length=3 a_unsigned",
+        f"vector func=rowquant {rows_of} src_addr=8 aux_addr=28 dst_addr=12",
+        f"vector func=softmax {rows_of} src_addr=0 aux_addr=28 param_addr=22 dst_addr=16 "
+        "row_scale causal imm=1",
+        f"vector func=gelu out_width=int16 {rows_of} src_addr=8 dst_addr=16 imm=9",
+        f"vector func=add out_width=int32 {rows_of} src_addr=0 aux_addr=16 param_addr=23 "
+        "dst_addr=0",
+        f"vector func=layernorm {rows_of} src_addr=0 param_addr=25 dst_addr=20 push_next",
+        f"store mem=spad sram_addr=0 rows=24 row_bytes={spad_bytes} dram_addr={spad_out} "
+        f"dram_stride={spad_bytes} pop_prev",
+        f"store mem=acc sram_addr=0 rows={config.acc_lines} row_bytes={4 * cols} "
+        f"dram_addr={acc_out} dram_stride={4 * cols}",
+    ]
+    words = assemble("\n".join(program))
+    prog_addr = image.add(_program_bytes(words))
+    return image.array(), prog_addr, len(words)
+
+
 def check_same(reference, result):
     assert (result.error, result.error_pc) == (reference.error, reference.error_pc)
     assert np.array_equal(result.memory, reference.memory)
@@ -64,6 +128,8 @@ ERROR_PROGRAMS = {
     "axi read": ("load mem=spad rows=1 row_bytes=8 dram_addr=0xFFC", None),
     "axi write": ("load mem=spad rows=2 row_bytes=4 dram_addr=0x800 push_next\n"
                   "fence\nstore mem=spad rows=1 row_bytes=8 dram_addr=0x2000", None),
+    "vector range": ("fence\nvector func=gelu num_rows=2 row_length=9 src_addr=30 imm=8", None),
+    "vector row": ("fence\nvector func=softmax num_rows=1 row_length=5000", None),
 }
 
 
@@ -89,6 +155,10 @@ def test_tiled_matmuls_and_errors_amaranth(config, amaranth):
         m, n = expected.shape
         c = result.memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n)
         assert np.array_equal(c, expected)
+    memory, prog_addr, count = vector_program(config, seed=4)
+    reference = functional.run(memory, prog_addr, count)
+    assert reference.error == ErrorCode.NONE
+    check_same(reference, amaranth.run(memory, prog_addr, count))
     for name, (text, _) in ERROR_PROGRAMS.items():
         memory, prog_addr, count = text_program(text, bytes(range(16)))
         if name == "illegal opcode":
@@ -116,7 +186,8 @@ def test_cocotb_icarus_matches_functional(config, tmp_path):
                 text_program("load mem=spad sram_addr=63 rows=2 row_bytes=4 dram_addr=0x800"),
                 text_program("load mem=acc sram_addr=3 rows=2 row_bytes=7 dram_addr=0x801 "
                              "dram_stride=9\nfence\nstore mem=acc sram_addr=3 rows=2 "
-                             "row_bytes=7 dram_addr=0x903 dram_stride=11", bytes(range(40)))]
+                             "row_bytes=7 dram_addr=0x903 dram_stride=11", bytes(range(40))),
+                vector_program(config, seed=5)]
     functional = FunctionalSimulator(config)
     references = [functional.run(*program) for program in programs]
     results = CocotbBackend(config, work_dir=tmp_path).run_batch(programs)

@@ -286,3 +286,99 @@ def test_every_function_matches_functional(config):
     program = VectorProgram(config, seed=config.rows * 10 + config.cols)
     every_function(program)
     check_program(program)
+
+
+# -- decode-time checks ------------------------------------------------------------------
+
+def random_vector_words(config, rng, count):
+    """VECTOR words around every decode-time check, each check hit by some and passed by
+    most: unknown functions, zero and maximal sizes, rows at and past a unit's limit,
+    reserved widths, regions ending exactly at and one line past a memory's end, GELU/SILU
+    fraction bits at and past their bounds."""
+    def pick(*options):
+        """One of ``(probability, value)`` options; the first has what is left."""
+        roll, total = rng.random(), 0
+        for probability, value in options[1:]:
+            total += probability
+            if roll < total:
+                return value() if callable(value) else value
+        value = options[0][1]
+        return value() if callable(value) else value
+
+    cols, spad_bytes, limit = config.cols, config.spad_line_bytes, config.vector.max_row
+    words = []
+    for _ in range(count):
+        func = pick((0, lambda: int(rng.integers(0, 9))), (0.05, lambda: int(rng.integers(9, 16))))
+        rows = pick((0, lambda: int(rng.integers(1, 6))), (0.05, 0), (0.03, 2**16 - 1))
+        length = pick((0, lambda: int(rng.integers(1, limit + 1))), (0.05, 0), (0.1, limit),
+                      (0.1, limit + 1), (0.05, 2**16 - 1))
+        chunks = -(-length // cols)
+        spans = {"src_addr": rows * chunks, "aux_addr": rows * pick((0, 1), (0.5, chunks)),
+                 "param_addr": vector_param_lines(VectorFunc(func % 9), length, cols)[2],
+                 "dst_addr": pick((0, rows * chunks), (0.5, rows * -(-length // spad_bytes)))}
+        fields = dict(func=func, out_width=pick((0, lambda: int(rng.integers(0, 3))), (0.05, 3)),
+                      row_scale=int(rng.integers(0, 2)), causal=int(rng.integers(0, 2)),
+                      num_rows=rows, row_length=length,
+                      imm=pick((0, lambda: int(rng.integers(4, 16))), (0.1, 3), (0.1, 16),
+                               (0.05, lambda: int(rng.integers(0, 2**16)))))
+        for name, span in spans.items():
+            lines = config.spad_lines if name == "dst_addr" and rng.random() < 0.5 \
+                else config.acc_lines
+            end = max(lines - span, 0)
+            fields[name] = min(pick((0, lambda: int(rng.integers(0, end + 1))), (0.2, end),
+                                    (0.15, end + 1),
+                                    (0.1, lambda: int(rng.integers(0, 2**16)))), 2**16 - 1)
+        words.append(encode(Opcode.VECTOR, **fields))
+    return words
+
+
+def decode_codes(config, words):
+    """The controller's error code of each word (its check logic simulated alone)."""
+    from amaranth.hdl import Signal
+
+    from systolic.hw.controller import Controller
+    from systolic.hw.isa import INSTRUCTION_BITS
+
+    m = Module()
+    controller = Controller(config)
+    controller._MustUse__silence = True  # only its check logic is simulated
+    word = Signal(INSTRUCTION_BITS)
+    code = controller.check(m, word, controller.vector_lines(word))
+    codes = []
+
+    async def bench(ctx):
+        for value in words:
+            ctx.set(word, value)
+            codes.append(ErrorCode(ctx.get(code)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return codes
+
+
+@pytest.mark.parametrize("config", [
+    HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=128,
+                   vector=VectorUnitsConfig(max_row=20, softmax_max_row=300, softmax=False,
+                                            rmsnorm=False)),
+    HardwareConfig(rows=5, cols=3, dataflow="os", spad_lines=256, acc_lines=64,
+                   vector=VectorUnitsConfig(max_row=7, gelu=False, eltwise=False)),
+], ids=["4x4", "5x3"])
+def test_decode_checks_match_functional(config):
+    """The controller rejects a VECTOR exactly when (and with the code with which) the
+    functional simulator does, for every check that depends on the instruction alone."""
+    rng = np.random.default_rng(config.cols)
+    words = random_vector_words(config, rng, 600)
+    # Every accumulator word valid as any parameter or record (m = 2**14, s = 20 is also
+    # mant = 2**14, exp = 20), so the functional simulator's data checks all pass.
+    word = int(pack_words(DYADIC_WORD, m=2**14, s=20))
+    functional = FunctionalSimulator(config)
+    expected = []
+    for value in words:
+        functional.acc[:] = word
+        program = np.frombuffer(value.to_bytes(16, "little"), np.uint8)
+        expected.append(functional.run(program, 0, 1).error)
+    codes = decode_codes(config, words)
+    assert codes == expected
+    assert {ErrorCode.NONE, ErrorCode.ILLEGAL_INSTRUCTION, ErrorCode.ACC_RANGE,
+            ErrorCode.SPAD_RANGE} <= set(codes)
