@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from systolic.hw.compute import memory_ports
-from systolic.hw.config import HardwareConfig, VectorUnitsConfig
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
 from systolic.hw.csr import ErrorCode
 from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode, OutWidth,
                              VectorFunc, encode, pack_words, vector_output_memory,
@@ -40,6 +40,11 @@ class VectorProgram:
         self.acc_next += lines
         assert self.acc_next <= self.config.acc_lines, "accumulator too small for the test"
         return addr
+
+    def next_bank(self):
+        """Allocate further accumulator regions from the start of the next bank."""
+        bank = self.config.acc_bank_lines
+        self.acc_next = -(-self.acc_next // bank) * bank
 
     def put_lines(self, words, lines_per_row):
         """Rows of int32 ``words`` (rows, n), each padded to ``lines_per_row`` lines."""
@@ -102,9 +107,10 @@ class VectorProgram:
         return self.put_lines(words.astype(np.int64)[:, None], 1)
 
     def vector(self, func, rows, length, *, out_width=OutWidth.INT8, row_scale=False,
-               causal=False, imm=0, in_place=False):
+               causal=False, imm=0, in_place=False, split_banks=False):
         """Append one random instruction of ``func`` whose results mostly lie inside the
-        output range (parameters scaled to the operands); returns its fields."""
+        output range (parameters scaled to the operands); returns its fields. MUL with
+        ``split_banks`` places its two inputs in different accumulator banks."""
         rng, func = self.rng, VectorFunc(func)
         out_bits = {OutWidth.INT8: 8, OutWidth.INT16: 16, OutWidth.INT32: 32}[out_width]
         spare = 2 if out_bits == 32 else 0  # int32 results keep headroom for the bias
@@ -133,6 +139,8 @@ class VectorProgram:
             x = self.int32((rows, length), 31)  # |a * b * m| ~ 2**44 on the low 16 bits
             planes = (self.dyadic(length, 46 - out_bits + spare),)
             aux = self.rows(self.int32((rows, length), 31))
+            if split_banks:
+                self.next_bank()  # source and second input in different banks
         elif func == VectorFunc.ADD:
             # round_shift(a * ma, sa) with |a * ma| ~ 2**34
             shift = 36 - out_bits + spare
@@ -286,6 +294,51 @@ def test_every_function_matches_functional(config):
     program = VectorProgram(config, seed=config.rows * 10 + config.cols)
     every_function(program)
     check_program(program)
+
+
+def test_throughput():
+    """Streaming units take a line per cycle (MUL: when its inputs lie in different banks),
+    after reading the parameter planes once per instruction; row units run at their own
+    pace. Cycles from taking an instruction to its ``done``, for ``lines`` source lines."""
+    config = HardwareConfig(rows=4, cols=4, spad_lines=256, acc_lines=1024,
+                            vector=VectorUnitsConfig(max_row=64, softmax_max_row=64))
+    program = VectorProgram(config, seed=7)
+    rows, length = 6, 48
+    lines = rows * length // config.cols
+    program.vector(F.MUL, rows, length, out_width=OutWidth.INT16, split_banks=True)
+    program.vector(F.GELU, rows, length)
+    program.vector(F.REQUANTIZE, rows, length, out_width=OutWidth.INT8, row_scale=True)
+    program.vector(F.SOFTMAX, rows, length)
+    mul, gelu, requantize, softmax = check_program(program)
+    assert gelu <= lines + 25
+    planes = 2 * length // config.cols
+    assert mul <= lines + planes // 2 + 30
+    # + one record per row, read from the source rows' bank
+    assert requantize <= lines + planes + rows + 35
+    # softmax: per row two passes over its beats and the per-row arithmetic between them
+    assert softmax <= rows * (2 * length // config.vector.lanes + 50) + 30
+
+
+@pytest.mark.parametrize("units", [("gelu",), ("rowquant", "softmax")])
+def test_partial_unit_sets(units):
+    """Engines with some units only: no plane cache, one output memory only."""
+    flags = {name: name in units for name in VECTOR_UNITS}
+    config = HardwareConfig(rows=3, cols=5, spad_lines=64, acc_lines=128,
+                            vector=VectorUnitsConfig(max_row=12, softmax_max_row=12, **flags))
+    program = VectorProgram(config, seed=len(units))
+    if "gelu" in units:
+        program.vector(F.GELU, 3, 11)
+        program.vector(F.GELU, 1, 23, in_place=True)
+    else:
+        program.vector(F.ROWQUANT, 3, 12)
+        program.vector(F.SOFTMAX, 2, 7, causal=True, imm=3)
+    check_program(program)
+
+
+def test_engine_needs_a_unit():
+    units = dict.fromkeys(VECTOR_UNITS, False)
+    with pytest.raises(ValueError, match="no vector unit"):
+        VectorEngine(HardwareConfig(vector=VectorUnitsConfig(**units)))
 
 
 # -- decode-time checks ------------------------------------------------------------------
