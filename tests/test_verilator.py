@@ -3,13 +3,16 @@ programs of test_accelerator.py, a matmul too large for the other RTL backends, 
 bad arguments; and against the Amaranth backend, whose host memory it times identically.
 
 Three library builds (about 30 s of CPU each when build/verilator is cold), one per
-configuration, each shared by the module.
+configuration, each shared by the module. The configurations have no vector units: the
+programs do not use them, and they make the Verilog, and the build, several times larger.
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from systolic.hw.config import HardwareConfig
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
 from systolic.hw.csr import ErrorCode
 from systolic.sim import SimulationHang
 from systolic.sim.amaranth_sim import AmaranthBackend
@@ -20,11 +23,14 @@ from systolic.sim.verilator_backend import VerilatorBackend
 from test_accelerator import (ERROR_PROGRAMS, SMALL, check_same, gemm_program,  # noqa: I001
                               text_program)
 
+NO_VECTOR = VectorUnitsConfig(**dict.fromkeys(VECTOR_UNITS, False))
+#: test_accelerator's small configurations.
+CONFIGS = [dataclasses.replace(config, vector=NO_VECTOR) for config in SMALL]
 #: A wide bus (128-bit data: Verilator's multi-word ports) on the 8x8 array.
-LARGE = HardwareConfig(rows=8, cols=8, dma_bytes=16)
+LARGE = HardwareConfig(rows=8, cols=8, dma_bytes=16, vector=NO_VECTOR)
 
 
-@pytest.fixture(scope="module", params=SMALL, ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
 def config(request):
     return request.param
 
@@ -88,7 +94,7 @@ def test_hang_raises_and_the_next_run_works(config, verilator):
 def test_cycles_and_stalls_match_amaranth():
     """Same host-memory timing as the Amaranth backend, so every counter agrees, the cycle
     and stall counts included."""
-    config = SMALL[0]
+    config = CONFIGS[0]
     memory, prog_addr, count, _, _ = gemm_program(config, 5, 11, 6, seed=8)
     expected = AmaranthBackend(config).run(memory, prog_addr, count)
     result = create_backend("verilator", config).run(memory, prog_addr, count)
@@ -106,7 +112,7 @@ def test_large_matmul():
 
 
 def test_bad_arguments_raise():
-    config = SMALL[0]
+    config = CONFIGS[0]
     with pytest.raises(TypeError, match="config must be a HardwareConfig"):
         VerilatorBackend(config.to_dict())
     with pytest.raises(ValueError, match="read_latency"):
