@@ -9,6 +9,7 @@ missing=()
 command -v iverilog >/dev/null || missing+=(iverilog)
 command -v verilator >/dev/null || missing+=(verilator)
 command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -ne 0 ]] && sudo="sudo"

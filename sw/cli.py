@@ -130,7 +130,8 @@ def docs(out):
 @click.option("-m", type=int, default=16, show_default=True, help="Rows of A.")
 @click.option("-k", type=int, default=33, show_default=True, help="Columns of A / rows of B.")
 @click.option("-n", type=int, default=9, show_default=True, help="Columns of B.")
-@click.option("--backend", type=click.Choice(["amaranth", "icarus"]), default="amaranth",
+@click.option("--backend", type=click.Choice(["amaranth", "icarus", "verilator"]),
+              default="amaranth",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -161,7 +162,8 @@ def demo(rows, cols, dataflow, m, k, n, backend, seed, as_json):
     else:
         from systolic.sim.cocotb.runner import run_testbench
         [run] = run_testbench("array", dict(rows=rows, cols=cols, dataflow=dataflow),
-                              "systolic.sim.cocotb.tb_array", [(schedule, {})])
+                              "systolic.sim.cocotb.tb_array", [(schedule, {})],
+                              simulator=backend)
     wall = time.perf_counter() - start
     result = schedule.assemble(run.beats)
     exact = bool(np.array_equal(result, matmul_int8(a, b)))
