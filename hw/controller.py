@@ -6,8 +6,9 @@ queue per unit. A :class:`UnitGate` in front of each unit holds the queue's head
 tokens it pops are available, hands it to the unit, and pushes its tokens when the unit
 reports it done. Every check a program can fail at decode time (unknown opcode, a dependency
 flag the unit lacks, zero sizes, lines outside a memory, a VECTOR function whose unit is
-absent or whose row is too long) raises the error before the instruction reaches a unit; on an error the controller stops fetching, drops queued
-instructions, lets the units finish what they started, and then reports done.
+absent or whose row is too long) raises the error before the instruction reaches a unit;
+on an error the controller stops fetching, drops queued instructions, lets the units finish
+what they started, and then reports done.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -20,7 +21,7 @@ from .csr import ErrorCode
 from .isa import (ALLOWED_DEPS, INSTRUCTION_BITS, VECTOR_PARAMS, VECTOR_UNIT, Instruction,
                   Memory, Opcode, OutWidth, VectorFunc, vector_output_memory, vector_param_lines,
                   vector_row_limit)
-from .pwl import SEG_LOG2
+from .pwl import PWL_WIDTH, SEG_LOG2
 
 __all__ = ["FetchedWord", "UnitGate", "Controller", "udiv_const", "UNITS", "TOKEN_QUEUES"]
 
@@ -265,7 +266,7 @@ class Controller(wiring.Component):
                     to_spad.eq(Mux(vector.out_width == OutWidth.INT8,
                                    spad_if[OutWidth.INT8], spad_if[OutWidth.INT16])),
                     param_lines.eq(vector_param_lines(func, 1, cfg.cols)[0]
-                                   + (chunks << (planes - 1) if planes else 0)),
+                                   + chunks * planes),
                     record_reads.eq(func in (VectorFunc.REQUANTIZE, VectorFunc.SOFTMAX)),
                     record_writes.eq(func == VectorFunc.ROWQUANT),
                     aux_reads.eq(func in (VectorFunc.MUL, VectorFunc.ADD)),
@@ -288,7 +289,7 @@ class Controller(wiring.Component):
             m.d.comb += code.eq(ErrorCode.SPAD_RANGE)
         with m.Elif(acc_range):
             m.d.comb += code.eq(ErrorCode.ACC_RANGE)
-        with m.Elif(pwl & ((vector.imm < SEG_LOG2) | (vector.imm > 15))):
+        with m.Elif(pwl & ((vector.imm < SEG_LOG2) | (vector.imm > PWL_WIDTH - 1))):
             m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         return code
 

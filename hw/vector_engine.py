@@ -270,8 +270,15 @@ class VectorEngine(wiring.Component):
         seg_left = Signal(16)               # chunks after it
         seg_next = Signal(16)               # chunks of the next segment
         seg_tail = Signal(range(cols + 1))  # elements in a segment row's last line
-        m.d.comb += [seg_next.eq(Mux(seg_left > cache_lines, cache_lines, seg_left)),
-                     seg_tail.eq(Mux(seg_left == 0, tail, cols))]
+        first_len = Signal(16)              # chunks of the first segment
+
+        def segment_of(remaining):
+            """Chunks of a segment starting with ``remaining`` chunks left."""
+            return Mux(remaining > cache_lines, cache_lines, remaining)
+
+        m.d.comb += [seg_next.eq(segment_of(seg_left)),
+                     seg_tail.eq(Mux(seg_left == 0, tail, cols)),
+                     first_len.eq(Mux(segmented, segment_of(chunks), chunks))]
 
         # ---- read side ------------------------------------------------------------------
         src_seq = m.submodules.src_seq = _BlockSequencer(acc_addr)
@@ -346,7 +353,6 @@ class VectorEngine(wiring.Component):
                          spad_per_row.eq(udiv_const(length + spad_bytes - 1, spad_bytes, 17))]
             fsm.goto("FIRST")
         with fsm.state("FIRST"):
-            first_len = Mux(segmented & (chunks > cache_lines), cache_lines, chunks)
             m.d.sync += [tail.eq(insn.row_length - (chunks - 1) * cols),
                          seg_start.eq(0), seg_len.eq(first_len),
                          seg_left.eq(chunks - first_len),
@@ -510,14 +516,12 @@ class VectorEngine(wiring.Component):
         with m.If(fsm.register == fsm.codes["FIRST"]):
             m.d.sync += [addr.eq(insn.dst_addr), row_base.eq(insn.dst_addr),
                          seg_base.eq(insn.dst_addr), write_rows_left.eq(insn.num_rows - 1),
-                         write_seg_left.eq(chunks - Mux(segmented & (chunks > cache_lines),
-                                                        cache_lines, chunks))]
+                         write_seg_left.eq(chunks - first_len)]
         with m.Elif(line_take & line.payload.last & (write_rows_left == 0)):
             next_seg = (seg_base + seg_step)[:addr_bits]
             m.d.sync += [seg_base.eq(next_seg), row_base.eq(next_seg), addr.eq(next_seg),
                          write_rows_left.eq(insn.num_rows - 1),
-                         write_seg_left.eq(write_seg_left - Mux(write_seg_left > cache_lines,
-                                                                cache_lines, write_seg_left))]
+                         write_seg_left.eq(write_seg_left - segment_of(write_seg_left))]
             with m.If(write_seg_left == 0):
                 m.d.sync += written.eq(1)
         with m.Elif(line_take & line.payload.last):
