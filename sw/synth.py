@@ -88,7 +88,7 @@ def _count(stat, cell):
 def synthesize(component, target_name, *, seed=1, cache=CACHE):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
     ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
-    ``harness_ffs`` and ``cached``."""
+    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``)."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
     target = TARGETS[target_name]
@@ -97,7 +97,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE):
     key = hashlib.sha1(f"{target_name}:{seed}:{text}".encode()).hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
     if cached.exists():
-        return {**json.loads(cached.read_text()), "cached": True}
+        return {**json.loads(cached.read_text()), "cached": True,
+                "cache_dir": str(cached.parent)}
     work = Path(tempfile.mkdtemp(prefix="synth_"))
     try:
         (work / "top.v").write_text(text)
@@ -127,7 +128,7 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE):
         cached.write_text(json.dumps(result, indent=1))
         for log in ("yosys.log", "nextpnr.log", "report.json", "stat.txt"):
             shutil.copy(work / log, cached.parent / log)
-        return {**result, "cached": False}
+        return {**result, "cached": False, "cache_dir": str(cached.parent)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
