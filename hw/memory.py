@@ -11,7 +11,7 @@ from math import gcd
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -192,9 +192,14 @@ class LineReader(wiring.Component):
 
 class StreamQueue(wiring.Component):
     """A first-in first-out queue of up to ``depth`` (>= 3 for one payload per cycle)
-    payloads between two streams. ``i.ready``, ``o.valid`` and ``o.payload`` come from the
-    queue's own registers, so a queue cuts the combinational paths between the handshakes
-    and data on either side.
+    payloads between two streams. ``i.ready``, ``o.valid`` and ``o.payload`` are flip-flops,
+    so a queue cuts the combinational paths between the handshakes and data on either side.
+
+    Cycle for cycle it behaves as ``SyncFIFOBuffered(depth=depth)``: ``depth - 1`` entries
+    and an output register, a payload written to an empty queue reaching ``o`` two cycles
+    later; ``i.ready`` (some entry is free) is kept in a register of its own rather than
+    compared from the fill level, so ``i.ready`` of a full queue rises in the cycle after
+    an entry moved to the output register.
 
     Members
     -------
@@ -203,17 +208,41 @@ class StreamQueue(wiring.Component):
     """
 
     def __init__(self, layout, depth=3):
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth must be an integer >= 2, not {depth!r}")
         self.depth = depth
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(self.i.payload.as_value()),
-                                                    depth=self.depth)
+        entries = self.depth - 1  # besides the output register
+        storage = Memory(shape=len(self.i.payload.as_value()), depth=entries, init=[])
+        m.submodules.storage = storage
+        write, read = storage.write_port(), storage.read_port()
+        produce, consume = Signal(range(entries)), Signal(range(entries))
+        level = Signal(range(entries + 1))
+        ready, valid = Signal(init=1), Signal()  # level != entries; the output register
+        do_write = self.i.valid & ready
+        do_read = (level != 0) & (~valid | self.o.ready)
         m.d.comb += [
-            fifo.w_en.eq(self.i.valid), fifo.w_data.eq(self.i.payload), self.i.ready.eq(fifo.w_rdy),
-            self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready),
+            self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(read.data),
+            write.addr.eq(produce), write.data.eq(self.i.payload), write.en.eq(do_write),
+            read.addr.eq(consume), read.en.eq(do_read),
         ]
+
+        def advance(pointer):
+            return pointer.eq(Mux(pointer == entries - 1, 0, pointer + 1))
+
+        with m.If(do_write):
+            m.d.sync += advance(produce)
+        with m.If(do_read):
+            m.d.sync += [advance(consume), valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += valid.eq(0)
+        with m.If(do_write & ~do_read):
+            m.d.sync += [level.eq(level + 1), ready.eq(level != entries - 1)]
+        with m.If(do_read & ~do_write):
+            m.d.sync += [level.eq(level - 1), ready.eq(1)]
         return m
 
 
@@ -279,6 +308,7 @@ class Repacker(wiring.Component):
         # handshakes depend on a few gates after flip-flops only.
         fill_less = Signal.like(fill)  # fill - width, when full
         full, fits = Signal(), Signal(init=1)  # fill >= width, fill <= width
+        out_count = Signal.like(self.o.payload.count)  # min(fill, width)
         # An input fits without / after an output.
         room_keep, room_emit = Signal(init=1), Signal(init=1)
 
@@ -301,7 +331,7 @@ class Repacker(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(row_done | full),
             self.o.payload.data.eq(buffer),
-            self.o.payload.count.eq(Mux(fits, fill, width_held)),
+            self.o.payload.count.eq(out_count),
             self.o.payload.last.eq(final),
             self.o.payload.error.eq(error & final),
         ]
@@ -334,9 +364,10 @@ class Repacker(wiring.Component):
         # The next fill and its comparisons, computed for every case in parallel so that
         # the handshakes only select among them.
         def state(value, width):
+            within = value <= width
             return [fill.eq(value), fill_less.eq(value - width), full.eq(value >= width),
-                    fits.eq(value <= width), room_keep.eq(value <= room),
-                    room_emit.eq(value <= room + width)]
+                    fits.eq(within), out_count.eq(Mux(within, value, width)),
+                    room_keep.eq(value <= room), room_emit.eq(value <= room + width)]
 
         count, width_in = self.i.payload.count, width_of(self.i.payload.width)
         with m.If(take):
@@ -348,7 +379,8 @@ class Repacker(wiring.Component):
             with m.Else():
                 m.d.sync += state(fill + count, width_in)
         with m.Elif(emit & final):  # empty
-            m.d.sync += [fill.eq(0), full.eq(0), fits.eq(1), room_keep.eq(1), room_emit.eq(1)]
+            m.d.sync += [fill.eq(0), full.eq(0), fits.eq(1), out_count.eq(0), room_keep.eq(1),
+                         room_emit.eq(1)]
         with m.Elif(emit):
             m.d.sync += state(fill_less, width_held)
         m.d.sync += error.eq(Mux(emit & final, 0, error) | (take & self.i.payload.error))
