@@ -9,7 +9,7 @@ each, so the words before the faulting one still go out and the error names the 
 word, as the functional simulator does.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -100,6 +100,7 @@ class Fetch(wiring.Component):
         issue_left, commit_left = Signal(32), Signal(32)
         out_pc, final_pc = Signal(32), Signal(32)
         retry_left = Signal(range(CHUNK_WORDS + 1))  # words to request one by one
+        retrying = Signal()  # retry_left != 0, in a register of its own
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
                                            for name in ("write_ptr", "commit_ptr", "read_ptr"))
         received = Signal(range(CHUNK_WORDS + 1))  # words of the arriving command so far
@@ -130,16 +131,23 @@ class Fetch(wiring.Component):
         m.d.comb += self.fetched.eq(handout)
 
         # Issue: a chunk (or one word while retrying) when the buffer has room for it.
-        # The next chunk's words, min(CHUNK_WORDS, issue_left), kept with issue_left.
+        # The next chunk's words, min(CHUNK_WORDS, issue_left), kept with issue_left; after
+        # an issue it is recomputed in the next cycle (when no command can issue, as the
+        # issued one is still on dma_cmd), so no comparison follows the wide subtraction.
         chunk = Signal(range(CHUNK_WORDS + 1))
+        refresh = Signal()
+
+        def chunk_of(value):
+            return Mux(value < CHUNK_WORDS, value, CHUNK_WORDS)
 
         def set_issue_left(value):
-            return [issue_left.eq(value),
-                    chunk.eq(Mux(value < CHUNK_WORDS, value, CHUNK_WORDS))]
+            return [issue_left.eq(value), chunk.eq(chunk_of(value))]
 
         size = Signal(range(CHUNK_WORDS + 1))
-        m.d.comb += size.eq(Mux(retry_left != 0, 1, chunk))
-        issue = (~self.dma_cmd.valid & running & ~fault & (chunk != 0) & (size <= free)
+        # free - size: its sign says whether the chunk fits, and it is free's next value.
+        spare = Signal(signed(len(free) + 1))
+        m.d.comb += [size.eq(Mux(retrying, 1, chunk)), spare.eq(free - size)]
+        issue = (~self.dma_cmd.valid & running & ~fault & (chunk != 0) & (spare >= 0)
                  & (in_flight != MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
             m.d.sync += [
@@ -147,16 +155,18 @@ class Fetch(wiring.Component):
                 self.dma_cmd.payload.addr.eq(issue_addr),
                 self.dma_cmd.payload.length.eq(Cat(Const(0, word_bits), size)),
                 issue_addr.eq(issue_addr + Cat(Const(0, word_bits), size)),
-                retry_left.eq(retry_left - (retry_left != 0)),
-                *set_issue_left(issue_left - size),
+                retry_left.eq(retry_left - retrying), retrying.eq(retry_left > 1),
+                issue_left.eq(issue_left - size),
             ]
         with m.Elif(self.dma_cmd.ready):
             m.d.sync += self.dma_cmd.valid.eq(0)
+        m.d.sync += refresh.eq(issue)
+        with m.If(refresh):  # a rewind or start in this cycle overrides it below
+            m.d.sync += chunk.eq(chunk_of(issue_left))
 
         # Arrival: keep or drop each word; a command's end commits, rewinds or faults.
-        in_flight_next = in_flight + issue - command_end
-        m.d.sync += [in_flight.eq(in_flight_next), stale.eq(stale - (command_end & dropping)),
-                     free.eq(free - Mux(issue, size, 0) + handout)]
+        m.d.sync += [in_flight.eq(in_flight + issue - command_end), stale.eq(stale - (command_end & dropping)),
+                     free.eq(Mux(issue, spare + handout, free + handout))]
         with m.If(keep):
             m.d.sync += [write_ptr.eq(write_ptr + 1), received.eq(received + 1)]
         with m.If(kept_end):
@@ -170,7 +180,7 @@ class Fetch(wiring.Component):
                 m.d.sync += write_ptr.eq(commit_ptr)
                 with m.If(received != 0):  # fetch the chunk again word by word
                     m.d.sync += [issue_addr.eq(commit_addr), retry_left.eq(words),
-                                 *set_issue_left(commit_left)]
+                                 retrying.eq(1), *set_issue_left(commit_left)]
                 with m.Else():
                     m.d.sync += [fault.eq(1), running.eq(0)]
         with m.If(handout):
@@ -184,12 +194,14 @@ class Fetch(wiring.Component):
         m.d.comb += self.error_pc.eq(out_pc)
 
         # Cancelling: what is in flight becomes stale, and only committed words keep space.
+        # (Nothing issues in a cycle that cancels: issue excludes start, stop and any
+        # command's end, which a failure is.)
         with m.If(failed | self.start | self.stop):
-            m.d.sync += [stale.eq(in_flight_next), received.eq(0),
+            m.d.sync += [stale.eq(in_flight - command_end), received.eq(0),
                          free.eq(BUFFER_WORDS - (commit_ptr - read_ptr - handout)[:pointer_bits])]
         with m.If(self.start | self.stop):
             m.d.sync += [free.eq(BUFFER_WORDS), running.eq(0), fault.eq(0), retry_left.eq(0),
-                         write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
+                         retrying.eq(0), write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
         with m.If(self.start):
             m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),
                          *set_issue_left(self.count), commit_left.eq(self.count),
