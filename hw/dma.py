@@ -65,6 +65,8 @@ def done_layout():
 def _realign_layout(addr_width, data_bytes):
     return data.StructLayout({
         "beats": addr_width,             # input beats of the command
+        "none": 1,                       # beats == 0
+        "single": 1,                     # beats == 1 (both: no wide comparison downstream)
         "shift": range(data_bytes + 1),  # 1..data_bytes: see Realigner
         "prime": 1,                      # the first input beat only fills the window
         "flush": 1,                      # one more output beat after the last input beat
@@ -118,9 +120,11 @@ class Realigner(wiring.Component):
         left = Signal.like(command.beats)  # input beats still to take
         previous = Signal(8 * db)
 
-        taking = active & (left != 0)
-        flushing = active & (left == 0)
-        last = flushing | ((left == 1) & ~command.flush)
+        # left == 0 and left == 1 in registers of their own.
+        none_left, one_left = Signal(), Signal()
+        taking = active & ~none_left
+        flushing = active & none_left
+        last = flushing | (one_left & ~command.flush)
         take = self.i.valid & self.i.ready
         # A flush beat must not follow the next command's data offered meanwhile.
         window = Cat(previous, Mux(flushing, 0, self.i.payload.data)).bit_select(
@@ -138,12 +142,14 @@ class Realigner(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             payload = self.cmd.payload
             m.d.sync += [command.eq(payload), left.eq(payload.beats),
-                         active.eq((payload.beats != 0) | payload.flush),
+                         none_left.eq(payload.none), one_left.eq(payload.single),
+                         active.eq(~payload.none | payload.flush),
                          priming.eq(payload.prime), first.eq(1), error.eq(0)]
         with m.If(take):
             m.d.sync += [previous.eq(self.i.payload.data), left.eq(left - 1), priming.eq(0),
+                         none_left.eq(one_left), one_left.eq(left == 2),
                          error.eq(error | self.i.payload.error)]
-            with m.If((left == 1) & ~command.flush):
+            with m.If(one_left & ~command.flush):
                 m.d.sync += active.eq(0)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += first.eq(0)
@@ -184,35 +190,51 @@ class BurstSplitter(wiring.Component):
         })
 
     def _align_command(self, m, addr, length):
-        """The Realigner command and the number of bus beats for a (addr, length) command."""
+        """The Realigner command and the number of bus beats for a (addr, length) command.
+
+        With ``length = hi * data_bytes + lo`` and ``offset`` the address's lane, the region
+        spans ``hi + c`` bus beats and ``hi + (lo != 0)`` stream beats, where ``c`` (0, 1 or
+        2) follows from ``offset + lo`` alone: one wide adder, and no comparison after it."""
         db = self.data_bytes
         lane_bits = db.bit_length() - 1
         offset = addr[:lane_bits]
         empty = length == 0
-        end = Signal(self.addr_width + 1)  # offset of the region's last byte from lane 0
-        m.d.comb += end.eq(offset + length - 1)
-        bus_beats = Mux(empty, 0, (end >> lane_bits) + 1)
-        data_beats = (length + (db - 1)) >> lane_bits
+        high, low = length[lane_bits:], length[:lane_bits]
+        lanes = Signal(lane_bits + 1)  # offset + low: the bytes past the last full beats
+        m.d.comb += lanes.eq(offset + low)
+        extra = Mux(lanes == 0, 0, Mux(lanes <= db, 1, 2))
+        bus_beats = Signal(self.addr_width)
+        m.d.comb += bus_beats.eq(Mux(empty, 0, high + extra))
+        partial = low != 0
+        data_beats = high + partial
+
+        def is_one(high, small):  # high * 1 + small == 1, small in 0..2
+            return ((high == 0) & (small == 1)) | ((high == 1) & (small == 0))
         align = Signal(self.align.payload.shape())
         if self.direction == "read":
             prime = (offset != 0) & ~empty
             m.d.comb += [
                 align.beats.eq(bus_beats),
+                align.none.eq(empty),
+                align.single.eq(~empty & is_one(high, extra)),
                 align.shift.eq(Mux(offset == 0, db, offset)),
                 align.prime.eq(prime),
-                align.flush.eq(empty | (data_beats + prime != bus_beats)),
+                align.flush.eq(empty | (partial + prime != extra)),
                 align.lead.eq(0),
-                align.last_count.eq(Mux(empty, 0, (length - 1)[:lane_bits] + 1)),
+                align.last_count.eq(Mux(empty, 0, (low - 1)[:lane_bits] + 1)),
             ]
         else:
             # A length-0 command still takes the one beat a reader emits for it.
             m.d.comb += [
                 align.beats.eq(Mux(empty, 1, data_beats)),
+                align.none.eq(0),
+                align.single.eq(empty | is_one(high, partial)),
                 align.shift.eq(db - offset),
                 align.prime.eq(empty),
-                align.flush.eq(bus_beats != data_beats),
+                align.flush.eq(~empty & (partial != extra)),
                 align.lead.eq(offset),
-                align.last_count.eq(end[:lane_bits] + 1),
+                # The lane of the region's last byte, plus one.
+                align.last_count.eq((lanes - 1)[:lane_bits] + 1),
             ]
         return align, bus_beats
 
@@ -222,10 +244,21 @@ class BurstSplitter(wiring.Component):
         lane_bits = db.bit_length() - 1
         page_beats = BOUNDARY_BYTES // db
         page_bits = page_beats.bit_length() - 1
+        max_burst = self.max_burst
 
         busy = Signal()
         beat = Signal(self.addr_width - lane_bits)  # bus-word address of the next burst
         left = Signal(self.addr_width)              # bus beats still to request
+        # Beats from `beat` to the next 4 KiB boundary and the burst length that allows, the
+        # length of every burst but a command's last: registers, so that a burst's update
+        # (beat + cap, left - cap) has no comparison in front of its adders.
+        to_boundary = Signal(range(page_beats + 1))
+        cap = Signal(range(max_burst + 1))
+
+        def limits(beats_to_boundary):
+            return [to_boundary.eq(beats_to_boundary),
+                    cap.eq(Mux(beats_to_boundary > max_burst, max_burst, beats_to_boundary))]
+
         align, bus_beats = self._align_command(m, self.cmd.payload.addr, self.cmd.payload.length)
         m.d.comb += [
             self.cmd.ready.eq(~busy & self.align.ready),
@@ -233,24 +266,26 @@ class BurstSplitter(wiring.Component):
             self.align.payload.eq(align),
         ]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [beat.eq(self.cmd.payload.addr[lane_bits:]), left.eq(bus_beats),
-                         busy.eq(bus_beats != 0)]
+            start = self.cmd.payload.addr[lane_bits:]
+            m.d.sync += [beat.eq(start), left.eq(bus_beats),
+                         busy.eq(self.cmd.payload.length != 0),
+                         *limits(page_beats - start[:page_bits])]
 
-        to_boundary = Signal(range(page_beats + 1))
-        cap = Signal(range(MAX_BURST_BEATS + 1))
-        size = Signal(range(MAX_BURST_BEATS + 1))
+        # The last burst of the command: left <= cap, the high bits of left compared
+        # with zero apart from the short comparison of the low ones.
+        cap_bits = len(cap)
+        last = (left[cap_bits:] == 0) & (left[:cap_bits] <= cap)
         m.d.comb += [
-            to_boundary.eq(page_beats - beat[:page_bits]),
-            cap.eq(Mux(to_boundary > self.max_burst, self.max_burst, to_boundary)),
-            size.eq(Mux(left < cap, left, cap)),
             self.bursts.valid.eq(busy),
             self.bursts.payload.addr.eq(Cat(Const(0, lane_bits), beat)),
-            self.bursts.payload.len.eq(size - 1),
-            self.bursts.payload.last.eq(left == size),
+            self.bursts.payload.len.eq(Mux(last, left[:cap_bits] - 1, cap - 1)),
+            self.bursts.payload.last.eq(last),
         ]
         with m.If(self.bursts.valid & self.bursts.ready):
-            m.d.sync += [beat.eq(beat + size), left.eq(left - size)]
-            with m.If(left == size):
+            # After the last burst these are don't-care: the next command reloads them.
+            m.d.sync += [beat.eq(beat + cap), left.eq(left - cap),
+                         *limits(Mux(to_boundary == cap, page_beats, to_boundary - cap))]
+            with m.If(last):
                 m.d.sync += busy.eq(0)
         return m
 
