@@ -111,6 +111,8 @@ class _Norm(wiring.Component):
 
         def prescaled(lane):
             xs = round_shift(q, q["record"][lane].x, q["k"], f"l{lane}_pre")
+            # |xs| <= 2**PRESCALE_BITS by the choice of k: narrow multiplier operands.
+            xs = xs[:PRESCALE_BITS + 2].as_signed()
             q[f"l{lane}_xs"] = Mux(lane_valid(q["count"], lane), xs, 0)
             q.step()
             return q[f"l{lane}_xs"]
@@ -144,7 +146,8 @@ class _Norm(wiring.Component):
                 numerator = q[f"{name}_xs_aligned"]
             else:
                 scaled = multiply(q, q["length"], q[f"{name}_xs_aligned"], f"{name}_nx")
-                q[f"{name}_num"] = scaled - q["s1"]
+                # |n*xs - S1| <= 2 * n * 2**PRESCALE_BITS, one bit more than S1.
+                q[f"{name}_num"] = (scaled - q["s1"])[:s1_shape.width + 1].as_signed()
                 q.step()
                 numerator = q[f"{name}_num"]
             z = dyadic_scale(q, numerator, q["inv"], q["z_shift"], f"{name}_z")

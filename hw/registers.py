@@ -113,14 +113,12 @@ class RegisterBlock(wiring.Component):
                 for index, name in enumerate(COUNTERS):
                     with m.Case(offset(f"{name}_LO")):
                         m.d.sync += [bus.r_data.eq(self.counters[index][:32]),
+                                     high_latch.eq(self.counters[index][32:]),
                                      read_error.eq(0)]
                     with m.Case(offset(f"{name}_HI")):
                         m.d.sync += [bus.r_data.eq(high_latch), read_error.eq(0)]
                 with m.Default():
                     m.d.sync += [bus.r_data.eq(0), read_error.eq(1)]
-        for index, name in enumerate(COUNTERS):
-            with m.If(bus.r_en & (bus.addr == offset(f"{name}_LO"))):
-                m.d.sync += high_latch.eq(self.counters[index][32:])
         m.d.comb += bus.r_err.eq(read_error)
         assert {reg.offset for reg in REGISTERS} == set(values) | {offset("CTRL")} | {
             offset(f"{name}_{half}") for name in COUNTERS for half in ("LO", "HI")}
