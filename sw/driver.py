@@ -19,7 +19,7 @@ from systolic.hw.config import (INSTRUCTION_BYTES, VECTOR_UNITS, HardwareConfig,
                                 VectorUnitsConfig)
 from systolic.hw.csr import ErrorCode
 
-from .compiler.gemm import GemmLayout, compile_gemm
+from .compiler.gemm import compile_gemm
 from .numerics.matmul import matmul_int8
 
 __all__ = ["Accelerator", "AcceleratorError", "RunStats", "HostImage", "GOLDEN",
@@ -312,11 +312,6 @@ class Accelerator:
         if k * 255 * 128 > 2**31 - 1:
             matmul_int8(a, b, a_unsigned)  # raises Int32OverflowError if the result overflows
         image = HostImage()
-        a_host = a if self.config.dataflow == "ws" else a.T
-        a_addr = image.add(a_host)
-        b_addr = image.add(b)
-        c_addr = image.reserve(m * n * 4)
-        layout = GemmLayout(a_addr, a_host.shape[1], b_addr, n, c_addr, 4 * n)
-        memory = self.run_program(compile_gemm(self.config, m, k, n, layout, a_unsigned),
-                                  image, useful_macs=m * k * n)
-        return memory[c_addr:c_addr + m * n * 4].view(np.int32).reshape(m, n).copy()
+        program = compile_gemm(self.config, a, b, image, a_unsigned)
+        memory = self.run_program(program.words, image, useful_macs=m * k * n)
+        return program.result(memory)

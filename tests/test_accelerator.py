@@ -13,7 +13,7 @@ from systolic.sim.cocotb.backend import CocotbBackend
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.vectors import matmul_case
 from systolic.sw.assembler import assemble
-from systolic.sw.compiler.gemm import GemmLayout, compile_gemm
+from systolic.sw.compiler.gemm import compile_gemm
 from systolic.sw.driver import HostImage, _program_bytes
 
 #: Counters every backend reports identically (the RTL adds cycles and stalls).
@@ -30,14 +30,10 @@ def gemm_program(config, m, k, n, seed, a_unsigned=False):
     """``(memory, prog_addr, count, c_addr, expected C)`` of a tiled matmul."""
     a, b = matmul_case(seed, m, k, n, a_unsigned=a_unsigned)
     image = HostImage()
-    a_host = a if config.dataflow == "ws" else np.ascontiguousarray(a.T)
-    a_addr, b_addr = image.add(a_host), image.add(b)
-    c_addr = image.reserve(4 * m * n)
-    layout = GemmLayout(a_addr, a_host.shape[1], b_addr, n, c_addr, 4 * n)
-    words = compile_gemm(config, m, k, n, layout, a_unsigned)
-    prog_addr = image.add(_program_bytes(words))
+    program = compile_gemm(config, a, b, image, a_unsigned)
+    prog_addr = image.add(_program_bytes(program.words))
     expected = a.astype(np.int64) @ b.astype(np.int64)
-    return image.array(), prog_addr, len(words), c_addr, expected
+    return image.array(), prog_addr, len(program.words), program.c_addr, expected
 
 
 def text_program(text, data=b""):
