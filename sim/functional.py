@@ -82,6 +82,9 @@ class RunResult:
     error: ErrorCode = ErrorCode.NONE
     error_pc: int = 0
     cycles: int = None
+    #: Counters sampled while the program ran (rows of values in ``COUNTERS`` order), from
+    #: a backend asked to sample; None otherwise.
+    samples: np.ndarray = None
 
 
 def _lines_per_row(row_bytes, line_bytes):

