@@ -12,8 +12,9 @@ from systolic.hw.isa import IllegalInstruction, Memory, Opcode, OutWidth, Vector
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sw import numerics as N
 from systolic.sw.assembler import assemble
-from systolic.sw.compiler.cost import DMA_LATENCY, MIN_ROW_CYCLES, predict_cycles
-from systolic.sw.compiler.memory import DeviceMemory, HostLayout, weight_panels
+from systolic.sw.compiler.cost import predict_cycles
+from systolic.sw.compiler.memory import (DeviceMemory, HostLayout, activation_tiles,
+                                         weight_panels)
 from systolic.sw.compiler.scheduler import Scheduler
 from systolic.sw.compiler.tiling import Operand, RowsJob, emit_gemm, emit_rows
 from systolic.sw.numerics import matmul_int8
@@ -50,13 +51,18 @@ def int8(rng, shape, unsigned=False):
                          f"{c.spad_lines}")
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (1, 37, 10), (7, 33, 9), (40, 17, 3),
                                      (5, 130, 11)])
-@pytest.mark.parametrize("unsigned, panels", [(False, False), (True, False), (False, True)],
-                         ids=["int8", "uint8", "panels"])
+@pytest.mark.parametrize("unsigned, panels", [(False, False), (True, False), (False, True),
+                                             (True, True)],
+                         ids=["int8", "uint8", "panels", "tiles"])
 def test_gemm_any_shape(config, m, k, n, unsigned, panels):
     rng = np.random.default_rng(m * 1000 + k * 10 + n)
     a, b = int8(rng, (m, k), unsigned), int8(rng, (k, n))
     layout = HostLayout(config)
     a_host = a if config.dataflow == "ws" else np.ascontiguousarray(a.T)
+    tiles = unsigned and panels  # A tile-major (ws) / A^T panel-major (os) as well
+    if tiles:
+        a_host = activation_tiles(a, config) if config.dataflow == "ws" else \
+            weight_panels(a_host, config, width=config.rows)
     ta = layout.add("a", *a_host.shape, "uint8" if unsigned else "int8", stride=a_host.shape[1])
     b_host = weight_panels(b, config) if panels else b
     tb = layout.add("b", *b_host.shape, "int8", stride=b_host.shape[1])
@@ -65,7 +71,10 @@ def test_gemm_any_shape(config, m, k, n, unsigned, panels):
     memory.place(ta, a_host)
     memory.place(tb, b_host)
     sched = Scheduler(config)
-    emit_gemm(sched, m, k, n, ta.operand(), tb.operand(), tc.operand(), unsigned, panels)
+    a_op = ta.operand()
+    if tiles:  # bytes from one K tile (ws) / panel of A^T (os) to the next
+        a_op = Operand(ta.address, (m if config.dataflow == "ws" else k) * a_host.shape[1], "a")
+    emit_gemm(sched, m, k, n, a_op, tb.operand(), tc.operand(), unsigned, panels, tiles)
     result = run(config, sched, memory)
     assert np.array_equal(memory.read(tc, m), matmul_int8(a, b, a_unsigned=unsigned))
     assert result.counters["macs"] >= m * k * n
@@ -162,29 +171,48 @@ def test_row_units_take_blocks_of_whole_rows():
 
 
 @pytest.mark.parametrize("dataflow, formula", [("ws", ws_cycles), ("os", os_cycles)])
-def test_predicted_array_cycles_follow_the_array_formulas(dataflow, formula):
+def test_predicted_matmul_chains_follow_the_array_formulas(dataflow, formula):
+    """Back-to-back MATMULs of tiles long enough to keep the array busy: each further tile
+    adds what the array's cycle formula adds, and the array is busy once per row."""
     config = HardwareConfig(rows=4, cols=4, dataflow=dataflow)
-    sched = Scheduler(config)
-    emit_gemm(sched, 20, 12, 8, Operand(0, 20 if dataflow == "os" else 12, "a"),
-              Operand(4096, 8, "b"), Operand(8192, 32, "c"))
-    lengths = [i.fields["length"] for i in sched.instructions if i.opcode == Opcode.MATMUL]
-    assert len(set(lengths)) == 1
-    predicted = predict_cycles(config, sched.instructions)
-    assert predicted["array"] == formula(4, 4, len(lengths), lengths[0])
-    def beats(i):  # documented: DMA_LATENCY + rows * max(ceil(row_bytes / dma_bytes), MIN)
-        return DMA_LATENCY + i.fields["rows"] * max(-(-i.fields["row_bytes"] // config.dma_bytes),
-                                                    MIN_ROW_CYCLES)
+    length = 24
 
-    opcodes = [i.opcode for i in sched.instructions]
-    first = opcodes.index(Opcode.MATMUL)
-    last = len(opcodes) - 1 - opcodes[::-1].index(Opcode.MATMUL)
-    loads = [beats(i) for i in sched.instructions if i.opcode == Opcode.LOAD]
-    stores = [beats(i) for i in sched.instructions if i.opcode == Opcode.STORE]
-    prologue = sum(beats(i) for i in sched.instructions[:first] if i.opcode == Opcode.LOAD)
-    epilogue = sum(beats(i) for i in sched.instructions[last:] if i.opcode == Opcode.STORE)
-    assert (predicted["load"], predicted["store"]) == (sum(loads), sum(stores))
-    assert predicted["total"] == prologue + epilogue + max(
-        sum(loads) - prologue, sum(stores) - epilogue, predicted["array"])
+    def chain(tiles):
+        sched = Scheduler(config)
+        sched.matmul_chain([512] * tiles, [0] * tiles, 0, length)
+        return predict_cycles(config, sched.instructions)
+
+    short, long = chain(10), chain(14)  # both fetched in two chunks
+    assert long["array"] == 14 * length
+    assert long["total"] - short["total"] == formula(4, 4, 14, length) - formula(4, 4, 10, length)
+
+
+def test_predicted_transfers_are_bound_by_the_bus():
+    """A long LOAD and a long STORE each take a bus beat per ``dma_bytes``; run together
+    they overlap (separate read and write channels), one after another (tokens) they add."""
+    config = HardwareConfig(rows=4, cols=4, dma_bytes=8, spad_lines=8192, acc_lines=8192)
+
+    def cycles(*build):
+        sched = Scheduler(config)
+        for step in build:
+            step(sched)
+        return predict_cycles(config, sched.instructions)["total"]
+
+    def load(s):
+        s.load(Memory.SPAD, 0, 8, 4000, 0, 4000, "x")
+
+    def store(s):
+        s.store(Memory.ACC, 0, 16, 1600, 65536, 1600, "y")
+
+    def dependent_store(s):  # reads what the load wrote: needs a compute step between
+        s.matmul(0, 4, 0, 2)
+        s.store(Memory.ACC, 0, 2, 16, 65536, 16, "y")
+
+    beats_load, beats_store = 8 * 500, 16 * 200
+    assert beats_load < cycles(load) < beats_load * 1.05
+    assert beats_store < cycles(store) < beats_store * 1.05
+    assert cycles(load, store) < max(cycles(load), cycles(store)) + 50
+    assert cycles(load, dependent_store) > cycles(load) + 20
 
 
 def test_host_formats_pad_rows_to_lines():

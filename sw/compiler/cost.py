@@ -1,84 +1,333 @@
-"""Analytic cycle prediction of a program fragment (one operation), to be validated against
-the RTL. The load, compute and store units run concurrently, so an operation costs about the
-busiest unit plus the time to fill the pipeline:
+"""Cycle prediction: an event-level model of the accelerator running a program.
 
-* LOAD / STORE: ``DMA_LATENCY`` per instruction plus, per row (one AXI burst),
-  ``max(ceil(row_bytes / dma_bytes), MIN_ROW_CYCLES)`` cycles;
-* MATMUL (compute unit): the array formulas of :func:`~systolic.hw.array.ws_cycles` and
-  :func:`~systolic.hw.array.os_cycles` generalized to tiles of different lengths:
-  weight-stationary ``rows + sum(max(length, rows)) - max(last, rows) + last + latency``
-  (the next weight tile streams in while the current activations flow), output-stationary
-  ``sum(max(length, 2 * rows)) - max(last, 2 * rows) + last + latency + rows - 1``;
-* the loads before the first compute instruction and the stores after the last one do not
-  overlap anything (every operation ends with a FENCE);
-* VECTOR (compute unit): a line is ``ceil(cols / lanes)`` beats; streaming units take one
-  beat per cycle; row units (softmax, norms, rowquant) double-buffer rows, so a row costs
-  ``max(beats, passes * beats + ROW_OVERHEAD)`` with the per-row arithmetic of their
-  docstrings (softmax: normalization and a 17-step division; norms: square root and a 26-step
-  division; rowquant: normalization and a 22-step division).
+The accelerator is decoupled (``hw/accelerator.py``): instruction fetch, a controller that
+dispatches in program order into one queue per unit, and the load, compute and store units,
+which synchronize only through dependency tokens. :func:`predict_cycles` follows one
+instruction at a time, in program order, and works out when it is fetched, dispatched,
+issued to its unit (queue room, tokens, the unit's in-flight limit) and done — every time
+depends only on earlier instructions, so one pass suffices:
+
+* **fetch**: chunks of :data:`FETCH_CHUNK` words, requested when the fetch buffer has room,
+  read over the DMA read channel like loads (instructions cost read bandwidth);
+* **controller**: a word is dispatched ``decode_stages`` cycles after it was handed out, one
+  per cycle, into its unit's queue of ``queue_depth`` entries — a full queue stops dispatch
+  of everything behind it; FENCE waits until every unit is idle;
+* **gates**: an instruction issues once its unit's previous one issued, the tokens it pops
+  were pushed (a token is pushed when its producer is done) and fewer than the unit's
+  in-flight limit are unfinished;
+* **read channel** (fetch and LOAD): a calendar of bus beats; a row (one DMA command) takes
+  ``ceil`` beats plus one, its first beat ``read_latency`` after the request, and at most
+  :data:`OUTSTANDING` commands are in flight;
+* **write channel** (STORE): rows in order, each answered ``write_latency`` after its last
+  beat, at most :data:`OUTSTANDING` unanswered;
+* **matmul engine**: weight tiles load during the previous tile's activations, activation
+  rows stream at one per cycle, results leave ``array_latency`` later; at most
+  :data:`~systolic.hw.compute.IN_FLIGHT` instructions in flight;
+* **vector engine**: one instruction at a time, a line per ``ceil(cols / lanes)`` cycles;
+  row units (softmax, norms, rowquant) ``max(beats, passes * beats + overhead)`` per row.
+
+The constants of :class:`Timing` were measured on the generated RTL (Verilator backend)
+with short programs; ``benchmarks/predict.py`` and ``tests/test_cost_model.py`` compare
+whole programs with the RTL.
 """
 
+import bisect
+from dataclasses import dataclass
+
 from systolic.hw.array import array_latency
-from systolic.hw.isa import Opcode, VectorFunc
+from systolic.hw.config import INSTRUCTION_BYTES
+from systolic.hw.isa import Memory, Opcode, VectorFunc
 
-__all__ = ["predict_cycles", "DMA_LATENCY", "MIN_ROW_CYCLES"]
+__all__ = ["predict_cycles", "Timing", "TIMING"]
 
-#: Cycles a transfer instruction spends before its first data beat, and the fewest cycles a
-#: row (one AXI burst) takes — measured on the generated RTL (Verilator, 8-byte bus, memory
-#: latency 8): 20 cycles for a 1-row LOAD, ~3 cycles per further short row.
-DMA_LATENCY = 20
-MIN_ROW_CYCLES = 3
-#: Row units: (read passes over a buffered row, cycles of per-row arithmetic between them).
-ROW_UNITS = {VectorFunc.SOFTMAX: (2, 45), VectorFunc.LAYERNORM: (2, 75),
-             VectorFunc.RMSNORM: (2, 75), VectorFunc.ROWQUANT: (1, 40)}
-#: Pipeline depth of a streaming vector unit (cycles from first beat in to first beat out).
-STREAM_LATENCY = 12
+#: Words per instruction-fetch command, and words the fetch buffer holds (hw/fetch.py).
+FETCH_CHUNK = 8
+FETCH_BUFFER = 16
+#: DMA commands (bursts) the reader and the writer keep in flight (hw/dma.py).
+OUTSTANDING = 4
+#: Instructions in flight per unit: the gates' limit and the units' own queues.
+GATE_IN_FLIGHT = 8
+UNIT_IN_FLIGHT = {"load": 4, "compute": 4, "store": 4}
+#: When a unit's slot of an instruction frees, relative to its done pulse.
+UNIT_FREE = {"load": 1, "compute": -1, "store": 1}
+#: Row units: (read passes over a buffered row, cycles of per-row arithmetic).
+ROW_UNITS = {VectorFunc.SOFTMAX: (2, 45), VectorFunc.LAYERNORM: (2, 90),
+             VectorFunc.RMSNORM: (2, 90), VectorFunc.ROWQUANT: (1, 40)}
+#: Functions with per-channel parameter planes (read once per instruction).
+PLANE_COUNT = {VectorFunc.REQUANTIZE: 2, VectorFunc.MUL: 1, VectorFunc.ADD: 2,
+               VectorFunc.LAYERNORM: 2, VectorFunc.RMSNORM: 2}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latencies of the RTL in cycles (see the module docstring for where they apply)."""
+
+    #: Host memory: first read beat after the address, write response after the last beat.
+    read_latency: int = 8
+    write_latency: int = 8
+    #: Controller stages between a fetched word and its dispatch.
+    decode_stages: int = 2
+    #: From a request of the fetch unit to the first chunk request; chunk words usable
+    #: after the last beat.
+    fetch_start: int = 2
+    fetch_commit: int = 2
+    #: Gate issue after dispatch; a popped token usable after its push.
+    issue_delay: int = 1
+    token_delay: int = 1
+    #: LOAD: a row command reaches the reader this long after issue (+1 per row); the last
+    #: line is written this long after the last beat.
+    load_request: int = 2
+    load_tail: int = 4
+    #: STORE: first line read after issue; the instruction is done after the last response.
+    store_request: int = 3
+    store_tail: int = 5
+    #: MATMUL: descriptor to the sequencers; result write and done after the array.
+    matmul_start: int = 0
+    matmul_tail: int = 2
+    #: VECTOR: fixed cycles per instruction (start and drain).
+    vector_overhead: int = 26
+    #: FENCE dispatch after the units are idle; program end after the last instruction.
+    fence_delay: int = 1
+    end_delay: int = 3
+
+
+TIMING = Timing()
 
 
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-def predict_cycles(config, instructions):
-    """``{"load", "store", "array", "vector", "total"}`` predicted cycles of ``instructions``
-    (:class:`~.scheduler.Instruction` objects of one fragment)."""
-    rows, cols = config.rows, config.cols
-    lanes = config.vector.lanes
-    busy = dict.fromkeys(("load", "store", "array", "vector"), 0)
-    floor = rows if config.dataflow == "ws" else 2 * rows
-    last = None  # length of the latest MATMUL
-    prologue = epilogue = 0  # loads before the first compute, stores after the last
-    computed = False
-    for insn in instructions:
-        f = insn.fields
-        if insn.opcode in (Opcode.LOAD, Opcode.STORE):
-            unit = "load" if insn.opcode == Opcode.LOAD else "store"
-            cost = DMA_LATENCY + f["rows"] * max(_ceil_div(f["row_bytes"], config.dma_bytes),
-                                                 MIN_ROW_CYCLES)
-            busy[unit] += cost
-            if unit == "load" and not computed:
-                prologue += cost
-            elif unit == "store":
-                epilogue += cost
-            continue
-        if insn.opcode in (Opcode.MATMUL, Opcode.VECTOR):
-            computed, epilogue = True, 0
-        if insn.opcode == Opcode.MATMUL:
-            last = f["length"]
-            busy["array"] += max(last, floor)
-        elif insn.opcode == Opcode.VECTOR:
-            beats = _ceil_div(f["row_length"], cols) * _ceil_div(cols, lanes)
-            func = VectorFunc(f["func"])
-            if func in ROW_UNITS:
-                passes, overhead = ROW_UNITS[func]
-                busy["vector"] += f["num_rows"] * max(beats, passes * beats + overhead)
+class _Calendar:
+    """Busy intervals of a channel (sorted, disjoint ``[start, end)``); allocations fill
+    the earliest free cycles at or after a time, around earlier reservations."""
+
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def take(self, time, beats):
+        """Reserve ``beats`` cycles from ``time`` on; returns (first cycle, end)."""
+        starts, ends = self.starts, self.ends
+        i = bisect.bisect_right(ends, time)
+        first = None
+        while beats > 0:
+            if i < len(starts) and starts[i] <= time:
+                time = ends[i]
+                i += 1
+                continue
+            gap_end = starts[i] if i < len(starts) else time + beats
+            used = min(beats, gap_end - time)
+            if first is None:
+                first = time
+            # extend or insert [time, time + used)
+            if i > 0 and ends[i - 1] == time:
+                ends[i - 1] = time + used
+                if i < len(starts) and starts[i] == ends[i - 1]:
+                    ends[i - 1] = ends[i]
+                    del starts[i], ends[i]
+            elif i < len(starts) and starts[i] == time + used:
+                starts[i] = time
             else:
-                busy["vector"] += f["num_rows"] * beats + STREAM_LATENCY
-    if last is not None:  # the last tile ends without a successor; fill and drain the array
-        busy["array"] += last - max(last, floor) + array_latency(rows, cols) + (
-            rows if config.dataflow == "ws" else rows - 1)
-    # the operation ends with a FENCE: its first loads and last stores do not overlap compute
-    busy["total"] = prologue + epilogue + max(busy["load"] - prologue,
-                                              busy["store"] - epilogue,
-                                              busy["array"] + busy["vector"])
-    return busy
+                starts.insert(i, time)
+                ends.insert(i, time + used)
+                i += 1
+            time += used
+            beats -= used
+        return first, time
+
+    def forget(self, before):
+        """Drop intervals that end before ``before`` (no request can come earlier)."""
+        cut = bisect.bisect_left(self.ends, before)
+        if cut > 64:
+            del self.starts[:cut], self.ends[:cut]
+
+
+class _Model:
+    def __init__(self, config, timing):
+        self.cfg, self.t = config, timing
+        self.read = _Calendar()
+        # ends of the last commands of the load unit and of fetch on the read channel
+        self.load_ends, self.fetch_ends = [0] * OUTSTANDING, [0] * OUTSTANDING
+        self.write_free = 0
+        self.write_answers = [0] * OUTSTANDING
+        self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
+        # per unit: issue and done times in unit order
+        self.issued = {u: [] for u in UNIT_IN_FLIGHT}
+        self.done = {u: [] for u in UNIT_IN_FLIGHT}
+        self.pushes = {q: [] for q in ("l2c", "c2l", "c2s", "s2c")}
+        self.pops = dict.fromkeys(self.pushes, 0)
+        self.last_done = 0
+        # matmul engine state
+        self.w_end = self.a_end = self.a_end_prev = self.last_slice = 0
+        self.vector_free = self.matmul_idle = 0
+
+    # -- channels ---------------------------------------------------------------------------
+    def read_command(self, request, nbytes, address, ends, extra=0):
+        """One DMA read command of a client whose latest command ends are ``ends``;
+        returns the cycle after its last beat."""
+        beats = _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
+        oldest = min(ends)
+        start = max(request, oldest - 1) + self.t.read_latency
+        _, end = self.read.take(start, beats + 1 + extra)
+        ends[ends.index(oldest)] = end
+        return end
+
+    def write_command(self, ready, nbytes, address, lines):
+        """One DMA write command of ``lines`` on-chip lines whose first line can be read
+        at ``ready``; returns the cycle its response arrives."""
+        beats = _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
+        oldest = min(self.write_answers)
+        start = max(ready, self.write_free, oldest)
+        end = start + max(beats, lines) + 1
+        self.write_free = end
+        answer = end + self.t.write_latency
+        self.write_answers[self.write_answers.index(oldest)] = answer
+        return answer
+
+    # -- units ------------------------------------------------------------------------------
+    def load(self, issue, f):
+        t = self.t
+        end = issue
+        for r in range(f["rows"]):
+            end = self.read_command(issue + t.load_request + r, f["row_bytes"],
+                                    f["dram_addr"] + r * f["dram_stride"], self.load_ends,
+                                    extra=1 if r == 0 else 0)
+        self.busy["load"] += end - issue
+        return end + t.load_tail
+
+    def store(self, issue, f):
+        t = self.t
+        line = self.cfg.acc_line_bytes if f["mem"] == Memory.ACC.value else \
+            self.cfg.spad_line_bytes
+        lines_per_row = _ceil_div(f["row_bytes"], line)
+        answer = issue
+        for r in range(f["rows"]):
+            answer = self.write_command(issue + t.store_request + r * lines_per_row,
+                                        f["row_bytes"], f["dram_addr"] + r * f["dram_stride"],
+                                        lines_per_row)
+        self.busy["store"] += answer - issue
+        return answer + t.store_tail
+
+    def matmul(self, issue, f):
+        cfg, t = self.cfg, self.t
+        rows, length = cfg.rows, f["length"]
+        start = max(issue + t.matmul_start, self.vector_free)
+        if cfg.dataflow == "ws":
+            w_start = max(start, self.w_end, self.a_end_prev)
+            self.w_end = w_start + rows
+            a_start = max(self.w_end + 1, self.a_end)
+            self.a_end_prev, self.a_end = self.a_end, a_start + length
+            done = self.a_end + array_latency(rows, cfg.cols) + t.matmul_tail
+        else:
+            s_start = max(start, self.a_end, self.last_slice + 2 * rows - length + 1)
+            self.a_end = s_start + length
+            self.last_slice = self.a_end - 1
+            done = self.a_end + array_latency(rows, cfg.cols) + rows - 1 + t.matmul_tail
+        self.busy["array"] += length
+        self.matmul_idle = max(self.matmul_idle, done)
+        return done
+
+    def vector(self, issue, f):
+        cfg, t = self.cfg, self.t
+        start = max(issue, self.matmul_idle, self.vector_free)
+        func = VectorFunc(f["func"])
+        chunks = _ceil_div(f["row_length"], cfg.cols)
+        beats = chunks * _ceil_div(cfg.cols, cfg.vector.lanes)
+        rows = f["num_rows"]
+        cycles = t.vector_overhead + PLANE_COUNT.get(func, 0) * chunks
+        if func in ROW_UNITS:
+            passes, overhead = ROW_UNITS[func]
+            cycles += rows * max(beats, passes * beats + overhead)
+        else:
+            cycles += rows * beats
+        self.busy["vector"] += cycles
+        self.vector_free = start + cycles
+        return self.vector_free
+
+
+_UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute",
+         Opcode.VECTOR: "compute"}
+_POPS = {"load": {"pop_next": "c2l"}, "compute": {"pop_prev": "l2c", "pop_next": "s2c"},
+         "store": {"pop_prev": "c2s"}}
+_PUSHES = {"load": {"push_next": "l2c"}, "compute": {"push_prev": "c2l", "push_next": "c2s"},
+           "store": {"push_prev": "s2c"}}
+
+
+def predict_cycles(config, instructions, timing: Timing = TIMING):
+    """Predicted cycles of a program made of ``instructions`` (:class:`~.scheduler.Instruction`
+    objects in program order; a HALT is implied at the end): a dict with ``"total"`` (from
+    start to done, as the CYCLES counter counts) and the busy cycles of ``"load"``,
+    ``"store"`` (transfers in flight), ``"array"`` (activation rows or K-slices) and
+    ``"vector"``."""
+    model = _Model(config, timing)
+    t = timing
+    n = len(instructions)
+    handed = [0] * (n + 1)  # hand-out time of each word (HALT last)
+    dispatched = [0] * (n + 1)
+    chunk_ready = {}
+    fence_after = 0  # dispatch of the latest FENCE: later instructions come after it
+    queue_of = {u: [] for u in UNIT_IN_FLIGHT}  # dispatch times per unit
+
+    def word_ready(i):
+        c = i // FETCH_CHUNK
+        if c not in chunk_ready:
+            request = t.fetch_start if c == 0 else chunk_ready[c - 1][0] + 2
+            first_needed = FETCH_CHUNK * c + FETCH_CHUNK - FETCH_BUFFER - 1
+            if first_needed >= 0:
+                request = max(request, handed[first_needed] + 1)
+            words = min(FETCH_CHUNK, n + 1 - FETCH_CHUNK * c)
+            end = model.read_command(request, words * INSTRUCTION_BYTES, 0, model.fetch_ends)
+            model.busy["fetch"] += words * INSTRUCTION_BYTES // config.dma_bytes
+            chunk_ready[c] = (request, end + t.fetch_commit)
+        return chunk_ready[c][1]
+
+    for i in range(n + 1):
+        insn = instructions[i] if i < n else None
+        handed[i] = max(word_ready(i), handed[i - 1] + 1 if i else 0,
+                        dispatched[i - t.decode_stages] if i >= t.decode_stages else 0)
+        d = max(handed[i] + t.decode_stages, dispatched[i - 1] + 1 if i else 0, fence_after)
+        if insn is None:  # HALT: the program ends when everything is done
+            dispatched[i] = d
+            total = max(d, model.last_done) + t.end_delay
+            break
+        if insn.opcode == Opcode.FENCE:
+            d = max(d, model.last_done + t.fence_delay)
+            dispatched[i] = fence_after = d
+            continue
+        unit = _UNIT[insn.opcode]
+        queue, issued, done = queue_of[unit], model.issued[unit], model.done[unit]
+        depth = config.queue_depth
+        if len(queue) >= depth:
+            d = max(d, issued[len(queue) - depth] + 1)
+        dispatched[i] = d
+        queue.append(d)
+        g = max(d + t.issue_delay, issued[-1] + 1 if issued else 0)
+        k = len(issued)
+        if k >= GATE_IN_FLIGHT:
+            g = max(g, done[k - GATE_IN_FLIGHT] + 1)
+        if k >= UNIT_IN_FLIGHT[unit]:
+            g = max(g, done[k - UNIT_IN_FLIGHT[unit]] + UNIT_FREE[unit])
+        for flag, name in _POPS[unit].items():
+            if flag in insn.flags:
+                g = max(g, model.pushes[name][model.pops[name]] + t.token_delay)
+                model.pops[name] += 1
+        if unit == "load":
+            finish = model.load(g, insn.fields)
+        elif unit == "store":
+            finish = model.store(g, insn.fields)
+        elif insn.opcode == Opcode.MATMUL:
+            finish = model.matmul(g, insn.fields)
+        else:
+            finish = model.vector(g, insn.fields)
+        finish = max(finish, done[-1] + 1 if done else 0)  # units finish in order
+        issued.append(g)
+        done.append(finish)
+        for flag, name in _PUSHES[unit].items():
+            if flag in insn.flags:
+                model.pushes[name].append(finish)
+        model.last_done = max(model.last_done, finish)
+        if i % 256 == 0 and i > 64:
+            model.read.forget(handed[i - 64])
+    result = {name: int(value) for name, value in model.busy.items()}
+    result["total"] = int(total)
+    return result

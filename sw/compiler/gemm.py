@@ -2,10 +2,11 @@
 (:func:`~.tiling.emit_gemm`) and automatic dependency tokens (:class:`~.scheduler.Scheduler`)
 applied to operands that live in a host-memory image.
 
-Host layouts (what :func:`gemm_image` writes): weight-stationary A as M x K int8 row-major,
-output-stationary A transposed (K x M); B panel-major (:func:`~.memory.weight_panels`: one
-scratchpad line per row of each ``cols``-column panel, so a panel loads as one burst); C as
-M x N int32 row-major.
+Host layouts (what :func:`gemm_image` writes), chosen so that every LOAD is a long burst:
+weight-stationary A K-tile-major (:func:`~.memory.activation_tiles`: per ``rows`` columns of
+K, one scratchpad line per row of A), output-stationary A^T panel-major (per ``rows`` rows
+of A, one line per K index); B panel-major (:func:`~.memory.weight_panels`: one scratchpad
+line per row of each ``cols``-column panel); C as M x N int32 row-major.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 from systolic.hw.config import HardwareConfig
 from systolic.hw.isa import Opcode, encode
 
-from .memory import weight_panels
+from .memory import activation_tiles, weight_panels
 from .scheduler import Scheduler
 from .tiling import Operand, emit_gemm
 
@@ -40,11 +41,15 @@ def gemm_image(config: HardwareConfig, a, b, image):
     """Place ``a`` and ``b`` in ``image`` (a :class:`~systolic.sw.driver.HostImage`) in the
     layouts above, reserve C, and return ``(a Operand, b Operand, c Operand)``."""
     (m, k), n = a.shape, b.shape[1]
-    a_host = a if config.dataflow == "ws" else np.ascontiguousarray(a.T)
+    line = config.spad_line_bytes
+    if config.dataflow == "ws":
+        a_host, a_stride = activation_tiles(a, config), m * line
+    else:
+        a_host, a_stride = weight_panels(a.T, config, width=config.rows), k * line
     a_addr = image.add(a_host)
     b_addr = image.add(weight_panels(b, config))
     c_addr = image.reserve(4 * m * n)
-    return (Operand(a_addr, a_host.shape[1], "a"), Operand(b_addr, config.spad_line_bytes, "b"),
+    return (Operand(a_addr, a_stride, "a"), Operand(b_addr, line, "b"),
             Operand(c_addr, 4 * n, "c"))
 
 
@@ -54,5 +59,6 @@ def compile_gemm(config: HardwareConfig, a, b, image, a_unsigned=False):
     (m, k), n = a.shape, b.shape[1]
     a_op, b_op, c_op = gemm_image(config, a, b, image)
     sched = Scheduler(config)
-    emit_gemm(sched, m, k, n, a_op, b_op, c_op, a_unsigned=a_unsigned, b_panels=True)
+    emit_gemm(sched, m, k, n, a_op, b_op, c_op, a_unsigned=a_unsigned, b_panels=True,
+              a_tiles=True)
     return GemmProgram(sched.words() + [encode(Opcode.HALT)], c_op.address, (m, k, n))

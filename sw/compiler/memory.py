@@ -25,7 +25,8 @@ from systolic.hw.isa import ROW_SCALE_WORD, pack_words, unpack_words
 from ..numerics import RowScale
 from .tiling import Operand
 
-__all__ = ["HostTensor", "HostLayout", "DeviceMemory", "ALIGN", "weight_panels"]
+__all__ = ["HostTensor", "HostLayout", "DeviceMemory", "ALIGN", "weight_panels",
+           "activation_tiles"]
 
 #: Alignment of every buffer (bytes).
 ALIGN = 64
@@ -103,18 +104,34 @@ class HostLayout:
         return tensor
 
 
-def weight_panels(w, config):
-    """A (K, N) int8 weight in panel-major order: panel ``j`` (columns ``j * cols ..``) is K
-    scratchpad lines (``spad_line_bytes`` each, zero past the panel's columns), panels one
-    after another — the lines a weight-stationary B slot holds, in load order."""
+def weight_panels(w, config, width=None):
+    """A (K, N) int8 weight in panel-major order: panel ``j`` (columns ``j * width ..``,
+    ``width`` = ``cols`` by default) is K scratchpad lines (``spad_line_bytes`` each, zero past
+    the panel's columns), panels one after another — the lines a weight-stationary B slot
+    holds, in load order. (An output-stationary A^T uses panels of ``rows`` columns.)"""
     k, n = w.shape
-    cols, line = config.cols, config.spad_line_bytes
+    cols, line = width or config.cols, config.spad_line_bytes
     panels = -(-n // cols)
-    out = np.zeros((panels, k, line), dtype=np.int8)
-    padded = np.zeros((k, panels * cols), dtype=np.int8)
+    out = np.zeros((panels, k, line), dtype=w.dtype)
+    padded = np.zeros((k, panels * cols), dtype=w.dtype)
     padded[:, :n] = w
     out[:, :, :cols] = padded.reshape(k, panels, cols).transpose(1, 0, 2)
     return out.reshape(panels * k, line)
+
+
+def activation_tiles(a, config):
+    """A weight-stationary A (M, K) in K-tile-major order: tile ``t`` (columns
+    ``t * rows ..``) is M scratchpad lines (one per row, zero past K), tiles one after
+    another — so the rows of a tile that a MATMUL streams load as one burst. Tile ``t``
+    starts ``M * spad_line_bytes`` bytes after tile ``t - 1``."""
+    m, k = a.shape
+    rows, line = config.rows, config.spad_line_bytes
+    tiles = -(-k // rows)
+    padded = np.zeros((m, tiles * rows), dtype=a.dtype)
+    padded[:, :k] = a
+    out = np.zeros((tiles, m, line), dtype=a.dtype)
+    out[:, :, :rows] = padded.reshape(m, tiles, rows).transpose(1, 0, 2)
+    return out.reshape(tiles * m, line)
 
 
 def row_stride(config, length, storage):

@@ -72,90 +72,201 @@ def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width):
 
 # -- GEMM ------------------------------------------------------------------------------------
 
+#: Most weight slots of a weight-stationary GEMM (loads run this many panels minus one ahead).
+B_SLOTS = 3
+
+
 def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_unsigned=False,
-              b_panels=False):
+              b_panels=False, a_tiles=False):
     """Instructions computing the int32 ``C = A @ B`` (M x K @ K x N) between host operands.
+
     Weight-stationary ``a`` is A (M x K); output-stationary ``a`` is A^T (K x M). With
-    ``b_panels``, B is stored panel-major (:func:`~.memory.weight_panels`: ``cols`` columns
-    at a time, one scratchpad line per row), so a panel loads in long bursts."""
+    ``b_panels``, B is stored panel-major (:func:`~.memory.weight_panels`: ``cols`` columns at
+    a time, one scratchpad line per row), so a panel loads in long bursts. With ``a_tiles``,
+    A is stored tile-major too (:func:`~.memory.activation_tiles`): weight-stationary, K tile
+    ``t`` (``rows`` columns of every row, one line per row) at ``a.address + t * a.stride``;
+    output-stationary, A^T panel-major with panels of ``rows`` columns, ``a.stride`` bytes
+    apart."""
     if min(m, k, n) < 1:
         raise ValueError(f"GEMM dimensions must be at least 1, got M={m} K={k} N={n}")
+    cfg = sched.config
+    line = cfg.spad_line_bytes
 
     def load_b(slot, k0, kw, n0, nw):
         if b_panels:
-            line = sched.config.spad_line_bytes
             load_lines(sched, Memory.SPAD, slot, kw,
-                       b.address + ((n0 // sched.config.cols) * k + k0) * line, b.buffer)
+                       b.address + ((n0 // cfg.cols) * k + k0) * line, b.buffer)
         else:
             sched.load(Memory.SPAD, slot, kw, nw, b.at(k0, n0), b.stride, b.buffer)
 
-    gemm = _gemm_ws if sched.config.dataflow == "ws" else _gemm_os
-    gemm(sched, m, k, n, a, load_b, c, a_unsigned)
+    gemm = _gemm_ws if cfg.dataflow == "ws" else _gemm_os
+    gemm(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned)
 
 
-def _gemm_ws(sched, m, k, n, a, load_b, c, a_unsigned):
-    cfg = sched.config
-    rows, cols = cfg.rows, cfg.cols
+def _spad_halves(cfg):
+    """Lines of the weight (B) region at line 0 and of the activation (A) region above it:
+    the scratchpad's halves, in different banks when it has two or more, so that the array's
+    activation and weight reads never wait for each other."""
     half = cfg.spad_lines // 2
+    return half, half
+
+
+def _c_slots(cfg, lines):
+    """Two accumulator slots of ``lines`` lines, in different banks when the accumulator has
+    two or more (so a STORE reading one never waits for MATMULs accumulating into the
+    other)."""
+    return (0, cfg.acc_lines // 2) if lines <= cfg.acc_lines // 2 else None
+
+
+def _blocks(total, most):
+    """``total`` split into equal blocks of at most ``most``: ``[(start, size)]``."""
+    count = _ceil_div(total, most)
+    size = _ceil_div(total, count)
+    return [(start, min(size, total - start)) for start in range(0, total, size)]
+
+
+def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
+    """Weight-stationary GEMM (see docs/compiler.md, "GEMM tiling").
+
+    A block of ``mb`` rows of A stays in the scratchpad while every column panel of B streams
+    past it (when all of K fits; otherwise A and B go K panel by K panel). Weight panels use a
+    ring of up to :data:`B_SLOTS` slots and are emitted that many panels minus one ahead of
+    their MATMULs, so the load unit runs ahead of the array; the next block of A is loaded
+    piece by piece between the panels of the current one; results alternate between two
+    accumulator slots in different banks and are stored while the next panel computes. The
+    first step's loads and MATMULs go tile by tile, so the array starts after one tile."""
+    cfg = sched.config
+    rows, cols, line = cfg.rows, cfg.cols, cfg.spad_line_bytes
+    b_region, a_region = _spad_halves(cfg)
     k_tiles = _ceil_div(k, rows)
-    panel = min(k_tiles, half // (2 * rows))  # K tiles per B panel
-    if panel < 1:
+    most = min(k_tiles, b_region // (2 * rows))  # K tiles per panel: two slots must fit
+    if most < 1:
         raise ValueError(f"the scratchpad of {cfg.spad_lines} lines cannot hold two "
                          f"{rows}-line weight tiles")
-    mb = min(m, half // (2 * panel), cfg.acc_lines // 2, MAX_FIELD)
-    b_slots, a_slots = (0, panel * rows), (half, half + mb * panel)
-    c_slots = (0, mb)
-    panels = [(p0, min(panel, k_tiles - p0)) for p0 in range(0, k_tiles, panel)]
-    count = {"a": 0, "b": 0, "c": 0}
+    k_panels = _blocks(k_tiles, most)
+    kp = k_panels[0][1]
+    whole_k = len(k_panels) == 1
+    b_slots = [i * kp * rows for i in range(min(B_SLOTS, b_region // (kp * rows)))]
+    mb = min(m, a_region // (2 * kp), cfg.acc_lines // 2, MAX_FIELD)
+    if mb < 1:
+        raise ValueError(f"the memories of {cfg} cannot hold a block of A and its results")
+    m_blocks = _blocks(m, mb)
+    a_slots = (b_region, b_region + m_blocks[0][1] * kp)
+    c_slots = _c_slots(cfg, m_blocks[0][1])
+    steps = [(block, m0, mw, n0, min(cols, n - n0), t0, tn)
+             for block, (m0, mw) in enumerate(m_blocks) for n0 in range(0, n, cols)
+             for t0, tn in k_panels]
+    lookahead = len(b_slots) - 1 if whole_k else 1
 
-    def load_a(m0, mw, p0, pn):
-        slot = a_slots[count["a"] % 2]
-        count["a"] += 1
-        k_lo, k_hi = p0 * rows, min(k, (p0 + pn) * rows)
-        full = (k_hi - k_lo) // rows
-        if mw == 1 and full:  # one row: its K tiles are contiguous in host memory
-            sched.load(Memory.SPAD, slot, full, rows, a.at(m0, k_lo), rows, a.buffer)
-            if k_hi - k_lo > full * rows:
-                sched.load(Memory.SPAD, slot + full, 1, k_hi - k_lo - full * rows,
-                           a.at(m0, k_lo + full * rows), rows, a.buffer)
-            return slot
-        for t in range(pn):
-            k0 = k_lo + t * rows
-            sched.load(Memory.SPAD, slot + t * mw, mw, min(rows, k - k0), a.at(m0, k0),
-                       a.stride, a.buffer)
-        return slot
+    def a_loads(slot, m0, mw, t0, tn, groups=1):
+        """Thunks loading K tiles ``t0 .. t0 + tn`` of rows ``m0 .. m0 + mw`` into ``slot``
+        (tile-major: tile ``t`` at ``slot + (t - t0) * mw``), in about ``groups`` loads."""
+        if a_tiles and mw * line <= MAX_ROW_BYTES:  # tiles of a group: one strided LOAD
+            return [lambda g0=g0, gn=gn: sched.load(
+                        Memory.SPAD, slot + (g0 - t0) * mw, gn, mw * line,
+                        a.address + g0 * a.stride + m0 * line, a.stride, a.buffer)
+                    for g0, gn in _blocks_from(t0, tn, _ceil_div(tn, groups))]
+        if a_tiles:
+            return [lambda t=t: load_lines(sched, Memory.SPAD, slot + (t - t0) * mw, mw,
+                                           a.address + t * a.stride + m0 * line, a.buffer)
+                    for t in range(t0, t0 + tn)]
+        full = min(tn, k // rows - t0)  # tiles without a K remainder
+        if mw == 1 and line == rows and full > 0:  # one row: its tiles are consecutive lines
+            loads = [lambda g0=g0, gn=gn: _transfer_lines(
+                         sched.load, Memory.SPAD, slot + g0 - t0, gn, a.at(m0, g0 * rows),
+                         a.buffer, rows)
+                     for g0, gn in _blocks_from(t0, full, _ceil_div(full, groups))]
+            if full < tn:
+                loads.append(lambda: sched.load(Memory.SPAD, slot + full, 1,
+                                                k - (t0 + full) * rows,
+                                                a.at(m0, (t0 + full) * rows), rows, a.buffer))
+            return loads
+        return [lambda t=t: sched.load(Memory.SPAD, slot + (t - t0) * mw, mw,
+                                       min(rows, k - t * rows), a.at(m0, t * rows), a.stride,
+                                       a.buffer)
+                for t in range(t0, t0 + tn)]
 
-    for m0 in range(0, m, mb):
-        mw = min(mb, m - m0)
-        a_slot = load_a(m0, mw, *panels[0]) if len(panels) == 1 else None
-        for n0 in range(0, n, cols):
-            nw = min(cols, n - n0)
-            c_slot = c_slots[count["c"] % 2]
-            count["c"] += 1
-            for p_index, (p0, pn) in enumerate(panels):
-                if len(panels) > 1:
-                    a_slot = load_a(m0, mw, p0, pn)
-                b_slot = b_slots[count["b"] % 2]
-                count["b"] += 1
-                k0 = p0 * rows
-                load_b(b_slot, k0, min(k, k0 + pn * rows) - k0, n0, nw)
-                sched.matmul_chain([a_slot + t * mw for t in range(pn)],
-                                   [b_slot + t * rows for t in range(pn)], c_slot, mw,
-                                   accumulate=p_index > 0, a_unsigned=a_unsigned)
+    def a_slot(s):
+        return a_slots[steps[s][0] % 2] if whole_k else a_slots[s % 2]
+
+    def prefetch(s):
+        """Step ``s``'s weight panel (and its A panel when K is split)."""
+        _, m0, mw, n0, nw, t0, tn = steps[s]
+        k0, kw = t0 * rows, min(k, (t0 + tn) * rows) - t0 * rows
+        load_b(b_slots[s % len(b_slots)], k0, kw, n0, nw)
+        if not whole_k:
+            for load in a_loads(a_slot(s), m0, mw, t0, tn):
+                load()
+
+    def first_step():
+        """Step 0 tile by tile (load its B tile and A tile, then its MATMUL), so the array
+        starts after one tile and the loads stay ahead of it."""
+        _, m0, mw, n0, nw, t0, tn = steps[0]
+        pieces = a_loads(a_slot(0), m0, mw, t0, tn, groups=tn)
+        if len(pieces) != tn:  # A comes in fewer loads than tiles: all of it first
+            for load in pieces:
+                load()
+        for t in range(tn):
+            kw = min(rows, k - (t0 + t) * rows)
+            load_b(b_slots[0] + t * rows, (t0 + t) * rows, kw, n0, nw)
+            if len(pieces) == tn:
+                pieces[t]()
+            sched.matmul(a_slot(0) + t * mw, b_slots[0] + t * rows, c_slots[0], mw,
+                         accumulate=t > 0, a_unsigned=a_unsigned)
+        if tn == k_tiles:
+            sched.store(Memory.ACC, c_slots[0], mw, 4 * nw, c.at(m0, 4 * n0), c.stride,
+                        c.buffer)
+
+    # The next block of A (whole K only), spread over the steps of the current block.
+    spread = {}
+    if whole_k:
+        per_block = _ceil_div(n, cols)
+        for block, (m0, mw) in enumerate(m_blocks[1:], start=1):
+            pieces = a_loads(a_slots[block % 2], m0, mw, 0, k_tiles, groups=per_block)
+            for j, load in enumerate(pieces):
+                spread.setdefault((block - 1) * per_block + j * per_block // len(pieces),
+                                  []).append(load)
+
+    first_step()
+    for s in range(1, min(lookahead + 1, len(steps))):
+        prefetch(s)
+    c_slot, outputs = c_slots[0], 1
+    for s, (_, m0, mw, n0, nw, t0, tn) in enumerate(steps):
+        if s + lookahead < len(steps) and s > 0:
+            prefetch(s + lookahead)
+        for load in spread.get(s, ()):
+            load()
+        if s == 0:
+            continue
+        if t0 == 0:
+            c_slot = c_slots[outputs % 2]
+            outputs += 1
+        base = a_slot(s)
+        sched.matmul_chain([base + t * mw for t in range(tn)],
+                           [b_slots[s % len(b_slots)] + t * rows for t in range(tn)], c_slot,
+                           mw, accumulate=t0 > 0, a_unsigned=a_unsigned)
+        if t0 + tn == k_tiles:
             sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
 
 
-def _gemm_os(sched, m, k, n, a_t, load_b, c, a_unsigned):
+def _blocks_from(first, total, most):
+    """``_blocks`` of the range ``first .. first + total``."""
+    return [(first + start, size) for start, size in _blocks(total, most)]
+
+
+def _gemm_os(sched, m, k, n, a_t, a_tiles, load_b, c, a_unsigned):
     cfg = sched.config
     rows, cols = cfg.rows, cfg.cols
     quarter = cfg.spad_lines // 4
     kc = min(k, quarter, MAX_FIELD)
-    if cfg.acc_lines < 2 * rows:
+    c_slots = _c_slots(cfg, rows)
+    if c_slots is None:
         raise ValueError(f"the accumulator of {cfg.acc_lines} lines cannot hold two "
                          f"{rows}-line output tiles")
-    a_slots, b_slots, c_slots = (0, quarter), (2 * quarter, 3 * quarter), (0, rows)
+    a_slots, b_slots = (0, quarter), (2 * quarter, 3 * quarter)
     count = {"a": 0, "b": 0, "c": 0}
     chunks = [(k0, min(kc, k - k0)) for k0 in range(0, k, kc)]
+    line = cfg.spad_line_bytes
 
     def next_slot(slots, key):
         count[key] += 1
@@ -163,7 +274,11 @@ def _gemm_os(sched, m, k, n, a_t, load_b, c, a_unsigned):
 
     def load_a(k0, kw, m0, mw):
         slot = next_slot(a_slots, "a")
-        sched.load(Memory.SPAD, slot, kw, mw, a_t.at(k0, m0), a_t.stride, a_t.buffer)
+        if a_tiles:
+            load_lines(sched, Memory.SPAD, slot, kw,
+                       a_t.address + (m0 // rows) * a_t.stride + k0 * line, a_t.buffer)
+        else:
+            sched.load(Memory.SPAD, slot, kw, mw, a_t.at(k0, m0), a_t.stride, a_t.buffer)
         return slot
 
     for m0 in range(0, m, rows):
