@@ -139,42 +139,58 @@ def amaranth(config):
     return AmaranthBackend(config)
 
 
-def test_tiled_matmuls_and_errors_amaranth(config, amaranth):
-    functional = FunctionalSimulator(config)
-    programs = [gemm_program(config, 9, 17, 7, seed=1),
-                gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True)]
-    for memory, prog_addr, count, c_addr, expected in programs:
-        reference = functional.run(memory, prog_addr, count)
-        assert reference.error == ErrorCode.NONE
-        result = amaranth.run(memory, prog_addr, count)
-        check_same(reference, result)
-        m, n = expected.shape
-        c = result.memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n)
-        assert np.array_equal(c, expected)
-    memory, prog_addr, count = vector_program(config, seed=4)
-    reference = functional.run(memory, prog_addr, count)
+def check_matmul(config, backend, program):
+    """``program`` (from :func:`gemm_program`) on ``backend``: the functional simulator's
+    memory image and counters, and the exact product."""
+    memory, prog_addr, count, c_addr, expected = program
+    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
     assert reference.error == ErrorCode.NONE
-    check_same(reference, amaranth.run(memory, prog_addr, count))
+    result = backend.run(memory, prog_addr, count)
+    check_same(reference, result)
+    m, n = expected.shape
+    c = result.memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n)
+    assert np.array_equal(c, expected)
+    return result
+
+
+def check_error_programs(config, backend):
+    """Every program of ERROR_PROGRAMS stops ``backend`` as it stops the functional
+    simulator."""
+    functional = FunctionalSimulator(config)
     for name, (text, _) in ERROR_PROGRAMS.items():
         memory, prog_addr, count = text_program(text, bytes(range(16)))
         if name == "illegal opcode":
             memory[prog_addr + 16:prog_addr + 32] = 0
         reference = functional.run(memory, prog_addr, count)
         assert reference.error != ErrorCode.NONE, name
-        check_same(reference, amaranth.run(memory, prog_addr, count))
+        check_same(reference, backend.run(memory, prog_addr, count))
 
 
-def test_on_chip_state_persists_between_runs(config, amaranth):
+def check_state_persists(config, backend):
     """A second program reads back what the first left in the accumulator."""
     first = text_program("load mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x800",
                          bytes(range(100, 116)))
     second = text_program("store mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x900")
     functional = FunctionalSimulator(config)
     references = [functional.run(*first), functional.run(*second)]
-    results = [amaranth.run(*first), amaranth.run(*second)]
+    results = [backend.run(*first), backend.run(*second)]
     for reference, result in zip(references, results):
         check_same(reference, result)
     assert bytes(results[1].memory[0x900:0x90C]) == bytes(range(100, 112))
+
+
+def test_tiled_matmuls_and_errors_amaranth(config, amaranth):
+    check_matmul(config, amaranth, gemm_program(config, 9, 17, 7, seed=1))
+    check_matmul(config, amaranth, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True))
+    memory, prog_addr, count = vector_program(config, seed=4)
+    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
+    assert reference.error == ErrorCode.NONE
+    check_same(reference, amaranth.run(memory, prog_addr, count))
+    check_error_programs(config, amaranth)
+
+
+def test_on_chip_state_persists_between_runs(config, amaranth):
+    check_state_persists(config, amaranth)
 
 
 def test_cocotb_icarus_matches_functional(config, tmp_path):

@@ -13,18 +13,16 @@ import numpy as np
 import pytest
 
 from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
-from systolic.hw.csr import ErrorCode
 from systolic.sim import SimulationHang
 from systolic.sim.amaranth_sim import AmaranthBackend
 from systolic.sim.backends import create_backend
-from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.verilator_backend import VerilatorBackend
 from systolic.sw.driver import Accelerator
 from systolic.sw.numerics import matmul_int8
 from systolic.sw.timeline import interval_rates, plot_timeline
 
-from test_accelerator import (ERROR_PROGRAMS, SMALL, check_same, gemm_program,  # noqa: I001
-                              text_program)
+from test_accelerator import (SMALL, check_error_programs, check_matmul,  # noqa: I001
+                              check_state_persists, gemm_program, text_program)
 
 NO_VECTOR = VectorUnitsConfig(**dict.fromkeys(VECTOR_UNITS, False))
 #: test_accelerator's small configurations.
@@ -43,44 +41,16 @@ def verilator(config):
     return VerilatorBackend(config)
 
 
-def check_matmul(config, backend, program):
-    memory, prog_addr, count, c_addr, expected = program
-    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
-    assert reference.error == ErrorCode.NONE
-    result = backend.run(memory, prog_addr, count)
-    check_same(reference, result)
-    m, n = expected.shape
-    c = result.memory[c_addr:c_addr + 4 * m * n].view(np.int32).reshape(m, n)
-    assert np.array_equal(c, expected)
-    return result
-
-
 def test_tiled_matmuls_and_errors(config, verilator):
     check_matmul(config, verilator, gemm_program(config, 9, 17, 7, seed=1))
     check_matmul(config, verilator, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True))
     # Odd sizes spanning many tiles of both small arrays.
     check_matmul(config, verilator, gemm_program(config, 23, 41, 19, seed=4))
-    functional = FunctionalSimulator(config)
-    for name, (text, _) in ERROR_PROGRAMS.items():
-        memory, prog_addr, count = text_program(text, bytes(range(16)))
-        if name == "illegal opcode":
-            memory[prog_addr + 16:prog_addr + 32] = 0
-        reference = functional.run(memory, prog_addr, count)
-        assert reference.error != ErrorCode.NONE, name
-        check_same(reference, verilator.run(memory, prog_addr, count))
+    check_error_programs(config, verilator)
 
 
 def test_on_chip_state_persists_between_runs(config, verilator):
-    """A second program reads back what the first left in the accumulator."""
-    first = text_program("load mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x800",
-                         bytes(range(100, 116)))
-    second = text_program("store mem=acc sram_addr=7 rows=1 row_bytes=12 dram_addr=0x900")
-    functional = FunctionalSimulator(config)
-    references = [functional.run(*first), functional.run(*second)]
-    results = [verilator.run(*first), verilator.run(*second)]
-    for reference, result in zip(references, results):
-        check_same(reference, result)
-    assert bytes(results[1].memory[0x900:0x90C]) == bytes(range(100, 112))
+    check_state_persists(config, verilator)
 
 
 def test_hang_raises_and_the_next_run_works(config, verilator):
