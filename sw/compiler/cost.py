@@ -43,8 +43,13 @@ __all__ = ["predict_cycles", "Timing", "TIMING"]
 #: Words per instruction-fetch command, and words the fetch buffer holds (hw/fetch.py).
 FETCH_CHUNK = 8
 FETCH_BUFFER = 16
-#: DMA commands (bursts) the reader and the writer keep in flight (hw/dma.py).
+#: DMA commands (bursts) the reader and the writer keep in flight (hw/dma.py), and read
+#: commands the arbiter keeps in flight (hw/read_arbiter.py).
 OUTSTANDING = 4
+ARBITER_DEPTH = 8
+#: A load command is granted once the data of the command this many before it started (the
+#: reader's burst and command queues are full until then).
+GRANT_AHEAD = 3
 #: Instructions in flight per unit: the gates' limit and the units' own queues.
 GATE_IN_FLIGHT = 8
 UNIT_IN_FLIGHT = {"load": 4, "compute": 4, "store": 4}
@@ -98,56 +103,88 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-class _Calendar:
-    """Busy intervals of a channel (sorted, disjoint ``[start, end)``); allocations fill
-    the earliest free cycles at or after a time, around earlier reservations."""
+class _ReadChannel:
+    """The DMA read channel shared by the load unit and instruction fetch (hw/dma.py,
+    hw/read_arbiter.py). Commands are granted round robin and at most
+    :data:`ARBITER_DEPTH` of them are in flight: a load command is granted once the one that
+    many commands earlier finished, so a fetch request waits only for the load commands
+    granted before it, not for the whole load instruction. Each command's data follows the
+    previous command's, ``read_latency`` after its address (at most :data:`OUTSTANDING`
+    bursts unanswered), plus a cycle between commands."""
 
-    def __init__(self):
-        self.starts, self.ends = [], []
+    def __init__(self, latency):
+        self.latency = latency
+        self.grants, self.starts, self.ends = [], [], []  # load commands, in order
+        self.fetches = []  # (start, end) of fetch commands, in order
+        self.debt = 0  # beats of fetch commands served before load commands placed earlier
+        self.recent = [0] * ARBITER_DEPTH  # ends of the latest commands of either client
 
-    def take(self, time, beats):
-        """Reserve ``beats`` cycles from ``time`` on; returns (first cycle, end)."""
-        starts, ends = self.starts, self.ends
-        i = bisect.bisect_right(ends, time)
-        first = None
-        while beats > 0:
-            if i < len(starts) and starts[i] <= time:
-                time = ends[i]
-                i += 1
-                continue
-            gap_end = starts[i] if i < len(starts) else time + beats
-            used = min(beats, gap_end - time)
-            if first is None:
-                first = time
-            # extend or insert [time, time + used)
-            if i > 0 and ends[i - 1] == time:
-                ends[i - 1] = time + used
-                if i < len(starts) and starts[i] == ends[i - 1]:
-                    ends[i - 1] = ends[i]
-                    del starts[i], ends[i]
-            elif i < len(starts) and starts[i] == time + used:
-                starts[i] = time
-            else:
-                starts.insert(i, time)
-                ends.insert(i, time + used)
-                i += 1
-            time += used
-            beats -= used
-        return first, time
+    def _retire(self, end):
+        self.recent.pop(0)
+        self.recent.append(end)
+
+    def load(self, request, beats):
+        """A load command of ``beats`` bus beats requested at ``request``; returns its end."""
+        grant = max(request, self.recent[0])
+        if len(self.ends) >= GRANT_AHEAD:
+            grant = max(grant, self.starts[-GRANT_AHEAD])
+        start = max(grant, self.recent[-OUTSTANDING] - 1) + self.latency
+        if self.ends:
+            start = max(start, self.ends[-1] + self.debt)
+        self.debt = 0
+        end = start + beats + 1
+        fetches = self.fetches
+        i = bisect.bisect_right(fetches, (start, float("inf"))) - 1
+        i = max(i, 0)
+        while i < len(fetches):  # step over fetch commands granted earlier
+            f_start, f_end = fetches[i]
+            if f_start < end and f_end > start:
+                start, end = f_end, f_end + beats + 1
+            elif f_start >= end:
+                break
+            i += 1
+        self.grants.append(grant)
+        self.starts.append(start)
+        self.ends.append(end)
+        self._retire(end)
+        return end
+
+    def fetch(self, request, beats):
+        """A fetch command: served after the load commands granted before it."""
+        committed = bisect.bisect_right(self.grants, request)
+        start = request + self.latency
+        if committed:
+            start = max(start, self.ends[committed - 1])
+        if self.fetches:
+            start = max(start, self.fetches[-1][1])
+        end = start + beats + 1
+        # Load commands granted after this one but already placed where it goes would move
+        # later: later load commands make up for the overlap.
+        overlap, i = 0, committed
+        while i < len(self.starts) and self.starts[i] < end:
+            overlap += max(0, min(end, self.ends[i]) - max(start, self.starts[i]))
+            i += 1
+        if overlap:
+            self.debt += overlap
+        else:
+            self.fetches.append((start, end))
+        self._retire(end)
+        return end
 
     def forget(self, before):
-        """Drop intervals that end before ``before`` (no request can come earlier)."""
+        """Drop commands that ended before ``before`` (no request can come earlier)."""
         cut = bisect.bisect_left(self.ends, before)
         if cut > 64:
-            del self.starts[:cut], self.ends[:cut]
+            del self.grants[:cut], self.starts[:cut], self.ends[:cut]
+        cut = bisect.bisect_left(self.fetches, (before, 0))
+        if cut > 64:
+            del self.fetches[:cut]
 
 
 class _Model:
     def __init__(self, config, timing):
         self.cfg, self.t = config, timing
-        self.read = _Calendar()
-        # ends of the last commands of the load unit and of fetch on the read channel
-        self.load_ends, self.fetch_ends = [0] * OUTSTANDING, [0] * OUTSTANDING
+        self.read = _ReadChannel(timing.read_latency)
         self.write_free = 0
         self.write_answers = [0] * OUTSTANDING
         self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
@@ -162,15 +199,8 @@ class _Model:
         self.vector_free = self.matmul_idle = 0
 
     # -- channels ---------------------------------------------------------------------------
-    def read_command(self, request, nbytes, address, ends, extra=0):
-        """One DMA read command of a client whose latest command ends are ``ends``;
-        returns the cycle after its last beat."""
-        beats = _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
-        oldest = min(ends)
-        start = max(request, oldest - 1) + self.t.read_latency
-        _, end = self.read.take(start, beats + 1 + extra)
-        ends[ends.index(oldest)] = end
-        return end
+    def beats(self, nbytes, address):
+        return _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
 
     def write_command(self, ready, nbytes, address, lines):
         """One DMA write command of ``lines`` on-chip lines whose first line can be read
@@ -189,9 +219,8 @@ class _Model:
         t = self.t
         end = issue
         for r in range(f["rows"]):
-            end = self.read_command(issue + t.load_request + r, f["row_bytes"],
-                                    f["dram_addr"] + r * f["dram_stride"], self.load_ends,
-                                    extra=1 if r == 0 else 0)
+            beats = self.beats(f["row_bytes"], f["dram_addr"] + r * f["dram_stride"])
+            end = self.read.load(issue + t.load_request + r, beats + (r == 0))
         self.busy["load"] += end - issue
         return end + t.load_tail
 
@@ -276,7 +305,7 @@ def predict_cycles(config, instructions, timing: Timing = TIMING):
             if first_needed >= 0:
                 request = max(request, handed[first_needed] + 1)
             words = min(FETCH_CHUNK, n + 1 - FETCH_CHUNK * c)
-            end = model.read_command(request, words * INSTRUCTION_BYTES, 0, model.fetch_ends)
+            end = model.read.fetch(request, model.beats(words * INSTRUCTION_BYTES, 0))
             model.busy["fetch"] += words * INSTRUCTION_BYTES // config.dma_bytes
             chunk_ready[c] = (request, end + t.fetch_commit)
         return chunk_ready[c][1]
