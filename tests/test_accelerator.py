@@ -49,8 +49,9 @@ def text_program(text, data=b""):
 def vector_program(config, seed):
     """``(memory, prog_addr, count)`` of a program mixing LOAD, MATMUL, VECTOR and STORE:
     a matmul, its requantization to int8 feeding a second matmul, row quantization whose
-    per-row records scale a causal softmax, GELU, an in-place residual add and a LayerNorm;
-    both memories are stored back to the host. The compute unit keeps program order; tokens
+    per-row records scale a causal softmax, GELU, an in-place residual add, a LayerNorm,
+    SiLU times GELU and an RMSNorm of the residual sum (every vector function); both
+    memories are stored back to the host. The compute unit keeps program order; tokens
     order the loads before and the stores after it."""
     rng = np.random.default_rng(seed)
     rows, cols, spad_bytes = config.rows, config.cols, config.spad_line_bytes
@@ -67,7 +68,8 @@ def vector_program(config, seed):
         return np.broadcast_to(np.asarray(values, np.int64), (cols,))
 
     eps = 1 << 12
-    params = np.array([  # accumulator lines 20..27: one parameter block after another
+    params = np.array([  # accumulator lines 19..27: one parameter block after another
+        plane(dyadic(rng.integers(2**13, 2**15, cols), 20)),  # 19: MUL m/s
         plane(dyadic(rng.integers(2**13, 2**15, cols), 24)),  # 20: REQUANTIZE m/s,
         plane(rng.integers(-20, 20, cols)),                   # 21:   bias
         plane([dyadic(2**14 + 99, 34)] + [0] * (cols - 1)),   # 22: SOFTMAX header
@@ -79,7 +81,7 @@ def vector_program(config, seed):
     ]).astype(np.uint32).view(np.int32)
     image = HostImage()
     a_host, b_host, p_host = image.add(a), image.add(b), image.add(params)
-    spad_out = image.reserve(24 * spad_bytes)
+    spad_out = image.reserve(27 * spad_bytes)
     acc_out = image.reserve(config.acc_lines * 4 * cols)
     rows_of = f"num_rows={tile} row_length={cols}"
     program = [
@@ -87,7 +89,7 @@ def vector_program(config, seed):
         f"dram_stride={rows}",
         f"load mem=spad sram_addr=3 rows={b_lines} row_bytes={cols} dram_addr={b_host} "
         f"dram_stride={cols}",
-        f"load mem=acc sram_addr=20 rows=8 row_bytes={4 * cols} dram_addr={p_host} "
+        f"load mem=acc sram_addr=19 rows=9 row_bytes={4 * cols} dram_addr={p_host} "
         f"dram_stride={4 * cols} push_next",
         "matmul a_addr=0 b_addr=3 c_addr=0 length=3 pop_prev",
         f"vector func=requantize {rows_of} src_addr=0 param_addr=20 dst_addr=8",
@@ -98,8 +100,12 @@ def vector_program(config, seed):
         f"vector func=gelu out_width=int16 {rows_of} src_addr=8 dst_addr=16 imm=9",
         f"vector func=add out_width=int32 {rows_of} src_addr=0 aux_addr=16 param_addr=23 "
         "dst_addr=0",
-        f"vector func=layernorm {rows_of} src_addr=0 param_addr=25 dst_addr=20 push_next",
-        f"store mem=spad sram_addr=0 rows=24 row_bytes={spad_bytes} dram_addr={spad_out} "
+        f"vector func=layernorm {rows_of} src_addr=0 param_addr=25 dst_addr=20",
+        f"vector func=silu out_width=int16 {rows_of} src_addr=8 dst_addr=3 imm=9",
+        f"vector func=mul out_width=int32 {rows_of} src_addr=3 aux_addr=16 param_addr=19 "
+        "dst_addr=11",
+        f"vector func=rmsnorm {rows_of} src_addr=0 param_addr=25 dst_addr=24 push_next",
+        f"store mem=spad sram_addr=0 rows=27 row_bytes={spad_bytes} dram_addr={spad_out} "
         f"dram_stride={spad_bytes} pop_prev",
         f"store mem=acc sram_addr=0 rows={config.acc_lines} row_bytes={4 * cols} "
         f"dram_addr={acc_out} dram_stride={4 * cols}",
@@ -139,11 +145,12 @@ def amaranth(config):
     return AmaranthBackend(config)
 
 
-def check_matmul(config, backend, program):
-    """``program`` (from :func:`gemm_program`) on ``backend``: the functional simulator's
-    memory image and counters, and the exact product."""
+def check_matmul(config, backend, program, functional=None):
+    """``program`` (from :func:`gemm_program`) on ``backend``: the memory image and counters
+    of ``functional`` (a functional simulator with the same on-chip state as ``backend``;
+    default a fresh one), and the exact product."""
     memory, prog_addr, count, c_addr, expected = program
-    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
+    reference = (functional or FunctionalSimulator(config)).run(memory, prog_addr, count)
     assert reference.error == ErrorCode.NONE
     result = backend.run(memory, prog_addr, count)
     check_same(reference, result)
@@ -153,10 +160,10 @@ def check_matmul(config, backend, program):
     return result
 
 
-def check_error_programs(config, backend):
-    """Every program of ERROR_PROGRAMS stops ``backend`` as it stops the functional
-    simulator."""
-    functional = FunctionalSimulator(config)
+def check_error_programs(config, backend, functional=None):
+    """Every program of ERROR_PROGRAMS stops ``backend`` as it stops ``functional`` (as in
+    :func:`check_matmul`)."""
+    functional = functional or FunctionalSimulator(config)
     for name, (text, _) in ERROR_PROGRAMS.items():
         memory, prog_addr, count = text_program(text, bytes(range(16)))
         if name == "illegal opcode":
@@ -180,13 +187,17 @@ def check_state_persists(config, backend):
 
 
 def test_tiled_matmuls_and_errors_amaranth(config, amaranth):
-    check_matmul(config, amaranth, gemm_program(config, 9, 17, 7, seed=1))
-    check_matmul(config, amaranth, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True))
+    # One reference for the whole sequence: the vector program stores every accumulator
+    # line, including what the matmuls left there.
+    functional = FunctionalSimulator(config)
+    check_matmul(config, amaranth, gemm_program(config, 9, 17, 7, seed=1), functional)
+    check_matmul(config, amaranth, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True),
+                 functional)
     memory, prog_addr, count = vector_program(config, seed=4)
-    reference = FunctionalSimulator(config).run(memory, prog_addr, count)
+    reference = functional.run(memory, prog_addr, count)
     assert reference.error == ErrorCode.NONE
     check_same(reference, amaranth.run(memory, prog_addr, count))
-    check_error_programs(config, amaranth)
+    check_error_programs(config, amaranth, functional)
 
 
 def test_on_chip_state_persists_between_runs(config, amaranth):
