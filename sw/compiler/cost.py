@@ -43,17 +43,13 @@ __all__ = ["predict_cycles", "Timing", "TIMING"]
 #: Words per instruction-fetch command, and words the fetch buffer holds (hw/fetch.py).
 FETCH_CHUNK = 8
 FETCH_BUFFER = 16
-#: DMA commands (bursts) the reader and the writer keep in flight (hw/dma.py), and read
-#: commands the arbiter keeps in flight (hw/read_arbiter.py).
-OUTSTANDING = 4
+#: Read commands the arbiter keeps in flight (hw/read_arbiter.py).
 ARBITER_DEPTH = 8
 #: A load command is granted once the data of the command this many before it started (the
 #: reader's burst and command queues are full until then).
 GRANT_AHEAD = 3
-#: Instructions in flight per unit: the gates' limit and the units' own queues.
-GATE_IN_FLIGHT = 8
-UNIT_IN_FLIGHT = {"load": 4, "compute": 4, "store": 4}
-#: When a unit's slot of an instruction frees, relative to its done pulse.
+#: When a unit's slot of an instruction frees, relative to its done pulse (the units hold
+#: ``in_flight`` instructions, the gates in front of them twice as many).
 UNIT_FREE = {"load": 1, "compute": -1, "store": 1}
 #: Row units: (read passes over a buffered row, cycles of per-row arithmetic).
 ROW_UNITS = {VectorFunc.SOFTMAX: (2, 45), VectorFunc.LAYERNORM: (2, 90),
@@ -112,8 +108,8 @@ class _ReadChannel:
     previous command's, ``read_latency`` after its address (at most :data:`OUTSTANDING`
     bursts unanswered), plus a cycle between commands."""
 
-    def __init__(self, latency):
-        self.latency = latency
+    def __init__(self, latency, outstanding):
+        self.latency, self.outstanding = latency, outstanding
         self.grants, self.starts, self.ends = [], [], []  # load commands, in order
         self.fetches = []  # (start, end) of fetch commands, in order
         self.debt = 0  # beats of fetch commands served before load commands placed earlier
@@ -127,8 +123,8 @@ class _ReadChannel:
         """A load command of ``beats`` bus beats requested at ``request``; returns its end."""
         grant = max(request, self.recent[0])
         if len(self.ends) >= GRANT_AHEAD:
-            grant = max(grant, self.starts[-GRANT_AHEAD])
-        start = max(grant, self.recent[-OUTSTANDING] - 1) + self.latency
+            grant = max(grant, self.starts[-GRANT_AHEAD] - self.latency)
+        start = max(grant, self.recent[-self.outstanding] - 1) + self.latency
         if self.ends:
             start = max(start, self.ends[-1] + self.debt)
         self.debt = 0
@@ -184,13 +180,15 @@ class _ReadChannel:
 class _Model:
     def __init__(self, config, timing):
         self.cfg, self.t = config, timing
-        self.read = _ReadChannel(timing.read_latency)
+        self.outstanding = getattr(config, "dma_outstanding", 4)
+        self.in_flight = getattr(config, "in_flight", 4)
+        self.read = _ReadChannel(timing.read_latency, self.outstanding)
         self.write_free = 0
-        self.write_answers = [0] * OUTSTANDING
+        self.write_answers = [0] * self.outstanding
         self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
         # per unit: issue and done times in unit order
-        self.issued = {u: [] for u in UNIT_IN_FLIGHT}
-        self.done = {u: [] for u in UNIT_IN_FLIGHT}
+        self.issued = {u: [] for u in UNIT_FREE}
+        self.done = {u: [] for u in UNIT_FREE}
         self.pushes = {q: [] for q in ("l2c", "c2l", "c2s", "s2c")}
         self.pops = dict.fromkeys(self.pushes, 0)
         self.last_done = 0
@@ -295,7 +293,8 @@ def predict_cycles(config, instructions, timing: Timing = TIMING):
     dispatched = [0] * (n + 1)
     chunk_ready = {}
     fence_after = 0  # dispatch of the latest FENCE: later instructions come after it
-    queue_of = {u: [] for u in UNIT_IN_FLIGHT}  # dispatch times per unit
+    queue_of = {u: [] for u in UNIT_FREE}  # dispatch times per unit
+    unit_limit, gate_limit = model.in_flight, 2 * model.in_flight
 
     def word_ready(i):
         c = i // FETCH_CHUNK
@@ -332,10 +331,10 @@ def predict_cycles(config, instructions, timing: Timing = TIMING):
         queue.append(d)
         g = max(d + t.issue_delay, issued[-1] + 1 if issued else 0)
         k = len(issued)
-        if k >= GATE_IN_FLIGHT:
-            g = max(g, done[k - GATE_IN_FLIGHT] + 1)
-        if k >= UNIT_IN_FLIGHT[unit]:
-            g = max(g, done[k - UNIT_IN_FLIGHT[unit]] + UNIT_FREE[unit])
+        if k >= gate_limit:
+            g = max(g, done[k - gate_limit] + 1)
+        if k >= unit_limit:
+            g = max(g, done[k - unit_limit] + UNIT_FREE[unit])
         for flag, name in _POPS[unit].items():
             if flag in insn.flags:
                 g = max(g, model.pushes[name][model.pops[name]] + t.token_delay)

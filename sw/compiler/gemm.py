@@ -25,11 +25,13 @@ __all__ = ["GemmProgram", "gemm_image", "compile_gemm"]
 
 @dataclass
 class GemmProgram:
-    """Instruction words (ending in HALT) and where C lands in host memory."""
+    """Instruction words (ending in HALT), where C lands in host memory, and the
+    :class:`~.scheduler.Instruction` objects (without the HALT) for the cycle model."""
 
     words: list
     c_addr: int
     shape: tuple
+    instructions: list = None
 
     def result(self, memory):
         """C (M x N int32) read from a final host-memory image."""
@@ -61,4 +63,5 @@ def compile_gemm(config: HardwareConfig, a, b, image, a_unsigned=False):
     sched = Scheduler(config)
     emit_gemm(sched, m, k, n, a_op, b_op, c_op, a_unsigned=a_unsigned, b_panels=True,
               a_tiles=True)
-    return GemmProgram(sched.words() + [encode(Opcode.HALT)], c_op.address, (m, k, n))
+    return GemmProgram(sched.words() + [encode(Opcode.HALT)], c_op.address, (m, k, n),
+                       sched.instructions)

@@ -152,7 +152,12 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
     k_panels = _blocks(k_tiles, most)
     kp = k_panels[0][1]
     whole_k = len(k_panels) == 1
-    b_slots = [i * kp * rows for i in range(min(B_SLOTS, b_region // (kp * rows)))]
+    fit = b_region // (kp * rows)  # weight slots that fit
+    per_block = _ceil_div(n, cols) * len(k_panels)  # weight panels of one block of A
+    # All weight panels resident when they fit (loaded for the first block of A only);
+    # otherwise a ring of slots, reloaded for every block.
+    resident = per_block <= fit
+    b_slots = [i * kp * rows for i in range(per_block if resident else min(B_SLOTS, fit))]
     mb = min(m, a_region // (2 * kp), cfg.acc_lines // 2, MAX_FIELD)
     if mb < 1:
         raise ValueError(f"the memories of {cfg} cannot hold a block of A and its results")
@@ -162,7 +167,7 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
     steps = [(block, m0, mw, n0, min(cols, n - n0), t0, tn)
              for block, (m0, mw) in enumerate(m_blocks) for n0 in range(0, n, cols)
              for t0, tn in k_panels]
-    lookahead = len(b_slots) - 1 if whole_k else 1
+    lookahead = min(len(b_slots), B_SLOTS) - 1 if whole_k else 1
 
     def a_loads(slot, m0, mw, t0, tn, groups=1):
         """Thunks loading K tiles ``t0 .. t0 + tn`` of rows ``m0 .. m0 + mw`` into ``slot``
@@ -199,7 +204,8 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
         """Step ``s``'s weight panel (and its A panel when K is split)."""
         _, m0, mw, n0, nw, t0, tn = steps[s]
         k0, kw = t0 * rows, min(k, (t0 + tn) * rows) - t0 * rows
-        load_b(b_slots[s % len(b_slots)], k0, kw, n0, nw)
+        if not resident or s < per_block:
+            load_b(b_slots[s % len(b_slots)], k0, kw, n0, nw)
         if not whole_k:
             for load in a_loads(a_slot(s), m0, mw, t0, tn):
                 load()
@@ -226,7 +232,6 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
     # The next block of A (whole K only), spread over the steps of the current block.
     spread = {}
     if whole_k:
-        per_block = _ceil_div(n, cols)
         for block, (m0, mw) in enumerate(m_blocks[1:], start=1):
             pieces = a_loads(a_slots[block % 2], m0, mw, 0, k_tiles, groups=per_block)
             for j, load in enumerate(pieces):
