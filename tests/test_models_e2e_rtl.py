@@ -1,5 +1,5 @@
 """Single-layer models on the RTL backends (the generated accelerator, vector engine
-included, in Amaranth's simulator and in Verilator): bit-exact with the golden model, with
+included, in Amaranth's simulator, cocotb + Icarus and Verilator): bit-exact with the golden model, with
 every matmul and vector operation on the simulated hardware (only embedding lookup, RoPE and
 the KV-cache append stay on the host)."""
 
@@ -24,7 +24,7 @@ def tiny(tmp_path_factory):
                                                                             seed=8)}
 
 
-@pytest.mark.parametrize("backend", ["amaranth", "verilator"])
+@pytest.mark.parametrize("backend", ["amaranth", "icarus", "verilator"])
 def test_single_layer_encoder_on_rtl(tiny, backend):
     acc = Accelerator(CONFIG, backend)
     got = acc.load_model(tiny["bert"]).embed(["the cat sat on a mat"])

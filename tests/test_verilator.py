@@ -165,6 +165,9 @@ def test_timeline_of_a_matmul(tmp_path):
     assert np.all((rates["bus"] >= 0) & (rates["bus"] <= 1))
     cycles = np.diff(np.concatenate([[0], rates["cycle"]]))
     assert np.isclose((rates["array"] * cycles).sum() * 64, run.counters["macs"])
+    binned = interval_rates(run.timeline, LARGE, bins=7)  # equal spans, interpolated
+    assert len(binned["array"]) == 7
+    assert np.isclose((binned["array"] * run.cycles / 7).sum() * 64, run.counters["macs"])
     assert plot_timeline(run.timeline, LARGE, tmp_path / "t.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="sample_every and vcd need the verilator backend"):
         Accelerator(LARGE, "functional", sample_every=500, vcd=tmp_path / "x.vcd")
