@@ -188,6 +188,12 @@ def demo(rows, cols, dataflow, m, k, n, backend, seed, as_json):
 
 # -- running models --------------------------------------------------------------------------
 
+#: Default array size of run/generate: a 16x16 accelerator with vector units is Verilated
+#: in minutes (32x32 would take about four times as long) and embeds two short sentences with
+#: MiniLM in about 3 M cycles.
+MODEL_ARRAY = 16
+
+
 def model_options(command):
     """Options shared by ``run`` and ``generate``: model, backend, hardware, JSON output."""
     from systolic.sw.driver import backend_choices
@@ -201,8 +207,8 @@ def model_options(command):
                      "golden: integer NumPy model, no instructions)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="HardwareConfig JSON file (default: the model configuration)."),
-        click.option("--rows", type=int, help="Array rows (default 32)."),
-        click.option("--cols", type=int, help="Array columns (default 32)."),
+        click.option("--rows", type=int, help=f"Array rows (default {MODEL_ARRAY})."),
+        click.option("--cols", type=int, help=f"Array columns (default {MODEL_ARRAY})."),
         click.option("--dataflow", type=click.Choice(["ws", "os"]), help="Array dataflow."),
         click.option("--vector-units/--no-vector-units", default=True, show_default=True,
                      help="Vector units in the default configuration (without them every "
@@ -234,12 +240,15 @@ def load_runner(model_name, backend, config_file, rows, cols, dataflow, vector_u
 
     if backend is None:
         backend = default_backend()
-        click.echo(f"backend: {backend} (the fastest RTL simulator on this machine)", err=True)
+        note = ("the fastest RTL simulator on this machine" if backend == "verilator" else
+                "Verilator needs g++ and make: Amaranth's simulator is about 1000x slower")
+        click.echo(f"backend: {backend} ({note})", err=True)
     if config_file:
         config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
     else:
         try:
-            config = model_config(rows or 32, cols or 32, dataflow or "ws", vector_units)
+            config = model_config(rows or MODEL_ARRAY, cols or MODEL_ARRAY, dataflow or "ws",
+                                  vector_units)
         except ValueError as error:
             raise click.UsageError(str(error)) from error
     sampling = TIMELINE_SAMPLE_CYCLES if timeline_png else None
@@ -418,6 +427,9 @@ def analyze(model_name, seq, as_json):
               help="Bus widths to sweep (repeat; default 8, 16, 32).")
 @click.option("--vector", "vector", type=click.Choice(["none", "epilogue", "all"]),
               multiple=True, help="Vector unit sets to sweep (repeat; default all three).")
+@click.option("--host-cycles-per-byte", type=click.FloatRange(min=0), default=2.0,
+              show_default=True, help="Assumed host cost of operations without a vector "
+              "unit, in accelerator cycles per byte it reads or writes.")
 @click.option("--max-usage", type=float, default=2.0, show_default=True,
               help="Do not compile configurations predicted to need more than this multiple "
               "of a resource of the target.")
@@ -429,8 +441,8 @@ def analyze(model_name, seq, as_json):
               "accelerator --config FILE`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the points and the "
               "recommendation as JSON.")
-def explore(model_name, target, seq, phase, shapes, dataflows, dma_bytes, vector, max_usage,
-            plot_path, save_path, as_json):
+def explore(model_name, target, seq, phase, shapes, dataflows, dma_bytes, vector,
+            host_cycles_per_byte, max_usage, plot_path, save_path, as_json):
     """Sweep hardware configurations for a model: predicted cycles, utilization, bus
     traffic and FPGA resources per point, the Pareto front, and the fastest configuration
     that fits the target."""
@@ -445,7 +457,8 @@ def explore(model_name, target, seq, phase, shapes, dataflows, dma_bytes, vector
                  "dma_bytes": dma_bytes or ex.DEFAULT_DMA_BYTES,
                  "vector": vector or ("none", "epilogue", "all")}
         configs = ex.sweep(workload, **sweep)
-        result = ex.explore(workload, target, configs, max_usage=max_usage, progress=True)
+        result = ex.explore(workload, target, configs, host_cycles_per_byte, max_usage,
+                            progress=True)
     except (ModelError, ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from error
     best = result.recommended
