@@ -31,7 +31,7 @@ with short programs; ``benchmarks/predict.py`` and ``tests/test_cost_model.py`` 
 whole programs with the RTL.
 """
 
-import bisect
+from collections import deque
 from dataclasses import dataclass
 
 from systolic.hw.array import array_latency
@@ -67,7 +67,7 @@ class Timing:
     read_latency: int = 8
     write_latency: int = 8
     #: Controller stages between a fetched word and its dispatch.
-    decode_stages: int = 2
+    decode_stages: int = 4
     #: From a request of the fetch unit to the first chunk request; chunk words usable
     #: after the last beat.
     fetch_start: int = 2
@@ -78,10 +78,10 @@ class Timing:
     #: LOAD: a row command reaches the reader this long after issue (+1 per row); the last
     #: line is written this long after the last beat.
     load_request: int = 2
-    load_tail: int = 4
+    load_tail: int = 5
     #: STORE: first line read after issue; the instruction is done after the last response.
     store_request: int = 3
-    store_tail: int = 5
+    store_tail: int = 6
     #: MATMUL: descriptor to the sequencers; result write and done after the array.
     matmul_start: int = 0
     matmul_tail: int = 2
@@ -89,7 +89,7 @@ class Timing:
     vector_overhead: int = 26
     #: FENCE dispatch after the units are idle; program end after the last instruction.
     fence_delay: int = 1
-    end_delay: int = 3
+    end_delay: int = 2
 
 
 TIMING = Timing()
@@ -99,143 +99,276 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
+_UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute",
+         Opcode.VECTOR: "compute"}
+_POPS = {"load": {"pop_next": "c2l"}, "compute": {"pop_prev": "l2c", "pop_next": "s2c"},
+         "store": {"pop_prev": "c2s"}}
+_PUSHES = {"load": {"push_next": "l2c"}, "compute": {"push_prev": "c2l", "push_next": "c2s"},
+           "store": {"push_prev": "s2c"}}
+_NEVER = float("inf")
+
+
 class _ReadChannel:
-    """The DMA read channel shared by the load unit and instruction fetch (hw/dma.py,
-    hw/read_arbiter.py). Commands are granted round robin and at most
-    :data:`ARBITER_DEPTH` of them are in flight: a load command is granted once the one that
-    many commands earlier finished, so a fetch request waits only for the load commands
-    granted before it, not for the whole load instruction. Each command's data follows the
-    previous command's, ``read_latency`` after its address (at most :data:`OUTSTANDING`
-    bursts unanswered), plus a cycle between commands."""
+    """The DMA read channel: the arbiter grants the fetch unit's and the load unit's
+    commands round robin, one per cycle, while fewer than :data:`ARBITER_DEPTH` are
+    unfinished and the reader's queues have room (the data of the command
+    :data:`GRANT_AHEAD` before has started); each command's data follows the previous
+    command's, ``read_latency`` after its address with at most ``dma_outstanding``
+    commands unanswered, and takes a cycle more than its beats (or its lines, when the load
+    unit writes them more slowly than they arrive)."""
 
     def __init__(self, latency, outstanding):
         self.latency, self.outstanding = latency, outstanding
-        self.grants, self.starts, self.ends = [], [], []  # load commands, in order
-        self.fetches = []  # (start, end) of fetch commands, in order
-        self.debt = 0  # beats of fetch commands served before load commands placed earlier
-        self.recent = [0] * ARBITER_DEPTH  # ends of the latest commands of either client
+        self.waiting = {"fetch": deque(), "load": deque()}  # (request, beats, lines, what)
+        self.starts, self.ends = deque([-_NEVER] * ARBITER_DEPTH), deque([0] * ARBITER_DEPTH)
+        self.last_grant, self.last_client = -1, "load"
 
-    def _retire(self, end):
-        self.recent.pop(0)
-        self.recent.append(end)
+    def grant_time(self):
+        """(time, client) of the next grant, or None when nothing waits."""
+        fetch, load = self.waiting["fetch"], self.waiting["load"]
+        if not fetch and not load:
+            return None
+        earliest = max(self.last_grant + 1, self.ends[0],
+                       self.starts[-GRANT_AHEAD] - self.latency)
+        if not load:
+            return max(earliest, fetch[0][0]), "fetch"
+        if not fetch:
+            return max(earliest, load[0][0]), "load"
+        time = max(earliest, min(fetch[0][0], load[0][0]))
+        fetch_ready, load_ready = fetch[0][0] <= time, load[0][0] <= time
+        if fetch_ready and load_ready:
+            return time, ("fetch" if self.last_client == "load" else "load")
+        return time, ("fetch" if fetch_ready else "load")
 
-    def load(self, request, beats):
-        """A load command of ``beats`` bus beats requested at ``request``; returns its end."""
-        grant = max(request, self.recent[0])
-        if len(self.ends) >= GRANT_AHEAD:
-            grant = max(grant, self.starts[-GRANT_AHEAD] - self.latency)
-        start = max(grant, self.recent[-self.outstanding] - 1) + self.latency
-        if self.ends:
-            start = max(start, self.ends[-1] + self.debt)
-        self.debt = 0
-        end = start + beats + 1
-        fetches = self.fetches
-        i = bisect.bisect_right(fetches, (start, float("inf"))) - 1
-        i = max(i, 0)
-        while i < len(fetches):  # step over fetch commands granted earlier
-            f_start, f_end = fetches[i]
-            if f_start < end and f_end > start:
-                start, end = f_end, f_end + beats + 1
-            elif f_start >= end:
-                break
-            i += 1
-        self.grants.append(grant)
+    def grant(self, time, client):
+        """Grant ``client``'s oldest command at ``time``; returns (its end, what)."""
+        _, beats, lines, what = self.waiting[client].popleft()
+        start = max(time + self.latency, self.ends[-1],
+                    self.ends[-self.outstanding] - 1 + self.latency)
+        end = start + max(beats + 1, lines)
+        self.starts.popleft()
+        self.ends.popleft()
         self.starts.append(start)
         self.ends.append(end)
-        self._retire(end)
-        return end
-
-    def fetch(self, request, beats):
-        """A fetch command: served after the load commands granted before it."""
-        committed = bisect.bisect_right(self.grants, request)
-        start = request + self.latency
-        if committed:
-            start = max(start, self.ends[committed - 1])
-        if self.fetches:
-            start = max(start, self.fetches[-1][1])
-        end = start + beats + 1
-        # Load commands granted after this one but already placed where it goes would move
-        # later: later load commands make up for the overlap.
-        overlap, i = 0, committed
-        while i < len(self.starts) and self.starts[i] < end:
-            overlap += max(0, min(end, self.ends[i]) - max(start, self.starts[i]))
-            i += 1
-        if overlap:
-            self.debt += overlap
-        else:
-            self.fetches.append((start, end))
-        self._retire(end)
-        return end
-
-    def forget(self, before):
-        """Drop commands that ended before ``before`` (no request can come earlier)."""
-        cut = bisect.bisect_left(self.ends, before)
-        if cut > 64:
-            del self.grants[:cut], self.starts[:cut], self.ends[:cut]
-        cut = bisect.bisect_left(self.fetches, (before, 0))
-        if cut > 64:
-            del self.fetches[:cut]
+        self.last_grant, self.last_client = time, client
+        return end, what
 
 
-class _Model:
-    def __init__(self, config, timing):
+class _Simulation:
+    """The state of the accelerator while a program runs (see the module docstring)."""
+
+    def __init__(self, config, timing, instructions):
         self.cfg, self.t = config, timing
-        self.outstanding = getattr(config, "dma_outstanding", 4)
+        self.insns = list(instructions)
+        n = len(self.insns) + 1  # and a HALT
+        self.n = n
         self.in_flight = getattr(config, "in_flight", 4)
-        self.read = _ReadChannel(timing.read_latency, self.outstanding)
-        self.write_free = 0
-        self.write_answers = [0] * self.outstanding
+        self.read = _ReadChannel(timing.read_latency, getattr(config, "dma_outstanding", 4))
         self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
-        # per unit: issue and done times in unit order
+        # front end
+        self.ready = [None] * n  # cycle each word is usable in the fetch buffer
+        self.handed = [None] * n
+        self.dispatched = [None] * n
+        self.words_requested = 0
+        self.last_request = timing.fetch_start - 2
+        self.next_hand = self.next_dispatch = 0
+        self.fenced = 0  # earliest dispatch after the latest FENCE
+        # units: their instructions in order (indices), issue and done times
+        self.order = {u: [] for u in UNIT_FREE}
         self.issued = {u: [] for u in UNIT_FREE}
         self.done = {u: [] for u in UNIT_FREE}
+        self.queued = {u: deque() for u in UNIT_FREE}  # dispatched, not issued
         self.pushes = {q: [] for q in ("l2c", "c2l", "c2s", "s2c")}
         self.pops = dict.fromkeys(self.pushes, 0)
+        self.unknown = 0  # issued instructions whose done time is still unknown (loads)
         self.last_done = 0
-        # matmul engine state
+        self.load_commands_end = 0  # when the load unit's row commands are all requested
+        # matmul and vector engines, write channel
         self.w_end = self.a_end = self.a_end_prev = self.last_slice = 0
         self.vector_free = self.matmul_idle = 0
+        self.write_free = 0
+        self.write_answers = [0] * getattr(config, "dma_outstanding", 4)
+        self.total = None
 
-    # -- channels ---------------------------------------------------------------------------
-    def beats(self, nbytes, address):
-        return _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
+    # -- candidates: the earliest time each action can happen (None: not yet known) --------
+    def fetch_time(self):
+        if self.words_requested >= self.n:
+            return None
+        size = min(FETCH_CHUNK, self.n - self.words_requested)
+        time = self.last_request + 2
+        needed = self.words_requested + size - FETCH_BUFFER  # words that must be handed out
+        if needed > 0:
+            if needed > self.next_hand:
+                return None
+            time = max(time, self.handed[needed - 1] + 1)
+        return time
 
-    def write_command(self, ready, nbytes, address, lines):
-        """One DMA write command of ``lines`` on-chip lines whose first line can be read
-        at ``ready``; returns the cycle its response arrives."""
-        beats = _ceil_div(address % self.cfg.dma_bytes + nbytes, self.cfg.dma_bytes)
-        oldest = min(self.write_answers)
-        start = max(ready, self.write_free, oldest)
-        end = start + max(beats, lines) + 1
-        self.write_free = end
-        answer = end + self.t.write_latency
-        self.write_answers[self.write_answers.index(oldest)] = answer
-        return answer
+    def handout_time(self):
+        h = self.next_hand
+        if h >= self.n or self.ready[h] is None:
+            return None
+        time = self.ready[h]
+        if h:
+            time = max(time, self.handed[h - 1] + 1)
+        stages = self.t.decode_stages
+        if h >= stages:
+            if self.dispatched[h - stages] is None:
+                return None
+            time = max(time, self.dispatched[h - stages])
+        return time
 
-    # -- units ------------------------------------------------------------------------------
-    def load(self, issue, f):
-        t = self.t
-        end = issue
-        for r in range(f["rows"]):
-            beats = self.beats(f["row_bytes"], f["dram_addr"] + r * f["dram_stride"])
-            end = self.read.load(issue + t.load_request + r, beats + (r == 0))
-        self.busy["load"] += end - issue
-        return end + t.load_tail
+    def dispatch_time(self):
+        d = self.next_dispatch
+        if d >= self.next_hand:
+            return None
+        time = max(self.handed[d] + self.t.decode_stages, self.fenced)
+        if d:
+            time = max(time, self.dispatched[d - 1] + 1)
+        insn = self.insns[d] if d < len(self.insns) else None
+        if insn is None or insn.opcode == Opcode.FENCE:  # HALT, FENCE: everything done
+            if self.unknown or any(self.queued.values()):
+                return None
+            return max(time, self.last_done + (self.t.fence_delay if insn else 0))
+        unit = _UNIT[insn.opcode]
+        if len(self.queued[unit]) >= self.cfg.queue_depth:
+            return None  # waits for the unit to take an instruction
+        k = len(self.order[unit]) - self.cfg.queue_depth
+        if k >= 0:
+            time = max(time, self.issued[unit][k] + 1)
+        return time
 
-    def store(self, issue, f):
-        t = self.t
-        line = self.cfg.acc_line_bytes if f["mem"] == Memory.ACC.value else \
-            self.cfg.spad_line_bytes
-        lines_per_row = _ceil_div(f["row_bytes"], line)
+    def issue_time(self, unit):
+        queue = self.queued[unit]
+        if not queue:
+            return None
+        index = queue[0]
+        k = len(self.issued[unit])
+        insn = self.insns[index]
+        time = self.dispatched[index] + self.t.issue_delay
+        if k:
+            time = max(time, self.issued[unit][-1] + 1)
+        done = self.done[unit]
+        for limit, free in ((2 * self.in_flight, 1), (self.in_flight, UNIT_FREE[unit])):
+            if k >= limit:
+                if done[k - limit] is None:
+                    return None
+                time = max(time, done[k - limit] + free)
+        for flag, queue_name in _POPS[unit].items():
+            if flag in insn.flags:
+                pushes = self.pushes[queue_name]
+                if len(pushes) <= self.pops[queue_name]:
+                    return None
+                time = max(time, pushes[self.pops[queue_name]] + self.t.token_delay)
+        if unit == "load":
+            time = max(time, self.load_commands_end)
+        return time
+
+    # -- actions --------------------------------------------------------------------------
+    def request_fetch(self, time):
+        size = min(FETCH_CHUNK, self.n - self.words_requested)
+        first = self.words_requested
+        self.words_requested += size
+        self.last_request = time
+        beats = _ceil_div(size * INSTRUCTION_BYTES, self.cfg.dma_bytes)
+        self.busy["fetch"] += beats
+        self.read.waiting["fetch"].append((time, beats, 0, range(first, first + size)))
+
+    def hand_out(self, time):
+        self.handed[self.next_hand] = time
+        self.next_hand += 1
+
+    def dispatch(self, time):
+        d = self.next_dispatch
+        self.dispatched[d] = time
+        self.next_dispatch += 1
+        insn = self.insns[d] if d < len(self.insns) else None
+        if insn is None:
+            self.total = max(time, self.last_done) + self.t.end_delay
+        elif insn.opcode == Opcode.FENCE:
+            self.fenced = time
+        else:
+            unit = _UNIT[insn.opcode]
+            self.order[unit].append(d)
+            self.queued[unit].append(d)
+            return unit
+        return None
+
+    def issue(self, unit, time):
+        index = self.queued[unit].popleft()
+        insn = self.insns[index]
+        for flag, queue_name in _POPS[unit].items():
+            if flag in insn.flags:
+                self.pops[queue_name] += 1
+        self.issued[unit].append(time)
+        f = insn.fields
+        if unit == "load":
+            self.done[unit].append(None)
+            self.unknown += 1
+            self._load(index, time, f)
+            return
+        if unit == "store":
+            finish = self._store(time, f)
+        elif insn.opcode == Opcode.MATMUL:
+            finish = self._matmul(time, f)
+        else:
+            finish = self._vector(time, f)
+        self.done[unit].append(None)
+        self._finish(unit, len(self.done[unit]) - 1, finish)
+
+    def _finish(self, unit, k, finish):
+        done = self.done[unit]
+        if k:
+            finish = max(finish, done[k - 1] + 1)  # a unit finishes in order
+        done[k] = finish
+        self.last_done = max(self.last_done, finish)
+        insn = self.insns[self.order[unit][k]]
+        for flag, queue_name in _PUSHES[unit].items():
+            if flag in insn.flags:
+                self.pushes[queue_name].append(finish)
+
+    def grant(self, time, client):
+        end, what = self.read.grant(time, client)
+        if client == "fetch":
+            for word in what:
+                self.ready[word] = end + self.t.fetch_commit
+        elif what is not None:  # the last command of a load instruction
+            k, issue = what
+            self.busy["load"] += end - issue
+            self.unknown -= 1
+            self._finish("load", k, end + self.t.load_tail)
+
+    # -- unit timing ----------------------------------------------------------------------
+    def _line_bytes(self, mem):
+        return self.cfg.acc_line_bytes if mem == Memory.ACC.value else self.cfg.spad_line_bytes
+
+    def _load(self, index, issue, f):
+        lines = _ceil_div(f["row_bytes"], self._line_bytes(f["mem"]))  # written 1 per cycle
+        rows = f["rows"]
+        waiting = self.read.waiting["load"]
+        k = len(self.done["load"]) - 1
+        for r in range(rows):
+            address = f["dram_addr"] + r * f["dram_stride"]
+            beats = _ceil_div(address % self.cfg.dma_bytes + f["row_bytes"], self.cfg.dma_bytes)
+            waiting.append((issue + self.t.load_request + r, beats, lines,
+                            (k, issue) if r == rows - 1 else None))
+        self.load_commands_end = issue + rows
+
+    def _store(self, issue, f):
+        t, cfg = self.t, self.cfg
+        lines = _ceil_div(f["row_bytes"], self._line_bytes(f["mem"]))
         answer = issue
         for r in range(f["rows"]):
-            answer = self.write_command(issue + t.store_request + r * lines_per_row,
-                                        f["row_bytes"], f["dram_addr"] + r * f["dram_stride"],
-                                        lines_per_row)
+            address = f["dram_addr"] + r * f["dram_stride"]
+            beats = _ceil_div(address % cfg.dma_bytes + f["row_bytes"], cfg.dma_bytes)
+            oldest = min(self.write_answers)
+            start = max(issue + t.store_request + r * lines, self.write_free, oldest)
+            self.write_free = start + max(beats, lines) + 1
+            answer = self.write_free + t.write_latency
+            self.write_answers[self.write_answers.index(oldest)] = answer
         self.busy["store"] += answer - issue
         return answer + t.store_tail
 
-    def matmul(self, issue, f):
+    def _matmul(self, issue, f):
         cfg, t = self.cfg, self.t
         rows, length = cfg.rows, f["length"]
         start = max(issue + t.matmul_start, self.vector_free)
@@ -254,7 +387,7 @@ class _Model:
         self.matmul_idle = max(self.matmul_idle, done)
         return done
 
-    def vector(self, issue, f):
+    def _vector(self, issue, f):
         cfg, t = self.cfg, self.t
         start = max(issue, self.matmul_idle, self.vector_free)
         func = VectorFunc(f["func"])
@@ -271,91 +404,62 @@ class _Model:
         self.vector_free = start + cycles
         return self.vector_free
 
-
-_UNIT = {Opcode.LOAD: "load", Opcode.STORE: "store", Opcode.MATMUL: "compute",
-         Opcode.VECTOR: "compute"}
-_POPS = {"load": {"pop_next": "c2l"}, "compute": {"pop_prev": "l2c", "pop_next": "s2c"},
-         "store": {"pop_prev": "c2s"}}
-_PUSHES = {"load": {"push_next": "l2c"}, "compute": {"push_prev": "c2l", "push_next": "c2s"},
-           "store": {"push_prev": "s2c"}}
+    # -- the loop -------------------------------------------------------------------------
+    def run(self):
+        """Take the earliest possible action until the HALT is dispatched; candidates are
+        recomputed only when an action may have changed them."""
+        units = tuple(UNIT_FREE)
+        candidates = {"fetch": self.fetch_time, "grant": self.read.grant_time,
+                      "handout": self.handout_time, "dispatch": self.dispatch_time}
+        candidates.update({unit: (lambda unit=unit: self.issue_time(unit)) for unit in units})
+        times = {name: None for name in candidates}
+        dirty = set(candidates)
+        every_unit = set(units)
+        while self.total is None:
+            for name in dirty:
+                times[name] = candidates[name]()
+            dirty = set()
+            best, action = _NEVER, None
+            for name, time in times.items():
+                if time is not None:
+                    moment = time[0] if name == "grant" else time
+                    if moment < best:
+                        best, action = moment, name
+            if action is None:
+                raise RuntimeError("the cycle model found no next action (a program whose "
+                                   "tokens never arrive?)")
+            if action == "fetch":
+                self.request_fetch(best)
+                dirty = {"fetch", "grant"}
+            elif action == "grant":
+                client = times["grant"][1]
+                self.grant(best, client)
+                dirty = {"grant", "handout"} if client == "fetch" else \
+                    {"grant", "dispatch", *every_unit}
+            elif action == "handout":
+                self.hand_out(best)
+                dirty = {"fetch", "handout", "dispatch"}
+            elif action == "dispatch":
+                unit = self.dispatch(best)
+                dirty = {"handout", "dispatch"}
+                if unit is not None:
+                    dirty.add(unit)
+            else:
+                self.issue(action, best)
+                dirty = {"dispatch", *every_unit}
+                if action == "load":
+                    dirty.add("grant")
+        return self.total
 
 
 def predict_cycles(config, instructions, timing: Timing = TIMING):
     """Predicted cycles of a program made of ``instructions`` (:class:`~.scheduler.Instruction`
     objects in program order; a HALT is implied at the end): a dict with ``"total"`` (from
     start to done, as the CYCLES counter counts) and the busy cycles of ``"load"``,
-    ``"store"`` (transfers in flight), ``"array"`` (activation rows or K-slices) and
-    ``"vector"``."""
-    model = _Model(config, timing)
-    t = timing
-    n = len(instructions)
-    handed = [0] * (n + 1)  # hand-out time of each word (HALT last)
-    dispatched = [0] * (n + 1)
-    chunk_ready = {}
-    fence_after = 0  # dispatch of the latest FENCE: later instructions come after it
-    queue_of = {u: [] for u in UNIT_FREE}  # dispatch times per unit
-    unit_limit, gate_limit = model.in_flight, 2 * model.in_flight
-
-    def word_ready(i):
-        c = i // FETCH_CHUNK
-        if c not in chunk_ready:
-            request = t.fetch_start if c == 0 else chunk_ready[c - 1][0] + 2
-            first_needed = FETCH_CHUNK * c + FETCH_CHUNK - FETCH_BUFFER - 1
-            if first_needed >= 0:
-                request = max(request, handed[first_needed] + 1)
-            words = min(FETCH_CHUNK, n + 1 - FETCH_CHUNK * c)
-            end = model.read.fetch(request, model.beats(words * INSTRUCTION_BYTES, 0))
-            model.busy["fetch"] += words * INSTRUCTION_BYTES // config.dma_bytes
-            chunk_ready[c] = (request, end + t.fetch_commit)
-        return chunk_ready[c][1]
-
-    for i in range(n + 1):
-        insn = instructions[i] if i < n else None
-        handed[i] = max(word_ready(i), handed[i - 1] + 1 if i else 0,
-                        dispatched[i - t.decode_stages] if i >= t.decode_stages else 0)
-        d = max(handed[i] + t.decode_stages, dispatched[i - 1] + 1 if i else 0, fence_after)
-        if insn is None:  # HALT: the program ends when everything is done
-            dispatched[i] = d
-            total = max(d, model.last_done) + t.end_delay
-            break
-        if insn.opcode == Opcode.FENCE:
-            d = max(d, model.last_done + t.fence_delay)
-            dispatched[i] = fence_after = d
-            continue
-        unit = _UNIT[insn.opcode]
-        queue, issued, done = queue_of[unit], model.issued[unit], model.done[unit]
-        depth = config.queue_depth
-        if len(queue) >= depth:
-            d = max(d, issued[len(queue) - depth] + 1)
-        dispatched[i] = d
-        queue.append(d)
-        g = max(d + t.issue_delay, issued[-1] + 1 if issued else 0)
-        k = len(issued)
-        if k >= gate_limit:
-            g = max(g, done[k - gate_limit] + 1)
-        if k >= unit_limit:
-            g = max(g, done[k - unit_limit] + UNIT_FREE[unit])
-        for flag, name in _POPS[unit].items():
-            if flag in insn.flags:
-                g = max(g, model.pushes[name][model.pops[name]] + t.token_delay)
-                model.pops[name] += 1
-        if unit == "load":
-            finish = model.load(g, insn.fields)
-        elif unit == "store":
-            finish = model.store(g, insn.fields)
-        elif insn.opcode == Opcode.MATMUL:
-            finish = model.matmul(g, insn.fields)
-        else:
-            finish = model.vector(g, insn.fields)
-        finish = max(finish, done[-1] + 1 if done else 0)  # units finish in order
-        issued.append(g)
-        done.append(finish)
-        for flag, name in _PUSHES[unit].items():
-            if flag in insn.flags:
-                model.pushes[name].append(finish)
-        model.last_done = max(model.last_done, finish)
-        if i % 256 == 0 and i > 64:
-            model.read.forget(handed[i - 64])
-    result = {name: int(value) for name, value in model.busy.items()}
+    ``"store"`` (transfers in flight), ``"array"`` (activation rows or K-slices),
+    ``"vector"`` and ``"fetch"`` (instruction bus beats)."""
+    sim = _Simulation(config, timing, instructions)
+    total = sim.run()
+    result = {name: int(value) for name, value in sim.busy.items()}
     result["total"] = int(total)
     return result
