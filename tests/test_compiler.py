@@ -188,8 +188,10 @@ def test_predicted_matmul_chains_follow_the_array_formulas(dataflow, formula):
 
 
 def test_predicted_transfers_are_bound_by_the_bus():
-    """A long LOAD and a long STORE each take a bus beat per ``dma_bytes``; run together
-    they overlap (separate read and write channels), one after another (tokens) they add."""
+    """A long LOAD and a long STORE each take a bus beat per ``dma_bytes`` (accumulator lines
+    of 16 bytes are written and read faster than 8-byte beats arrive; 4-byte scratchpad
+    lines are not: such a LOAD takes a cycle per line); run together they overlap (separate
+    read and write channels), one after another (tokens) they add."""
     config = HardwareConfig(rows=4, cols=4, dma_bytes=8, spad_lines=8192, acc_lines=8192)
 
     def cycles(*build):
@@ -199,17 +201,20 @@ def test_predicted_transfers_are_bound_by_the_bus():
         return predict_cycles(config, sched.instructions)["total"]
 
     def load(s):
+        s.load(Memory.ACC, 0, 8, 4000, 0, 4000, "x")
+
+    def narrow_load(s):
         s.load(Memory.SPAD, 0, 8, 4000, 0, 4000, "x")
 
     def store(s):
-        s.store(Memory.ACC, 0, 16, 1600, 65536, 1600, "y")
+        s.store(Memory.ACC, 4096, 16, 1600, 65536, 1600, "y")
 
-    def dependent_store(s):  # reads what the load wrote: needs a compute step between
-        s.matmul(0, 4, 0, 2)
+    def dependent_store(s):  # reads what the load wrote
         s.store(Memory.ACC, 0, 2, 16, 65536, 16, "y")
 
     beats_load, beats_store = 8 * 500, 16 * 200
     assert beats_load < cycles(load) < beats_load * 1.05
+    assert 8 * 1000 < cycles(narrow_load) < 8 * 1000 * 1.05
     assert beats_store < cycles(store) < beats_store * 1.05
     assert cycles(load, store) < max(cycles(load), cycles(store)) + 50
     assert cycles(load, dependent_store) > cycles(load) + 20
