@@ -354,22 +354,11 @@ def emit_rows(sched: Scheduler, job: RowsJob):
         raise ValueError(f"rows of {length} elements do not fit the memories of {cfg}")
     seg, rb = plan
     segments = [(c0, min(seg, length - c0)) for c0 in range(0, length, seg)]
-    records_addr, free = _rows_fixed_lines(cfg, job, seg)
+    records_addr, _ = _rows_fixed_lines(cfg, job, seg)
     if job.records_in is not None:
         sched.load(Memory.ACC, records_addr, max(rows for _, rows, _, _ in job.groups), 4,
                    job.records_in.address, 4, job.records_in.buffer)
-    seg_chunks = _ceil_div(seg, cfg.cols)
-    out_lines = _ceil_div(seg, cfg.spad_line_bytes) if out_mem == Memory.SPAD else seg_chunks
-    slot = {"src": (free, free + rb * seg_chunks)}
-    free += 2 * rb * seg_chunks
-    if job.aux is not None:
-        slot["aux"] = (free, free + rb * seg_chunks)
-        free += 2 * rb * seg_chunks
-    if job.records_out is not None:
-        slot["rec"] = (free, free + rb)
-        free += 2 * rb
-    slot["dst"] = (free, free + rb * seg_chunks) if out_mem == Memory.ACC else \
-        (0, rb * out_lines)
+    slot = _rows_slots(cfg, job, seg, rb, out_mem)
     block = 0
     for c0, width in segments:
         if job.params is not None:
@@ -410,23 +399,60 @@ def _rows_fixed_lines(cfg, job, seg):
     return params, params + records
 
 
+#: Blocks a vector operation's rows are split into at least (when there are enough rows),
+#: so that loading the next block and storing the previous one overlap the current one.
+ROW_BLOCKS = 8
+
+
+def _rows_slots(cfg, job, seg, rb, out_mem):
+    """The double-buffered slots of blocks of ``rb`` rows of ``seg`` elements, or None if
+    they do not fit: ``{"src", "aux", "rec", "dst": (slot 0, slot 1)}``. With two or more
+    accumulator banks the sources sit in the lower half and the rest in the upper half, so
+    loading, the vector unit and storing touch different banks where they can."""
+    chunks = _ceil_div(seg, cfg.cols)
+    _, fixed = _rows_fixed_lines(cfg, job, seg)
+    sizes = {"src": rb * chunks}
+    if job.aux is not None:
+        sizes["aux"] = rb * chunks
+    if job.records_out is not None:
+        sizes["rec"] = rb
+    if out_mem == Memory.ACC:
+        sizes["dst"] = rb * chunks
+    elif 2 * rb * _ceil_div(seg, cfg.spad_line_bytes) > cfg.spad_lines:
+        return None
+    half = cfg.acc_lines // 2
+    upper = sum(2 * size for name, size in sizes.items() if name != "src")
+    banked = cfg.acc_banks >= 2 and fixed + 2 * sizes["src"] <= half and upper <= half
+    if not banked and fixed + sum(2 * size for size in sizes.values()) > cfg.acc_lines:
+        return None
+    slots, free = {}, fixed
+    for name, size in sizes.items():
+        if banked and name == "aux":
+            free = half
+        elif banked and name != "src" and free < half:
+            free = half
+        slots[name] = (free, free + size)
+        free += 2 * size
+    if out_mem == Memory.SPAD:
+        slots["dst"] = (0, rb * _ceil_div(seg, cfg.spad_line_bytes))
+    return slots
+
+
 def _rows_plan(cfg, job, out_mem):
     """``(segment length, rows per block)`` that fit (None if nothing does), preferring
-    whole rows."""
+    whole rows, then at least :data:`ROW_BLOCKS` blocks."""
     lcm = cfg.cols * cfg.spad_line_bytes // _gcd(cfg.cols, cfg.spad_line_bytes)
+    rows = max(rows for _, rows, _, _ in job.groups)
     seg = job.length
     while True:
         chunks = _ceil_div(seg, cfg.cols)
         out_lines = _ceil_div(seg, cfg.spad_line_bytes)
-        _, fixed = _rows_fixed_lines(cfg, job, seg)
-        per_row = chunks * (1 + (job.aux is not None) + (out_mem == Memory.ACC)) + \
-            (job.records_out is not None)
-        rb = min((cfg.acc_lines - fixed) // (2 * per_row), MAX_FIELD)
-        if out_mem == Memory.SPAD:
-            rb = min(rb, cfg.spad_lines // (2 * out_lines))
         segmented = seg < job.length
         too_wide = segmented and max(chunks * cfg.acc_line_bytes,
                                      out_lines * cfg.spad_line_bytes) > MAX_ROW_BYTES
+        rb = min(_ceil_div(rows, ROW_BLOCKS), MAX_FIELD)
+        while rb >= 1 and _rows_slots(cfg, job, seg, rb, out_mem) is None:
+            rb //= 2
         if rb >= 1 and not too_wide:
             return seg, rb
         if job.func in ROW_FUNCS or seg <= lcm:
