@@ -1,11 +1,12 @@
 """Out-of-context timing of the accelerator's blocks on an FPGA.
 
-    python benchmarks/timing.py [--blocks load,store] [--rows 8 --cols 8] [--lanes 4]
-                                [--target ecp5-85k] [--paths] [--json]
+    python benchmarks/timing.py [--blocks load,store] [--profile tiny] [--rows 8 --cols 8]
+                                [--lanes 4] [--target ecp5-85k] [--paths] [--json]
 
 Synthesizes each block on its own (``systolic.sw.synth.synthesize``: yosys + nextpnr inside
 the two-pin :class:`~systolic.hw.harness.SynthHarness`, results cached in ``build/synth``)
-for one :class:`HardwareConfig` and prints block, LUTs, FFs, DSPs, BRAMs and Fmax.
+for one :class:`HardwareConfig` (a profile, by default an 8x8 array with 4-lane vector
+units, with the options' overrides) and prints block, LUTs, FFs, DSPs, BRAMs and Fmax.
 ``--paths`` also prints each block's critical path (from nextpnr's report: the registers it
 starts and ends at and the nets it crosses). ``--json`` prints a list of row objects (keys
 ``block``, ``luts``, ``ffs``, ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers``, ``cached``
@@ -21,7 +22,9 @@ import time
 from amaranth.back import verilog
 
 from systolic.hw.axi import AXI4LiteSlave
-from systolic.hw.config import HardwareConfig, VectorUnitsConfig
+from systolic.hw.compute import MatmulEngine
+from systolic.hw.config import PROFILES, HardwareConfig
+from systolic.hw.controller import Controller
 from systolic.hw.dma import DMAReader, DMAWriter
 from systolic.hw.eltwise import EltwiseMul, ResidualAdd
 from systolic.hw.fetch import Fetch
@@ -35,16 +38,22 @@ from systolic.hw.requantize import Requantize
 from systolic.hw.rowquant import RowQuantize
 from systolic.hw.softmax import Softmax
 from systolic.hw.store import StoreUnit
+from systolic.hw.vector_engine import VectorEngine
 from systolic.sw.synth import TARGETS, synthesize
 
 #: Block name -> builder from a HardwareConfig (the accelerator's own instantiation).
 BLOCKS = {
+    "controller": Controller,
+    "matmul_engine": MatmulEngine,
+    "vector_engine": VectorEngine,
     "load": LoadUnit,
     "store": StoreUnit,
     "fetch": Fetch,
     "read_arbiter": lambda cfg: ReadArbiter(cfg.addr_width, cfg.dma_bytes, clients=2),
-    "dma_reader": lambda cfg: DMAReader(cfg.addr_width, cfg.dma_bytes),
-    "dma_writer": lambda cfg: DMAWriter(cfg.addr_width, cfg.dma_bytes),
+    "dma_reader": lambda cfg: DMAReader(cfg.addr_width, cfg.dma_bytes,
+                                        max_outstanding=cfg.dma_outstanding),
+    "dma_writer": lambda cfg: DMAWriter(cfg.addr_width, cfg.dma_bytes,
+                                        max_outstanding=cfg.dma_outstanding),
     "axil_slave": lambda cfg: AXI4LiteSlave(CSR_ADDR_WIDTH, 32),
     "registers": RegisterBlock,
     "requantize": lambda cfg: Requantize(cfg.vector.lanes),
@@ -104,12 +113,13 @@ def main():
     parser.add_argument("--blocks", default=",".join(BLOCKS),
                         help=f"comma-separated, of: {', '.join(BLOCKS)}")
     parser.add_argument("--target", default="ecp5-85k", choices=sorted(TARGETS))
-    parser.add_argument("--rows", type=int, default=8)
-    parser.add_argument("--cols", type=int, default=8)
-    parser.add_argument("--dma-bytes", type=int, default=8)
-    parser.add_argument("--lanes", type=int, default=4)
-    parser.add_argument("--max-row", type=int, default=1024)
-    parser.add_argument("--softmax-max-row", type=int, default=4096)
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    parser.add_argument("--rows", type=int, help="default: 8, or the profile's")
+    parser.add_argument("--cols", type=int, help="default: 8, or the profile's")
+    parser.add_argument("--dma-bytes", type=int)
+    parser.add_argument("--lanes", type=int)
+    parser.add_argument("--max-row", type=int)
+    parser.add_argument("--softmax-max-row", type=int)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--paths", action="store_true", help="print critical paths")
     parser.add_argument("--json", action="store_true")
@@ -118,14 +128,20 @@ def main():
     unknown = [name for name in blocks if name not in BLOCKS]
     if unknown:
         parser.error(f"unknown blocks {', '.join(unknown)}; choose from {', '.join(BLOCKS)}")
-    config = HardwareConfig(
-        rows=args.rows, cols=args.cols, dma_bytes=args.dma_bytes,
-        vector=VectorUnitsConfig(lanes=args.lanes, max_row=args.max_row,
-                                 softmax_max_row=args.softmax_max_row))
+    overrides = {"rows": args.rows, "cols": args.cols} if args.profile != "default" else \
+        {"rows": args.rows or 8, "cols": args.cols or 8}
+    overrides["dma_bytes"] = args.dma_bytes
+    base = HardwareConfig.profile(args.profile)
+    vector = {name: value for name, value in (("lanes", args.lanes), ("max_row", args.max_row),
+                                              ("softmax_max_row", args.softmax_max_row))
+              if value is not None}
+    config = HardwareConfig.profile(
+        args.profile, **{key: value for key, value in overrides.items() if value is not None},
+        vector={**base.vector.__dict__, **vector})
     rows = []
     if not args.json:
-        print(f"{args.target}, {args.rows}x{args.cols}, dma_bytes={args.dma_bytes}, "
-              f"lanes={args.lanes}")
+        print(f"{args.target}, {args.profile} profile, {config.rows}x{config.cols}, "
+              f"dma_bytes={config.dma_bytes}, lanes={config.vector.lanes}")
         print(f"{'block':<14}{'LUTs':>8}{'FFs':>8}{'DSPs':>6}{'BRAMs':>7}{'Fmax MHz':>10}")
     for name in blocks:
         row = measure(name, config, args.target, args.seed, args.paths)

@@ -77,8 +77,10 @@ class AcceleratorTop(wiring.Component):
                                                 readers=3, writers=1 + (vector is not None))
         m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
                                               readers=2 + (vector is not None), writers=2)
-        m.submodules.reader = reader = DMAReader(addr_width, dma_bytes)
-        m.submodules.writer = writer = DMAWriter(addr_width, dma_bytes)
+        m.submodules.reader = reader = DMAReader(addr_width, dma_bytes,
+                                                 max_outstanding=cfg.dma_outstanding)
+        m.submodules.writer = writer = DMAWriter(addr_width, dma_bytes,
+                                                 max_outstanding=cfg.dma_outstanding)
         m.submodules.read_arbiter = arbiter = ReadArbiter(addr_width, dma_bytes, clients=2)
 
         # Host side.
@@ -176,7 +178,7 @@ class AcceleratorTop(wiring.Component):
         }
         assert list(increments) == list(COUNTERS)
         for index, (name, step) in enumerate(increments.items()):
-            counter = Signal(64, name=f"count_{name.lower()}")
+            counter = Signal(cfg.counter_width, name=f"count_{name.lower()}")
             with m.If(regs.start):
                 m.d.sync += counter.eq(0)
             with m.Else():

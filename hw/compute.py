@@ -19,10 +19,6 @@ from .memory import LineReader, LineSequencer, ReadPortSignature, WritePortSigna
 
 __all__ = ["MatmulEngine", "memory_ports"]
 
-#: Instructions the engine holds in flight (descriptor queue depth).
-IN_FLIGHT = 4
-
-
 def memory_ports(config: HardwareConfig):
     """``(spad_addr_bits, spad_line_bits, acc_addr_bits, acc_line_bits)`` of ``config``."""
     return ((config.spad_lines - 1).bit_length() or 1, 8 * config.spad_line_bytes,
@@ -85,7 +81,7 @@ class MatmulEngine(wiring.Component):
 
         # Result descriptors: first accumulator line, line count, accumulate.
         result_layout = data.StructLayout({"base": acc_addr, "count": 16, "accumulate": 1})
-        queues = {name: SyncFIFO(width=width, depth=IN_FLIGHT) for name, width in (
+        queues = {name: SyncFIFO(width=width, depth=cfg.in_flight) for name, width in (
             ("a", data.Layout.cast(seq_a.desc.payload.shape()).size),
             ("b", data.Layout.cast(seq_b.desc.payload.shape()).size),
             ("c", result_layout.size))}

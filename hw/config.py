@@ -79,6 +79,15 @@ class HardwareConfig:
         Width of host (AXI) addresses.
     queue_depth
         Instruction queue entries in front of each of the load, compute and store units.
+    in_flight
+        Instructions each of those units holds at once (its own queue); the controller's
+        dependency-token gate in front of it keeps the tokens of up to ``2 * in_flight``
+        unfinished ones.
+    dma_outstanding
+        AXI bursts each DMA engine (reader, writer) keeps in flight.
+    counter_width
+        Bits of each performance counter (it wraps at ``2**counter_width``; the registers
+        still read 64 bits, the high bits zero).
     vector
         The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
         on the host.
@@ -94,6 +103,9 @@ class HardwareConfig:
     dma_bytes: int = 8
     addr_width: int = 32
     queue_depth: int = 8
+    in_flight: int = 4
+    dma_outstanding: int = 4
+    counter_width: int = 64
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
@@ -111,7 +123,13 @@ class HardwareConfig:
             raise ValueError(f"dma_bytes must be one of {DMA_BYTES}, not {self.dma_bytes!r}")
         if self.addr_width not in range(16, 65):
             raise ValueError(f"addr_width must be in 16..64, not {self.addr_width!r}")
-        _check_power_of_two("queue_depth", self.queue_depth, 2, 256)
+        _check_power_of_two("queue_depth", self.queue_depth, 1, 256)
+        _check_power_of_two("in_flight", self.in_flight, 2, 64)
+        _check_power_of_two("dma_outstanding", self.dma_outstanding, 1, 64)
+        if isinstance(self.counter_width, bool) or not isinstance(self.counter_width, int) \
+                or not 32 <= self.counter_width <= 64:
+            raise ValueError(f"counter_width must be an integer in 32..64, "
+                             f"not {self.counter_width!r}")
         if isinstance(self.vector, dict):  # as to_dict() wrote it
             unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
             if unknown:
@@ -146,6 +164,14 @@ class HardwareConfig:
         if unknown:
             raise ValueError(f"unknown hardware config keys: {', '.join(sorted(unknown))}")
         return cls(**values)
+
+    @classmethod
+    def profile(cls, name, **overrides):
+        """The configuration of profile ``name`` (one of :data:`PROFILES`) with
+        ``overrides``."""
+        if name not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {name!r}")
+        return cls.from_dict({**PROFILES[name], **overrides})
 
 
 # Vector units ---------------------------------------------------------------------------
@@ -203,3 +229,18 @@ class VectorUnitsConfig:
     def units(self):
         """Names of the units present."""
         return tuple(name for name in VECTOR_UNITS if getattr(self, name))
+
+
+#: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
+#: accelerator (fits an iCE40 UP5K), a 2x2 array without vector units, one-bank memories
+#: of a few block RAMs, a 32-bit bus, one-entry instruction queues, two instructions per
+#: unit, one DMA burst in flight and 32-bit counters.
+PROFILES = {
+    "default": {},
+    "tiny": {
+        "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
+        "acc_banks": 1, "dma_bytes": 4, "queue_depth": 1, "in_flight": 2,
+        "dma_outstanding": 1, "counter_width": 32,
+        "vector": dict.fromkeys(VECTOR_UNITS, False),
+    },
+}

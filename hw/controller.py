@@ -1,19 +1,21 @@
 """The controller: checks fetched instructions, dispatches them to the load, compute and
 store units, and keeps the units in step with dependency tokens (see ``hw/isa.py``).
 
-Fetched words pass two pipeline stages (register, then check) and go to one instruction
-queue per unit. A :class:`UnitGate` in front of each unit holds the queue's head until the
-tokens it pops are available, hands it to the unit, and pushes its tokens when the unit
-reports it done. Every check a program can fail at decode time (unknown opcode, a dependency
+Fetched words pass four pipeline stages (register; lines per row; line counts and the
+checks that need none; the remaining checks: no stage holds more than a constant divider, a
+multiplier or a row of adders and comparators) and go to one instruction queue per unit. A
+:class:`UnitGate` in front of each unit holds the queue's head until the tokens it pops are
+available, hands it to the unit, and pushes its tokens when the unit reports it done. Every
+check a program can fail at decode time (unknown opcode, a dependency
 flag the unit lacks, zero sizes, lines outside a memory, a VECTOR function whose unit is
 absent or whose row is too long) raises the error before the instruction reaches a unit;
 on an error the controller stops fetching, drops queued instructions, lets the units finish
 what they started, and then reports done.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import HardwareConfig
@@ -39,11 +41,32 @@ UNITS = {
 TOKEN_QUEUES = ("l2c", "c2l", "c2s", "s2c")
 #: Tokens a queue can hold (the functional simulator's MAX_TOKENS).
 MAX_TOKENS = 255
-#: Instructions a gate lets its unit hold at once.
-GATE_IN_FLIGHT = 8
-#: Line counts of a VECTOR instruction, computed in the stage before its checks: lines per
-#: row, and the accumulator / scratchpad lines of all its rows.
-VectorLines = data.StructLayout({"chunks": 16, "acc": 32, "spad": 32})
+#: What the decode checks need of an instruction's sizes and addresses, computed over two
+#: pipeline stages in front of them. ``PerRow``: the rows of a VECTOR, LOAD or STORE and the
+#: lines each row takes (a VECTOR's row: accumulator ``lines`` = chunks and scratchpad
+#: ``spad`` lines; a transfer's row: ``lines`` of its memory), whether a VECTOR writes the
+#: scratchpad, and the lines from the first line of a transfer or of a VECTOR's destination,
+#: source, auxiliary rows and parameter planes (after its fixed parameter lines) to the end
+#: of their memory (negative beyond it), so that each range check is one comparison.
+#: ``LineCounts``: the products ``rows * lines`` and ``rows * spad``.
+PerRow = data.StructLayout({
+    "rows": 16, "lines": 16, "spad": 16, "to_spad": 1, "room_dst": signed(18),
+    "room_src": signed(18), "room_aux": signed(18), "room_param": signed(19)})
+LineCounts = data.StructLayout({"lines": 32, "spad": 32})
+#: The checks that need no line counts, made alongside them: the error code they decide
+#: (``NONE`` leaves it to the line counts); the rooms of :data:`PerRow` the others need;
+#: and, for a VECTOR, whether it writes the scratchpad, reads ``rows * lines`` auxiliary
+#: lines, reads records or parameters beyond the accumulator, or has fraction bits out of
+#: range.
+EarlyChecks = data.StructLayout({
+    "code": 8, "room_dst": signed(18), "room_src": signed(18), "room_aux": signed(18),
+    "to_spad": 1, "aux_lines": 1, "acc_range": 1, "pwl_bad": 1})
+#: The outcome of the checks, registered in the last stage: the early error code and
+#: whether it is set, and which of the range checks and the fraction-bit check of the
+#: instruction's opcode failed (the error code follows with a few gates,
+#: :meth:`Controller.error_of`; the word is bad if any bit but ``early_code`` is set).
+Checked = data.StructLayout({"early_code": 8, "early_bad": 1, "transfer_range": 1,
+                             "spad_range": 1, "acc_range": 1, "pwl_bad": 1})
 
 
 def udiv_const(value, divisor, width):
@@ -58,7 +81,8 @@ def udiv_const(value, divisor, width):
 
 
 class UnitGate(wiring.Component):
-    """Dependency-token gate in front of one unit.
+    """Dependency-token gate in front of one unit, which may hold up to ``depth``
+    unfinished instructions.
 
     Members
     -------
@@ -82,8 +106,8 @@ class UnitGate(wiring.Component):
         Nothing queued at the unit and nothing unfinished.
     """
 
-    def __init__(self, pops, pushes):
-        self.pops, self.pushes = list(pops), list(pushes)
+    def __init__(self, pops, pushes, depth):
+        self.pops, self.pushes, self.depth = list(pops), list(pushes), depth
         super().__init__({
             "queue": In(stream.Signature(FetchedWord)),
             "insn": Out(stream.Signature(FetchedWord)),
@@ -105,7 +129,7 @@ class UnitGate(wiring.Component):
         pushes = Cat(*(getattr(deps, flag) for flag in self.pushes)) if self.pushes \
             else Const(0, 1)
         m.submodules.in_flight = in_flight = SyncFIFO(width=len(pushes) + 32,
-                                                      depth=GATE_IN_FLIGHT)
+                                                      depth=self.depth)
         tokens_ok = (wanted & ~self.available) == 0
         issue = self.queue.valid & tokens_ok & in_flight.w_rdy & ~self.drop
         m.d.comb += [
@@ -181,23 +205,71 @@ class Controller(wiring.Component):
             "stalled": Out(3), "completed": Out(2),
         })
 
-    def vector_lines(self, word):
-        """The :data:`VectorLines` of a VECTOR instruction word (a value to register in the
-        stage before :meth:`check`)."""
+    def per_row(self, m, word):
+        """The :data:`PerRow` of an instruction word (a VECTOR's or a transfer's; a value to
+        register two stages before :meth:`check`)."""
         cfg = self.config
-        vector = data.View(Instruction, word).vector
-        length, rows = vector.row_length, vector.num_rows
-        chunks = udiv_const(length + cfg.cols - 1, cfg.cols, 17)[:16]
-        spad = udiv_const(length + cfg.spad_line_bytes - 1, cfg.spad_line_bytes, 17)[:16]
-        return Cat(chunks, (rows * chunks)[:32], (rows * spad)[:32])
+        insn = data.View(Instruction, word)
+        vector, transfer = insn.vector, insn.transfer
+        per_row = Signal(PerRow)
 
-    def check(self, m, word, lines):
-        """The :class:`ErrorCode` (0 if none) of an instruction word, computed from the
-        configuration's memory sizes; ``lines`` is the word's :data:`VectorLines`."""
+        def ceil_div(value, divisor):
+            return udiv_const(value + divisor - 1, divisor, len(value) + 1)[:16]
+
+        with m.If(insn.header.opcode == Opcode.VECTOR):
+            # (Its own signal: per_row read while it is driven is a loop to Verilator.)
+            to_spad = Signal()
+            param_base = Signal(range(max(vector_param_lines(func, 1, cfg.cols)[0]
+                                          for func in VectorFunc) + 1))
+            # An if/elif chain, not a switch: Verilator's lint rejects incomplete cases.
+            for index, func in enumerate(VectorFunc):
+                with (m.Elif if index else m.If)(vector.func == func):
+                    spad_if = {w: int(vector_output_memory(func, w) == Memory.SPAD)
+                               for w in OutWidth}
+                    m.d.comb += [
+                        to_spad.eq(Mux(vector.out_width == OutWidth.INT8,
+                                       spad_if[OutWidth.INT8], spad_if[OutWidth.INT16])),
+                        param_base.eq(vector_param_lines(func, 1, cfg.cols)[0]),
+                    ]
+            m.d.comb += [
+                per_row.rows.eq(vector.num_rows),
+                per_row.to_spad.eq(to_spad),
+                per_row.lines.eq(ceil_div(vector.row_length, cfg.cols)),
+                per_row.room_dst.eq(Mux(to_spad, cfg.spad_lines, cfg.acc_lines)
+                                    - vector.dst_addr),
+                per_row.room_src.eq(cfg.acc_lines - vector.src_addr),
+                per_row.room_aux.eq(cfg.acc_lines - vector.aux_addr),
+                per_row.room_param.eq(cfg.acc_lines - vector.param_addr - param_base),
+            ]
+        with m.Else():
+            to_acc = transfer.mem == Memory.ACC
+            m.d.comb += [
+                per_row.rows.eq(transfer.rows),
+                per_row.lines.eq(Mux(to_acc, ceil_div(transfer.row_bytes, cfg.acc_line_bytes),
+                                     ceil_div(transfer.row_bytes, cfg.spad_line_bytes))),
+                per_row.room_dst.eq(Mux(to_acc, cfg.acc_lines, cfg.spad_lines)
+                                    - transfer.sram_addr),
+            ]
+        m.d.comb += per_row.spad.eq(ceil_div(vector.row_length, cfg.spad_line_bytes))
+        return per_row
+
+    def line_counts(self, per_row):
+        """The :data:`LineCounts` of a :data:`PerRow` (a value to register in the stage
+        before :meth:`check`)."""
+        cfg = self.config
+        per_row = data.View(PerRow, per_row)
+        lines = per_row.rows * per_row.lines
+        # A row of ``cols`` elements fills a scratchpad line when the array is not taller.
+        spad = lines if cfg.spad_line_bytes == cfg.cols else per_row.rows * per_row.spad
+        return Cat(lines, spad)
+
+    def early_checks(self, m, word, per_row):
+        """The :data:`EarlyChecks` of an instruction word and its :data:`PerRow` (a value to
+        register in the stage before :meth:`check`)."""
         cfg = self.config
         insn = data.View(Instruction, word)
         opcode = insn.header.opcode.as_value()
-        code = Signal(8)
+        early = Signal(EarlyChecks)
         known = Signal()
         flag_names = ("pop_prev", "pop_next", "push_prev", "push_next")
         flags = Cat(*(getattr(insn.header.deps, flag) for flag in flag_names))
@@ -210,88 +282,115 @@ class Controller(wiring.Component):
             with m.If(opcode == op.value):
                 m.d.comb += known.eq((flags & ~allowed) == 0)
         transfer, matmul = insn.transfer, insn.matmul
-        to_acc = transfer.mem == Memory.ACC
-        lines_per_row = Mux(to_acc,
-                            udiv_const(transfer.row_bytes + cfg.acc_line_bytes - 1,
-                                       cfg.acc_line_bytes, 13),
-                            udiv_const(transfer.row_bytes + cfg.spad_line_bytes - 1,
-                                       cfg.spad_line_bytes, 13))
-        transfer_end = transfer.sram_addr + transfer.rows * lines_per_row
         ws = cfg.dataflow == "ws"
         b_lines = cfg.rows if ws else matmul.length
         c_lines = matmul.length if ws else cfg.rows
         with m.If(~known):
-            m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
+            m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         with m.Elif((opcode == Opcode.LOAD.value) | (opcode == Opcode.STORE.value)):
             with m.If((transfer.rows == 0) | (transfer.row_bytes == 0)):
-                m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
-            with m.Elif(transfer_end > Mux(to_acc, cfg.acc_lines, cfg.spad_lines)):
-                m.d.comb += code.eq(Mux(to_acc, ErrorCode.ACC_RANGE, ErrorCode.SPAD_RANGE))
+                m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         with m.Elif(opcode == Opcode.MATMUL.value):
             with m.If(matmul.length == 0):
-                m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
+                m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
             with m.Elif((matmul.a_addr + matmul.length > cfg.spad_lines)
                         | (matmul.b_addr + b_lines > cfg.spad_lines)):
-                m.d.comb += code.eq(ErrorCode.SPAD_RANGE)
+                m.d.comb += early.code.eq(ErrorCode.SPAD_RANGE)
             with m.Elif(matmul.c_addr + c_lines > cfg.acc_lines):
-                m.d.comb += code.eq(ErrorCode.ACC_RANGE)
+                m.d.comb += early.code.eq(ErrorCode.ACC_RANGE)
         with m.Elif(opcode == Opcode.VECTOR.value):
-            m.d.comb += code.eq(self._check_vector(m, insn.vector,
-                                                   data.View(VectorLines, lines)))
-        return code
+            self._early_vector_checks(m, insn.vector, data.View(PerRow, per_row), early)
+        per_row = data.View(PerRow, per_row)
+        m.d.comb += [early.room_dst.eq(per_row.room_dst), early.room_src.eq(per_row.room_src),
+                     early.room_aux.eq(per_row.room_aux), early.to_spad.eq(per_row.to_spad)]
+        return early
 
-    def _check_vector(self, m, vector, lines):
-        """The error code of a VECTOR instruction, checked in the functional simulator's
-        order: ILLEGAL_INSTRUCTION (unknown function, zero sizes, absent unit, row too long,
-        reserved width), then the destination's range, then the accumulator reads' ranges,
-        then ILLEGAL_INSTRUCTION for GELU/SILU fraction bits outside their range."""
+    def _early_vector_checks(self, m, vector, per_row, early):
+        """Drive ``early`` for a VECTOR instruction and its :data:`PerRow`: its
+        ILLEGAL_INSTRUCTION checks (unknown function, zero sizes, absent unit, row too long,
+        reserved width), and its range and fraction-bit checks that need no line counts
+        (see :meth:`error_of` for their order)."""
         cfg = self.config
-        code = Signal(8)
         rows, length = vector.num_rows, vector.row_length
-        chunks = lines.chunks
-        # Per function: legal so far, destination memory, and the accumulator lines it reads
-        # besides its source rows.
-        illegal, to_spad, param_lines = Signal(init=1), Signal(), Signal(18)
-        record_reads, record_writes, aux_reads, pwl = Signal(), Signal(), Signal(), Signal()
+        # Per function: legal so far, and the accumulator lines it reads besides its source
+        # rows.
+        illegal, params_beyond = Signal(init=1), Signal()
+        record_reads, record_writes, pwl = Signal(), Signal(), Signal()
         # An if/elif chain, not a switch: Verilator's lint rejects incomplete cases.
         for index, func in enumerate(VectorFunc):
             with (m.Elif if index else m.If)(vector.func == func):
                 planes = len(VECTOR_PARAMS[func][1])
                 limit = vector_row_limit(cfg.vector, func)
                 too_long = length > limit if limit < 2**len(length) - 1 else Const(0)
-                spad_if = {w: int(vector_output_memory(func, w) == Memory.SPAD)
-                           for w in OutWidth}
+                # Fixed lines then a plane per chunk; none at all reads no parameters.
+                reads_params = vector_param_lines(func, 1, cfg.cols)[0] != 0 or planes != 0
                 m.d.comb += [
                     illegal.eq(Const(not getattr(cfg.vector, VECTOR_UNIT[func])) | too_long),
-                    to_spad.eq(Mux(vector.out_width == OutWidth.INT8,
-                                   spad_if[OutWidth.INT8], spad_if[OutWidth.INT16])),
-                    param_lines.eq(vector_param_lines(func, 1, cfg.cols)[0]
-                                   + chunks * planes),
+                    params_beyond.eq(Const(reads_params)
+                                     & (per_row.lines * planes > per_row.room_param)),
                     record_reads.eq(func in (VectorFunc.REQUANTIZE, VectorFunc.SOFTMAX)),
                     record_writes.eq(func == VectorFunc.ROWQUANT),
-                    aux_reads.eq(func in (VectorFunc.MUL, VectorFunc.ADD)),
+                    early.aux_lines.eq(func in (VectorFunc.MUL, VectorFunc.ADD)),
                     pwl.eq(func in (VectorFunc.GELU, VectorFunc.SILU)),
                 ]
-
-        def beyond(first, count):
-            return first + count > cfg.acc_lines
-
-        acc_range = ((~to_spad & beyond(vector.dst_addr, lines.acc))
-                     | beyond(vector.src_addr, lines.acc)
-                     | (record_writes & beyond(vector.aux_addr, rows))
-                     | (record_reads & vector.row_scale & beyond(vector.aux_addr, rows))
-                     | (aux_reads & beyond(vector.aux_addr, lines.acc))
-                     | ((param_lines != 0) & beyond(vector.param_addr, param_lines)))
+        aux_rows = record_writes | (record_reads & vector.row_scale)
+        m.d.comb += [
+            early.acc_range.eq((aux_rows & (rows > per_row.room_aux)) | params_beyond),
+            early.pwl_bad.eq(pwl & ((vector.imm < SEG_LOG2) | (vector.imm > PWL_WIDTH - 1))),
+        ]
         with m.If(illegal | (rows == 0) | (length == 0)
                   | (vector.out_width.as_value() > OutWidth.INT32.value)):
-            m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
-        with m.Elif(to_spad & (vector.dst_addr + lines.spad > cfg.spad_lines)):
+            m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
+
+    def check(self, m, word, early, counts):
+        """The :data:`Checked` outcome of an instruction word's checks, from the
+        configuration's memory sizes, its :data:`EarlyChecks` and its :data:`LineCounts`."""
+        insn = data.View(Instruction, word)
+        opcode = insn.header.opcode.as_value()
+        early, counts = data.View(EarlyChecks, early), data.View(LineCounts, counts)
+        checked = Signal(Checked)
+        is_transfer = (opcode == Opcode.LOAD.value) | (opcode == Opcode.STORE.value)
+        is_vector = opcode == Opcode.VECTOR.value
+        m.d.comb += [
+            checked.early_code.eq(early.code),
+            checked.early_bad.eq(early.code != ErrorCode.NONE),
+            checked.transfer_range.eq(is_transfer & (counts.lines > early.room_dst)),
+            checked.spad_range.eq(is_vector & early.to_spad & (counts.spad > early.room_dst)),
+            checked.acc_range.eq(is_vector & (
+                early.acc_range | (~early.to_spad & (counts.lines > early.room_dst))
+                | (counts.lines > early.room_src)
+                | (early.aux_lines & (counts.lines > early.room_aux)))),
+            checked.pwl_bad.eq(is_vector & early.pwl_bad),
+        ]
+        return checked
+
+    def error_of(self, m, word, checked):
+        """The :class:`ErrorCode` (0 if none) of an instruction word from its
+        :data:`Checked`. A VECTOR is checked in the functional simulator's order:
+        ILLEGAL_INSTRUCTION, then the destination's range, then the accumulator reads'
+        ranges, then ILLEGAL_INSTRUCTION for GELU/SILU fraction bits outside their range."""
+        insn = data.View(Instruction, word)
+        checked = data.View(Checked, checked)
+        code = Signal(8)
+        with m.If(checked.early_bad):
+            m.d.comb += code.eq(checked.early_code)
+        with m.Elif(checked.transfer_range):
+            m.d.comb += code.eq(Mux(insn.transfer.mem == Memory.ACC, ErrorCode.ACC_RANGE,
+                                    ErrorCode.SPAD_RANGE))
+        with m.Elif(checked.spad_range):
             m.d.comb += code.eq(ErrorCode.SPAD_RANGE)
-        with m.Elif(acc_range):
+        with m.Elif(checked.acc_range):
             m.d.comb += code.eq(ErrorCode.ACC_RANGE)
-        with m.Elif(pwl & ((vector.imm < SEG_LOG2) | (vector.imm > PWL_WIDTH - 1))):
+        with m.Elif(checked.pwl_bad):
             m.d.comb += code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         return code
+
+    def error_code(self, m, word):
+        """The :class:`ErrorCode` of an instruction word: the decode pipeline's logic
+        without its registers (for tests)."""
+        per_row = self.per_row(m, word)
+        return self.error_of(m, word, self.check(m, word, self.early_checks(m, word, per_row),
+                                                 self.line_counts(per_row)))
 
     def elaborate(self, platform):
         m = Module()
@@ -300,15 +399,19 @@ class Controller(wiring.Component):
         stopping = Signal()  # HALT seen or error: dispatch nothing more
         failed = Signal()
 
-        # Stage 1: the fetched word. Stage 2: the word and its checks.
-        s1, s1_valid, s1_lines = Signal(FetchedWord), Signal(), Signal(VectorLines)
-        s2, s2_valid, s2_code = Signal(FetchedWord), Signal(), Signal(8)
-        s2_insn = data.View(Instruction, s2.word)
-        s2_opcode = s2_insn.header.opcode.as_value()
+        # The decode pipeline: the fetched word, then with its PerRow, its LineCounts and
+        # EarlyChecks, and its error code; the last stage dispatches.
+        stages = [(Signal(FetchedWord, name=f"s{i}"), Signal(name=f"s{i}_valid"))
+                  for i in range(1, 5)]
+        s2_per_row, s3_counts, s3_early = Signal(PerRow), Signal(LineCounts), Signal(EarlyChecks)
+        last, last_valid = stages[-1]
+        last_checked = Signal(Checked)
 
-        queues = {name: SyncFIFO(width=data.Layout.cast(FetchedWord).size, depth=depth)
+        # Buffered: a queue's head is a register, out of the paths through the gates.
+        queues = {name: SyncFIFOBuffered(width=data.Layout.cast(FetchedWord).size, depth=depth)
                   for name in UNITS}
-        gates = {name: UnitGate(pops, pushes) for name, (_, pops, pushes) in UNITS.items()}
+        gates = {name: UnitGate(pops, pushes, 2 * self.config.in_flight)
+                 for name, (_, pops, pushes) in UNITS.items()}
         for name in UNITS:
             m.submodules[f"queue_{name}"] = queues[name]
             m.submodules[f"gate_{name}"] = gates[name]
@@ -319,62 +422,90 @@ class Controller(wiring.Component):
         m.d.comb += [gates["load"].done.eq(self.load_done),
                      gates["compute"].done.eq(self.compute_done),
                      gates["store"].done.eq(self.store_done)]
-        all_idle = Cat(*(gate.idle for gate in gates.values())).all() & self.units_idle
+        # (A buffered queue's head lags a write by a cycle: its level counts every entry.)
+        all_idle = Cat(*(gates[name].idle & (queues[name].level == 0) for name in UNITS)).all() \
+            & self.units_idle
 
-        # Dispatch from stage 2.
-        target = {name: Cat(*(s2_opcode == op.value for op in ops)).any()
-                  for name, (ops, _, _) in UNITS.items()}
-        fence = s2_opcode == Opcode.FENCE.value
-        halt = s2_opcode == Opcode.HALT.value
-        bad = s2_code != ErrorCode.NONE
+        # Dispatch from the last stage, whose kind (unit, FENCE or HALT) is decoded a stage
+        # earlier. A FENCE waits for all units idle a cycle earlier with nothing dispatched
+        # since: no path from the units' state into the pipeline's enables.
+        kinds = {name: ops for name, (ops, _, _) in UNITS.items()}
+        kinds.update(fence=(Opcode.FENCE,), halt=(Opcode.HALT,))
+        s3_opcode = data.View(Instruction, stages[2][0].word).header.opcode.as_value()
+        last_kind = Signal(len(kinds))
+        target = dict(zip(kinds, last_kind))
+        bad = last_checked.as_value()[8:].any()
+        was_idle = Signal()
+        m.d.sync += was_idle.eq(all_idle & ~Cat(queue.w_en for queue in queues.values()).any())
+        # Flat sums of products (the kinds are one-hot unless the word is bad): few logic
+        # levels from the queue levels to the pipeline's enables.
+        go = last_valid & ~stopping & ~bad
+        for name in UNITS:
+            m.d.comb += [queues[name].w_en.eq(go & target[name]), queues[name].w_data.eq(last)]
         dispatched = Signal()
-        with m.If(s2_valid & ~stopping):
-            with m.If(bad | halt):
-                m.d.comb += dispatched.eq(1)
-            with m.Elif(fence):
-                m.d.comb += dispatched.eq(all_idle)
-            for name in UNITS:
-                with m.Elif(target[name]):
-                    m.d.comb += [dispatched.eq(queues[name].w_rdy),
-                                 queues[name].w_en.eq(1), queues[name].w_data.eq(s2)]
-        m.d.comb += self.decoded.eq(s2_valid & ~stopping & dispatched)
-        with m.If(s2_valid & stopping):
-            m.d.comb += dispatched.eq(1)  # drop words fetched after HALT or an error
-        s2_free = ~s2_valid | dispatched
-        s1_free = ~s1_valid | s2_free
-        m.d.comb += self.fetched.ready.eq(s1_free)
-        with m.If(s2_free):
-            m.d.sync += [s2.eq(s1), s2_valid.eq(s1_valid),
-                         s2_code.eq(self.check(m, s1.word, s1_lines))]
-        with m.If(s1_free):
-            m.d.sync += [s1.eq(self.fetched.payload), s1_valid.eq(self.fetched.valid),
-                         s1_lines.eq(self.vector_lines(self.fetched.payload.word))]
+        m.d.comb += dispatched.eq(
+            last_valid & (stopping | bad | target["halt"] | (target["fence"] & was_idle)
+                          | Cat(target[name] & queues[name].w_rdy for name in UNITS).any()))
+        # (Words fetched after HALT or an error are dropped.)
+        m.d.comb += self.decoded.eq(dispatched & ~stopping)
+        # The stages advance together when the last one is empty or dispatches (bubbles
+        # behind a stalled word stay: no chain of enables through the stages), and the
+        # first also takes a word whenever it is empty.
+        advance = ~last_valid | dispatched
+        free = [~stages[0][1] | advance] + [advance] * (len(stages) - 1)
+        sources = [(self.fetched.payload, self.fetched.valid)] + stages[:-1]
+        for (word, valid), (source, source_valid), enable in zip(stages, sources, free):
+            with m.If(enable):
+                m.d.sync += [word.eq(source), valid.eq(source_valid)]
+        m.d.comb += self.fetched.ready.eq(free[0])
+        (s1, _), (s2, _), (s3, _), _ = stages
+        # Outside the enables, so that no path runs through them.
+        per_row = self.per_row(m, s1.word)
+        early = self.early_checks(m, s2.word, s2_per_row)
+        checked = self.check(m, s3.word, s3_early, s3_counts)
+        with m.If(free[1]):
+            m.d.sync += s2_per_row.eq(per_row)
+        with m.If(free[2]):
+            m.d.sync += [s3_counts.eq(self.line_counts(s2_per_row)), s3_early.eq(early)]
+        with m.If(free[3]):
+            m.d.sync += [last_checked.eq(checked),
+                         last_kind.eq(Cat(Cat(s3_opcode == op.value for op in ops).any()
+                                          for ops in kinds.values()))]
 
-        # Tokens.
+        # Tokens. A push that takes a queue past MAX_TOKENS is an error reported a cycle
+        # later with the index of the pushing unit's instruction (kept from its done pulse),
+        # out of the error logic's paths.
+        finished_pc = {name: Signal(32, name=f"finished_pc_{name}") for name in UNITS}
+        for name, gate in gates.items():
+            with m.If(gate.done):
+                m.d.sync += finished_pc[name].eq(gate.done_pc)
         for queue_name in TOKEN_QUEUES:
             count = Signal(range(MAX_TOKENS + 2), name=f"tokens_{queue_name}")
             pushed = Cat(*(gate.push[i] for name, gate in gates.items()
                            for i, flag in enumerate(UNITS[name][2])
-                           if UNITS[name][2][flag] == queue_name))
+                           if UNITS[name][2][flag] == queue_name)).any()
             popped = Cat(*(gate.pop[i] for name, gate in gates.items()
                            for i, flag in enumerate(UNITS[name][1])
-                           if UNITS[name][1][flag] == queue_name))
+                           if UNITS[name][1][flag] == queue_name)).any()
             for name, gate in gates.items():
                 for i, flag in enumerate(UNITS[name][1]):
                     if UNITS[name][1][flag] == queue_name:
                         m.d.comb += gate.available[i].eq(count != 0)
-            after = count + pushed.any() - popped.any()
-            m.d.sync += count.eq(after)
+            m.d.sync += count.eq(count + pushed - popped)
             pusher = next(name for name, (_, _, pushes) in UNITS.items()
                           if queue_name in pushes.values())
+            overflow = Signal(name=f"overflow_{queue_name}")
+            # A push onto a full queue overflows, even if a token leaves in the same cycle
+            # (past MAX_TOKENS the controller has failed until the next start).
+            m.d.sync += overflow.eq(~self.start & (count == MAX_TOKENS) & pushed)
             with m.If(self.start):
                 m.d.sync += count.eq(0)
-            with m.Elif(after > MAX_TOKENS):
-                self._fail(m, ErrorCode.TOKEN_OVERFLOW, gates[pusher].done_pc, failed)
+            with m.If(overflow):
+                self._fail(m, ErrorCode.TOKEN_OVERFLOW, finished_pc[pusher], failed)
 
         # Errors: the first one wins.
-        with m.If(s2_valid & ~stopping & bad):
-            self._fail(m, s2_code, s2.pc, failed)
+        with m.If(last_valid & ~stopping & bad):
+            self._fail(m, self.error_of(m, last.word, last_checked), last.pc, failed)
         with m.If(self.fetch_error):
             self._fail(m, ErrorCode.AXI_READ, self.fetch_error_pc, failed)
         with m.If(self.load_error):
@@ -382,7 +513,7 @@ class Controller(wiring.Component):
         with m.If(self.store_error):
             self._fail(m, ErrorCode.AXI_WRITE, gates["store"].done_pc, failed)
 
-        stop_now = (s2_valid & ~stopping & (bad | halt)) | self.fetch_error | \
+        stop_now = (last_valid & ~stopping & (bad | target["halt"])) | self.fetch_error | \
             self.load_error | self.store_error
         m.d.comb += self.stop_fetch.eq(running & stop_now)
         with m.If(stop_now):
@@ -391,7 +522,8 @@ class Controller(wiring.Component):
         # Completion (not in the cycle right after start, before fetch reports busy).
         just_started = Signal()
         m.d.sync += just_started.eq(self.start)
-        drained = ~self.fetch_busy & ~s1_valid & ~s2_valid & all_idle & ~just_started
+        drained = ~self.fetch_busy & ~Cat(valid for _, valid in stages).any() & all_idle \
+            & ~just_started
         m.d.comb += [
             self.busy.eq(running),
             self.finished.eq(running & drained & ~self.start),

@@ -23,7 +23,6 @@ from .memory import Repacker, StreamQueue, WritePortSignature
 __all__ = ["RowCommands", "LoadUnit"]
 
 #: Instructions the load unit holds between taking them and writing their last line.
-IN_FLIGHT = 4
 
 
 def row_layout(addr_width):
@@ -84,7 +83,7 @@ class LoadUnit(wiring.Component):
     """Executes LOAD instructions (see ``hw/isa.py``).
 
     Taking an instruction queues it and starts issuing its row commands, which run ahead of
-    the data (up to :data:`IN_FLIGHT` instructions); beats are repacked into lines of the
+    the data (up to ``in_flight`` instructions of the configuration); beats are repacked into lines of the
     target memory's width (any line width against any bus width) and written at up to one
     line per cycle. Beats and lines cross small queues, so neither ``dma_data.ready`` nor the
     write ports' ``valid`` depend combinationally on another handshake.
@@ -130,9 +129,9 @@ class LoadUnit(wiring.Component):
         # The beat side needs each instruction's memory and rows; the line side also its
         # first line. Both queues are filled as the instruction is taken.
         m.submodules.intake_queue = intake_queue = StreamQueue(
-            data.StructLayout({"mem": 1, "rows": 16}), IN_FLIGHT)
+            data.StructLayout({"mem": 1, "rows": 16}), cfg.in_flight)
         m.submodules.write_queue = write_queue = StreamQueue(
-            data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), IN_FLIGHT)
+            data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), cfg.in_flight)
         ready = commands.block.ready & intake_queue.i.ready & write_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),

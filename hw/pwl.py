@@ -1,7 +1,7 @@
 """Piecewise-linear activation unit (GELU and SiLU share it; golden model:
 ``systolic.sw.numerics.pwl.pwl_apply`` with the tables of ``gelu.py`` / ``silu.py``)."""
 
-from amaranth.hdl import Const, Module, Mux, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,8 +45,9 @@ class PiecewiseLinear(wiring.Component):
     o : Out(stream.Signature(out_layout(lanes)))
         ``data[k]``: int16 result in the same format (sign-extended to 32 bits).
     frac_bits : In(4)
-        Fraction bits of input and output, ``seg_log2..15``; hold stable while beats are
-        in flight (other values give unspecified results).
+        Fraction bits of input and output, ``seg_log2..15``; hold stable from the cycle
+        before the first beat while beats are in flight (other values give unspecified
+        results).
     """
 
     def __init__(self, lanes, knots, range_log2, seg_log2=SEG_LOG2):
@@ -77,16 +78,23 @@ class PiecewiseLinear(wiring.Component):
         p = StreamingPipeline(m, self.i, self.o, "pwl")
         # Offsets from the bottom of the range: x - lo < 2**(range_log2 + 16) at most.
         span_bits = self.range_log2 + PWL_WIDTH
-        p["gap"] = (self.frac_bits - self.seg_log2)[:4]
-        p["half_span"] = (Const(1, span_bits) << (self.range_log2 + self.frac_bits))[:span_bits]
+        # The shift and the range from frac_bits in registers: no shifter in front of the
+        # first stage's adders.
+        gap, half_span = Signal(4), Signal(span_bits)
+        low = Signal(signed(span_bits + 1))  # -half_span
+        m.d.sync += [gap.eq(self.frac_bits - self.seg_log2),
+                     half_span.eq(Const(1, span_bits) << (self.range_log2 + self.frac_bits)),
+                     low.eq(-(Const(1, span_bits) << (self.range_log2 + self.frac_bits)))]
+        p["gap"], p["half_span"], p["low"] = gap, half_span, low
 
         def lane_path(lane):
             name = f"l{lane}"
             x = p["beat"].lanes[lane].x
             p[f"{name}_x"] = x
             offset = x + p["half_span"]
-            p[f"{name}_below"] = offset < 0
-            p[f"{name}_above"] = offset >= (p["half_span"] << 1)
+            # offset < 0 and offset >= 2 * half_span, compared beside the adder.
+            p[f"{name}_below"] = x < p["low"]
+            p[f"{name}_above"] = x >= p["half_span"]
             inside = ~p[f"{name}_below"] & ~p[f"{name}_above"]
             p[f"{name}_offset"] = Mux(inside, offset, 0)[:span_bits]
             p.step()

@@ -104,21 +104,23 @@ class RegisterBlock(wiring.Component):
             offset("ERROR_PC"): self.error_pc,
             offset("HW_INFO"): Const(hw_info(self.config), 32),
         }
-        # Every case assigns both outputs, so no case statement is left incomplete.
+        # Every case assigns all three registers (the high-word latch keeps its value but on
+        # a counter's low word), so no case statement is left incomplete.
+        keep_latch = high_latch.eq(high_latch)
         with m.If(bus.r_en):
             with m.Switch(bus.addr):
                 for address, value in values.items():
                     with m.Case(address):
-                        m.d.sync += [bus.r_data.eq(value), read_error.eq(0)]
+                        m.d.sync += [bus.r_data.eq(value), read_error.eq(0), keep_latch]
                 for index, name in enumerate(COUNTERS):
                     with m.Case(offset(f"{name}_LO")):
                         m.d.sync += [bus.r_data.eq(self.counters[index][:32]),
                                      high_latch.eq(self.counters[index][32:]),
                                      read_error.eq(0)]
                     with m.Case(offset(f"{name}_HI")):
-                        m.d.sync += [bus.r_data.eq(high_latch), read_error.eq(0)]
+                        m.d.sync += [bus.r_data.eq(high_latch), read_error.eq(0), keep_latch]
                 with m.Default():
-                    m.d.sync += [bus.r_data.eq(0), read_error.eq(1)]
+                    m.d.sync += [bus.r_data.eq(0), read_error.eq(1), keep_latch]
         m.d.comb += bus.r_err.eq(read_error)
         assert {reg.offset for reg in REGISTERS} == set(values) | {offset("CTRL")} | {
             offset(f"{name}_{half}") for name in COUNTERS for half in ("LO", "HI")}

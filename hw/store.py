@@ -16,7 +16,7 @@ from .compute import memory_ports
 from .config import HardwareConfig
 from .dma import beat_layout, command_layout, done_layout
 from .isa import Memory, Transfer
-from .load import IN_FLIGHT, RowCommands, transfer_widths
+from .load import RowCommands, transfer_widths
 from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue
 
 __all__ = ["StoreUnit"]
@@ -25,7 +25,7 @@ __all__ = ["StoreUnit"]
 class StoreUnit(wiring.Component):
     """Executes STORE instructions (see ``hw/isa.py``).
 
-    Taking an instruction queues it (up to :data:`~systolic.hw.load.IN_FLIGHT`) and starts
+    Taking an instruction queues it (up to ``in_flight`` of the configuration) and starts
     issuing its row commands; lines are read at up to one per cycle from either memory,
     repacked into bus beats (any line width against any bus width), and streamed to the DMA
     writer through a small queue. An instruction is done when the writer has reported every
@@ -71,9 +71,9 @@ class StoreUnit(wiring.Component):
         m.submodules.commands = commands = RowCommands(cfg.addr_width)
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         m.submodules.read_queue = read_queue = StreamQueue(data.StructLayout({
-            "mem": 1, "sram_addr": 16, "rows": 16, "row_bytes": 12}), IN_FLIGHT)
+            "mem": 1, "sram_addr": 16, "rows": 16, "row_bytes": 12}), cfg.in_flight)
         m.submodules.done_queue = done_queue = StreamQueue(
-            data.StructLayout({"rows": 16}), IN_FLIGHT)
+            data.StructLayout({"rows": 16}), cfg.in_flight)
         ready = commands.block.ready & read_queue.i.ready & done_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),

@@ -6,8 +6,11 @@ The design is synthesized inside :class:`~systolic.hw.harness.SynthHarness` (two
 so that its hundreds of ports fit any package and every path is register to register; the
 harness's flip-flops are subtracted from the reported count. When the design needs more
 multipliers than the device has DSP blocks, it is synthesized again with all multipliers in
-LUTs (``"multipliers": "lut"`` in the result). Results are cached under ``build/synth`` by
-target, seed and the exact Verilog, so repeated queries (the explorer) cost nothing.
+LUTs (``"multipliers": "lut"`` in the result). A design larger than the device is reported,
+not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
+``"overused"`` naming the resources that ran out, and ``fmax_mhz`` None. Results are
+cached under ``build/synth`` by target, seed and the exact Verilog, so repeated queries (the
+explorer) cost nothing.
 
 ``place=False`` stops after yosys: LUTs, flip-flops, DSPs and block RAMs are known from the
 mapped netlist (``fmax_mhz`` is None), in a fraction of the place-and-route time. ECP5 LUTs
@@ -93,6 +96,12 @@ def _yosys(target, work, use_dsp):
     return (work / "stat.txt").read_text()
 
 
+def _utilisation(log):
+    """``{cell: (used, available)}`` from nextpnr's "Device utilisation" report."""
+    return {name: (int(used), int(available)) for name, used, available in
+            re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log, re.M)}
+
+
 def _count(stat, cell):
     found = re.search(rf"^\s+(\d+)\s+{cell}\s*$", stat, re.M)
     return int(found.group(1)) if found else 0
@@ -109,11 +118,13 @@ def _stat_resources(target, stat):
     }
 
 
-def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True):
+def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cached_only=False):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
     ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
-    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``).
-    ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no seed)."""
+    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``);
+    placed, also ``fits`` (False: ``fmax_mhz`` None and ``overused`` lists the cells the
+    device lacks). ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no
+    seed). ``cached_only``: None instead of running the tools if the result is not cached."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
     target = TARGETS[target_name]
@@ -125,6 +136,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True):
     if cached.exists():
         return {**json.loads(cached.read_text()), "cached": True,
                 "cache_dir": str(cached.parent)}
+    if cached_only:
+        return None
     work = Path(tempfile.mkdtemp(prefix="synth_"))
     try:
         (work / "top.v").write_text(text)
@@ -147,32 +160,45 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True):
         logs = ("yosys.log", "nextpnr.log", "report.json", "stat.txt") if place else \
             ("yosys.log", "stat.txt")
         for log in logs:
-            shutil.copy(work / log, cached.parent / log)
+            if (work / log).exists():  # no report.json when the design does not fit
+                shutil.copy(work / log, cached.parent / log)
         return {**result, "cached": False, "cache_dir": str(cached.parent)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _place(target, work, stat, seed):
-    """Place and route with nextpnr: resources from its report and the achieved Fmax."""
-    _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
-          "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
-         work, "nextpnr.log")
-    report = json.loads((work / "report.json").read_text())
-    used = {cell: info["used"] for cell, info in report["utilization"].items()}
-    fmax = min(clock["achieved"] for clock in report["fmax"].values())
+    """Place and route with nextpnr: resources from its report and the achieved Fmax, or
+    from its utilisation report and the resources that ran out if the design is too big."""
+    try:
+        _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
+              "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
+             work, "nextpnr.log")
+    except SynthesisError:
+        utilisation = _utilisation((work / "nextpnr.log").read_text())
+        overused = sorted(cell for cell, (used, available) in utilisation.items()
+                          if used > available)
+        if not overused:
+            raise
+        used, fmax = {cell: n for cell, (n, _) in utilisation.items()}, None
+    else:
+        report = json.loads((work / "report.json").read_text())
+        used = {cell: info["used"] for cell, info in report["utilization"].items()}
+        fmax = round(min(clock["achieved"] for clock in report["fmax"].values()), 2)
+        overused = []
     if target.lut == target.ff:  # iCE40 logic cells pair a LUT and a flip-flop
         resources = _stat_resources(target, stat)
         luts, ffs = resources["luts"], resources["ffs"]
     else:
         luts, ffs = used.get(target.lut, 0), used.get(target.ff, 0)
     return {"luts": luts, "ffs": ffs, "dsps": used.get(target.dsp, 0),
-            "brams": sum(used.get(b, 0) for b in target.brams), "fmax_mhz": round(fmax, 2)}
+            "brams": sum(used.get(b, 0) for b in target.brams), "fmax_mhz": fmax,
+            "fits": not overused, **({"overused": overused} if overused else {})}
 
 
 def synthesize_config(config, target_name, **kwargs):
     """:func:`synthesize` of the whole accelerator generated from ``config``."""
     from systolic.hw.accelerator import AcceleratorTop
 
-    return {**synthesize(AcceleratorTop(config), target_name, **kwargs),
-            "config": config.to_dict()}
+    result = synthesize(AcceleratorTop(config), target_name, **kwargs)
+    return None if result is None else {**result, "config": config.to_dict()}

@@ -396,7 +396,7 @@ def decode_codes(config, words):
     controller = Controller(config)
     controller._MustUse__silence = True  # only its check logic is simulated
     word = Signal(INSTRUCTION_BITS)
-    code = controller.check(m, word, controller.vector_lines(word))
+    code = controller.error_code(m, word)
     codes = []
 
     async def bench(ctx):
