@@ -96,6 +96,10 @@ class Scheduler:
         self._covered = dict.fromkeys(("l2c", "c2l", "c2s", "s2c"), -1)
         self._fenced = -1  # index of the last FENCE
         self._host_reads, self._host_writes = set(), set()
+        #: Slot rotation the tiler carries from one operation to the next (so that the next
+        #: operation's first loads go to slots the current one's last instructions do not
+        #: use).
+        self.rotation = {}
 
     # -- instructions ---------------------------------------------------------------------
     def load(self, mem, sram_addr, rows, row_bytes, dram_addr, dram_stride, buffer):

@@ -162,8 +162,9 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
     if mb < 1:
         raise ValueError(f"the memories of {cfg} cannot hold a block of A and its results")
     m_blocks = _blocks(m, mb)
-    a_slots = (b_region, b_region + m_blocks[0][1] * kp)
-    c_slots = _c_slots(cfg, m_blocks[0][1])
+    a_slots = _rotated(sched, "a", (b_region, b_region + m_blocks[0][1] * kp))
+    c_slots = _rotated(sched, "c", _c_slots(cfg, m_blocks[0][1]))
+    b_slots = _rotated(sched, "b", b_slots)
     steps = [(block, m0, mw, n0, min(cols, n - n0), t0, tn)
              for block, (m0, mw) in enumerate(m_blocks) for n0 in range(0, n, cols)
              for t0, tn in k_panels]
@@ -258,6 +259,19 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
                            mw, accumulate=t0 > 0, a_unsigned=a_unsigned)
         if t0 + tn == k_tiles:
             sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
+    _advance(sched, a=len(m_blocks) if whole_k else len(steps),
+             b=per_block if resident else len(steps), c=outputs)
+
+
+def _rotated(sched, name, slots):
+    """``slots`` starting where the previous operation on ``sched`` left off."""
+    phase = sched.rotation.get(name, 0) % len(slots)
+    return list(slots[phase:]) + list(slots[:phase])
+
+
+def _advance(sched, **used):
+    for name, count in used.items():
+        sched.rotation[name] = sched.rotation.get(name, 0) + count
 
 
 def _blocks_from(first, total, most):
