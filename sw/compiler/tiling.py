@@ -32,10 +32,12 @@ __all__ = ["Operand", "emit_gemm", "RowsJob", "emit_rows", "load_lines"]
 MAX_FIELD = 2**16 - 1
 #: Largest ``row_bytes`` of a transfer.
 MAX_ROW_BYTES = 2**12 - 1
-#: Bus beats of the longest row (DMA command) a transfer of contiguous lines is split into:
-#: the DMA reader serves commands in order, so instruction fetch waits behind the load
-#: commands already granted; short commands keep that wait short (each costs a cycle).
-COMMAND_BEATS = 32
+#: Bus beats of the longest row (DMA command) a transfer of contiguous lines is split into,
+#: per array row: the DMA reader serves commands in order, so instruction fetch waits
+#: behind the load commands already granted; commands short against the compute work the
+#: queues hold (a few dozen MATMULs of at least ``rows`` cycles) keep that wait hidden, and
+#: each command costs a cycle.
+COMMAND_BEATS_PER_ROW = 4
 
 
 def _ceil_div(a, b):
@@ -58,12 +60,11 @@ class Operand:
 def load_lines(sched, mem, sram_addr, lines, address, buffer):
     """LOAD ``lines`` whole lines stored contiguously at ``address`` (few instructions)."""
     width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
-    _transfer_lines(sched.load, mem, sram_addr, lines, address, buffer, width,
-                    sched.config.dma_bytes)
+    _transfer_lines(sched.load, mem, sram_addr, lines, address, buffer, width, sched.config)
 
 
-def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width, dma_bytes):
-    most = min(MAX_ROW_BYTES, COMMAND_BEATS * dma_bytes)
+def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width, cfg):
+    most = min(MAX_ROW_BYTES, COMMAND_BEATS_PER_ROW * cfg.rows * cfg.dma_bytes)
     per_row = max(1, min(most // width, lines))  # lines per transfer row
     done = 0
     while done < lines:
@@ -186,7 +187,7 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
         if mw == 1 and line == rows and full > 0:  # one row: its tiles are consecutive lines
             loads = [lambda g0=g0, gn=gn: _transfer_lines(
                          sched.load, Memory.SPAD, slot + g0 - t0, gn, a.at(m0, g0 * rows),
-                         a.buffer, rows, cfg.dma_bytes)
+                         a.buffer, rows, cfg)
                      for g0, gn in _blocks_from(t0, full, _ceil_div(full, groups))]
             if full < tn:
                 loads.append(lambda: sched.load(Memory.SPAD, slot + full, 1,
@@ -507,7 +508,7 @@ def _rows_transfer(transfer, cfg, mem, sram_addr, n, width, c0, operand, row):
     address = operand.at(row, c0 * element)
     if operand.stride == lines * line_bytes:
         _transfer_lines(transfer, mem, sram_addr, n * lines, address, operand.buffer,
-                        line_bytes, cfg.dma_bytes)
+                        line_bytes, cfg)
     else:
         transfer(mem, sram_addr, n, lines * line_bytes, address, operand.stride,
                  operand.buffer)
