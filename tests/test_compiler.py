@@ -283,3 +283,34 @@ def test_chained_matmuls_equal_single_ones_with_wraparound():
         results.append(sim.acc[8:11].copy())
     assert np.array_equal(results[0], results[1])
     assert (results[0] < 0).any()  # it did wrap
+
+
+@pytest.mark.parametrize("tokens", [70, 20])
+def test_fused_epilogues_are_bit_exact(tmp_path, tokens):
+    """A one-layer BERT on a 4x4 array: with 70 tokens the requantize after each weight
+    matmul (with row scales, int8 for K and V, 16-bit for Q), the GELU after the FFN's
+    first matmul and the residual ADDs after the attention output and FFN matmuls run fused
+    on the matmuls' output tiles (their own steps emit nothing); with 20 tokens (tiles too
+    short to pay) they run on their own. Both equal the golden model bit for bit."""
+    from test_models_e2e import write_bert
+
+    from systolic.sw import golden
+    from systolic.sw.compiler.model import ModelCompiler, StepContext
+    from systolic.sw.driver import Accelerator
+
+    path = write_bert(tmp_path / "bert", seed=5, hidden=16, heads=2, ffn=40, positions=80)
+    config = HardwareConfig(rows=4, cols=4, spad_lines=4096, acc_lines=1024,
+                            vector=VectorUnitsConfig(lanes=4, max_row=128))
+    runner = Accelerator(config, "functional").load_model(path)
+    ids = np.random.default_rng(tokens).integers(5, runner.model.config.vocab_size, tokens)
+    got = runner.hidden_states(ids)
+    assert np.array_equal(got, golden.run(runner.graph, ids)[runner.graph.outputs[0]])
+    compiler = ModelCompiler(runner.graph, config, tokens, tokens)
+    fused = {compiler.plans[i].op.outputs[0] for chain in compiler.chains.values()
+             for i in chain}
+    assert {"l0.q", "l0.k", "l0.v", "l0.attn_out", "l0.resid1", "l0.up", "l0.act",
+            "l0.down", "l0.resid2"} <= fused
+    ctx = StepContext(ids, 0)
+    empty = [compiler.plans[i].op.outputs[0] for i in compiler.fused_into
+             if compiler.fragment(compiler.plans[i], ctx).count == 0]
+    assert set(empty) == (fused if tokens == 70 else set())

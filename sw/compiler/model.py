@@ -35,7 +35,7 @@ from ..graph import HOST_OPS, Graph
 from .cost import predict_cycles
 from .memory import DeviceMemory, HostLayout, row_stride, weight_panels
 from .scheduler import Scheduler
-from .tiling import RowsJob, emit_gemm, emit_rows
+from .tiling import Epilogue, EpilogueStep, RowsJob, emit_gemm, emit_rows, gemm_block_rows
 
 __all__ = ["OpPlan", "Fragment", "StepContext", "ModelCompiler", "lower", "op_macs",
            "VECTOR_FUNCS"]
@@ -48,6 +48,8 @@ VECTOR_FUNCS = {
     "rmsnorm": VectorFunc.RMSNORM,
 }
 _OUT_WIDTH = {8: OutWidth.INT8, 16: OutWidth.INT16, 32: OutWidth.INT32}
+#: Rows of A per block from which vector steps run fused into the matmul before them.
+FUSE_MIN_ROWS = 64
 _STORAGE = {"int16": "int32", "int32": "int32", "int8": "int8", "uint8": "uint8",
             "rowscale": "record"}
 
@@ -178,6 +180,9 @@ class ModelCompiler:
         self.keys, self.values = golden.attention_inputs(graph)
         self._fragments = {}
         self._layout()
+        self.chains = self._epilogue_chains()
+        self.fused_into = {vector: matmul for matmul, chain in self.chains.items()
+                           for vector in chain}
 
     # -- memory planning ------------------------------------------------------------------
     def _layout(self):
@@ -296,10 +301,85 @@ class ModelCompiler:
             mem.place(tensor, lines)
         return mem
 
+    # -- epilogues -------------------------------------------------------------------------
+    def _epilogue_chains(self):
+        """``{matmul plan index: [vector plan indices]}``: the vector operations that can run
+        on each weight-stationary weight matmul's output tiles while they are still on chip
+        (:class:`~.tiling.Epilogue`): a REQUANTIZE of its result, then optionally a GELU,
+        SILU or an ADD of a tensor computed earlier, each the only consumer of what it
+        reads."""
+        if self.config.dataflow != "ws":
+            return {}
+        consumers = {}
+        for plan in self.plans:
+            if plan.kind in ("kv_append", "transpose"):  # steps reading an op's result
+                continue
+            for name in plan.op.inputs:
+                consumers.setdefault(name, []).append(plan)
+        chains = {}
+        for plan in self.plans:
+            op = plan.op
+            if plan.kind != "matmul" or op.inputs[1] not in self.graph.weights:
+                continue
+            chain, value = [], op.outputs[0]
+            for allowed in (("requantize",), ("gelu", "silu", "add")):
+                users = consumers.get(value, [])
+                if len(users) != 1 or users[0].where != "accelerator" or \
+                        users[0].kind not in allowed or value in self.graph.outputs:
+                    break
+                user = users[0]
+                position = 1 if user.kind == "add" else 0  # an ADD's tile is its second input
+                if user.op.inputs[position] != value:
+                    break
+                chain.append(user.index)
+                value = user.op.outputs[0]
+            if chain:
+                chains[plan.index] = chain
+        return chains
+
+    def _fused(self, matmul_index, ctx):
+        """Whether the epilogue of matmul step ``matmul_index`` runs fused for ``ctx``: when
+        its output tiles are at least :data:`FUSE_MIN_ROWS` tall (a fused epilogue costs the
+        array a drain and a refill per output tile, which only pays for itself on tall
+        tiles)."""
+        if matmul_index not in self.chains:
+            return False
+        k, n = self.graph.weights[self.plans[matmul_index].op.inputs[1]].shape
+        rows = gemm_block_rows(self.config, ctx.seq, k, n,
+                               self._epilogue(self.chains[matmul_index], ctx))
+        return rows >= FUSE_MIN_ROWS
+
+    def _epilogue(self, chain, ctx):
+        """The :class:`~.tiling.Epilogue` of the vector steps ``chain``."""
+        steps = []
+        for index in chain:
+            op = self.plans[index].op
+            step = EpilogueStep(VectorFunc(VECTOR_FUNCS[op.kind]))
+            if index in self.param_blocks:
+                tensor, lines = self.param_blocks[index]
+                step.params = (tensor.operand(), len(lines))
+            if op.kind == "requantize":
+                step.out_width = _OUT_WIDTH[op.params.out_bits]
+                if len(op.inputs) > 1:
+                    step.records = self.buffers[op.inputs[1]].operand()
+            elif op.kind == "add":
+                step.out_width = _OUT_WIDTH[op.params.out_bits]
+                step.residual = self.buffer(op.inputs[0], ctx).operand()
+            else:
+                step.imm = op.attrs["frac_bits"]
+            steps.append(step)
+        out = self.plans[chain[-1]].op.outputs[0]
+        out_row = ctx.start if out in self.values else 0
+        return Epilogue(steps, self.buffer(out, ctx).operand(row=out_row))
+
     # -- fragments ------------------------------------------------------------------------
     def fragment(self, plan: OpPlan, ctx: StepContext):
-        """The :class:`Fragment` of accelerator step ``plan`` for the tokens of ``ctx``."""
+        """The :class:`Fragment` of accelerator step ``plan`` for the tokens of ``ctx`` (no
+        instructions for a vector step fused into its matmul)."""
         key = (plan.index, ctx.seq, ctx.start if plan.positional else None)
+        if plan.index in self.fused_into and self._fused(self.fused_into[plan.index], ctx):
+            return Fragment(b"", 0, dict.fromkeys(("load", "store", "array", "vector",
+                                                   "fetch", "total"), 0), 0)
         if key not in self._fragments:
             if ctx.seq > self.max_seq or ctx.keys > self.max_keys:
                 raise ValueError(f"{ctx.seq} tokens at position {ctx.start} exceed the "
@@ -317,13 +397,13 @@ class ModelCompiler:
     def _emit(self, sched, plan, ctx):
         op = plan.op
         if op.kind == "matmul":
-            self._emit_matmul(sched, op, ctx)
+            self._emit_matmul(sched, plan, ctx)
         else:
             self._emit_vector(sched, plan, ctx)
         return op_macs(self.graph, op, ctx.seq, ctx.keys)
 
-    def _emit_matmul(self, sched, op, ctx):
-        g = self.graph
+    def _emit_matmul(self, sched, plan, ctx):
+        g, op = self.graph, plan.op
         a_name, b_name = op.inputs
         a, c = self.buffer(a_name, ctx), self.buffer(op.outputs[0], ctx)
         unsigned = g.tensors[a_name].dtype == "uint8"
@@ -333,8 +413,10 @@ class ModelCompiler:
         if b_name in g.weights:
             k, n = g.weights[b_name].shape
             a_op = self.transposed[a_name].operand() if os else a.operand()
+            epilogue = self._epilogue(self.chains[plan.index], ctx) \
+                if self._fused(plan.index, ctx) else None
             emit_gemm(sched, ctx.seq, k, n, a_op, self.buffers[b_name].operand(), c.operand(),
-                      unsigned, b_panels=True)
+                      unsigned, b_panels=True, epilogue=epilogue)
             return
         if op.attrs.get("transpose_b"):  # scores per head: Q_h (seq, dh) @ K^T (dh, keys)
             kt = self.buffers[f"kt.{b_name}"]

@@ -26,7 +26,8 @@ from systolic.hw.isa import Memory, VectorFunc, vector_output_memory, vector_par
 
 from .scheduler import Scheduler
 
-__all__ = ["Operand", "emit_gemm", "RowsJob", "emit_rows", "load_lines"]
+__all__ = ["Operand", "Epilogue", "EpilogueStep", "emit_gemm", "RowsJob", "emit_rows",
+           "load_lines"]
 
 #: Largest count of the 16-bit ``rows`` / ``length`` / ``num_rows`` fields.
 MAX_FIELD = 2**16 - 1
@@ -57,6 +58,35 @@ class Operand:
         return self.address + row * self.stride + col_bytes
 
 
+@dataclass
+class EpilogueStep:
+    """A vector operation applied to each output tile of a weight-stationary GEMM while it
+    is still in the accumulator (see :class:`Epilogue`).
+
+    ``params``: ``(Operand, lines)`` of the parameter block for rows of the whole output
+    width N (as :class:`RowsJob` has it); ``records``: the per-row records a REQUANTIZE
+    with ``row_scale`` reads (one word per row of A); ``residual``: the first input of an
+    ADD (rows of N int32 elements, the tile's value being the second); ``imm`` as in
+    VECTOR."""
+
+    func: VectorFunc
+    params: tuple = None
+    out_width: int = 2
+    records: Operand = None
+    residual: Operand = None
+    imm: int = 0
+
+
+@dataclass
+class Epilogue:
+    """Element-wise vector operations fused into a GEMM: each output tile goes through
+    ``steps`` in the accumulator and only the last one's result is stored, to ``out``
+    (rows of N elements: int32 lanes, or bytes when the last step writes int8)."""
+
+    steps: list
+    out: Operand
+
+
 def load_lines(sched, mem, sram_addr, lines, address, buffer):
     """LOAD ``lines`` whole lines stored contiguously at ``address`` (few instructions)."""
     width = sched.config.acc_line_bytes if mem == Memory.ACC else sched.config.spad_line_bytes
@@ -84,7 +114,7 @@ B_SLOTS = 3
 
 
 def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_unsigned=False,
-              b_panels=False, a_tiles=False):
+              b_panels=False, a_tiles=False, epilogue: Epilogue = None):
     """Instructions computing the int32 ``C = A @ B`` (M x K @ K x N) between host operands.
 
     Weight-stationary ``a`` is A (M x K); output-stationary ``a`` is A^T (K x M). With
@@ -93,7 +123,8 @@ def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_u
     A is stored tile-major too (:func:`~.memory.activation_tiles`): weight-stationary, K tile
     ``t`` (``rows`` columns of every row, one line per row) at ``a.address + t * a.stride``;
     output-stationary, A^T panel-major with panels of ``rows`` columns, ``a.stride`` bytes
-    apart."""
+    apart. With an ``epilogue`` (weight-stationary only) C is not stored: each output tile
+    goes through the epilogue's vector operations and their result is stored instead."""
     if min(m, k, n) < 1:
         raise ValueError(f"GEMM dimensions must be at least 1, got M={m} K={k} N={n}")
     cfg = sched.config
@@ -106,8 +137,12 @@ def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_u
         else:
             sched.load(Memory.SPAD, slot, kw, nw, b.at(k0, n0), b.stride, b.buffer)
 
-    gemm = _gemm_ws if cfg.dataflow == "ws" else _gemm_os
-    gemm(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned)
+    if cfg.dataflow == "os":
+        if epilogue is not None:
+            raise ValueError("an epilogue needs a weight-stationary array")
+        _gemm_os(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned)
+    else:
+        _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned, epilogue)
 
 
 def _spad_halves(cfg):
@@ -132,18 +167,10 @@ def _blocks(total, most):
     return [(start, min(size, total - start)) for start in range(0, total, size)]
 
 
-def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
-    """Weight-stationary GEMM (see docs/compiler.md, "GEMM tiling").
-
-    A block of ``mb`` rows of A stays in the scratchpad while every column panel of B streams
-    past it (when all of K fits; otherwise A and B go K panel by K panel). Weight panels use a
-    ring of up to :data:`B_SLOTS` slots and are emitted that many panels minus one ahead of
-    their MATMULs, so the load unit runs ahead of the array; the next block of A is loaded
-    piece by piece between the panels of the current one; results alternate between two
-    accumulator slots in different banks and are stored while the next panel computes. The
-    first step's loads and MATMULs go tile by tile, so the array starts after one tile."""
-    cfg = sched.config
-    rows, cols, line = cfg.rows, cfg.cols, cfg.spad_line_bytes
+def _ws_plan(cfg, m, k, n, epilogue):
+    """Sizes of a weight-stationary GEMM: ``(K panels [(first tile, tiles)], weight slot
+    lines, weight panels resident, rows per block of A, epilogue writes bytes)``."""
+    rows, cols = cfg.rows, cfg.cols
     b_region, a_region = _spad_halves(cfg)
     k_tiles = _ceil_div(k, rows)
     most = min(k_tiles, b_region // (2 * rows))  # K tiles per panel: two slots must fit
@@ -152,24 +179,74 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
                          f"{rows}-line weight tiles")
     k_panels = _blocks(k_tiles, most)
     kp = k_panels[0][1]
-    whole_k = len(k_panels) == 1
     fit = b_region // (kp * rows)  # weight slots that fit
     per_block = _ceil_div(n, cols) * len(k_panels)  # weight panels of one block of A
     # All weight panels resident when they fit (loaded for the first block of A only);
     # otherwise a ring of slots, reloaded for every block.
     resident = per_block <= fit
     b_slots = [i * kp * rows for i in range(per_block if resident else min(B_SLOTS, fit))]
-    mb = min(m, a_region // (2 * kp), cfg.acc_lines // 2, MAX_FIELD)
+    lookahead = min(len(b_slots), B_SLOTS) - 1 if len(k_panels) == 1 else 1
+    byte_out = epilogue is not None and vector_output_memory(
+        epilogue.steps[-1].func, epilogue.steps[-1].out_width) == Memory.SPAD
+    mb = min(m, a_region // (2 * kp + 2 * byte_out), cfg.acc_lines // 2, MAX_FIELD)
+    if epilogue is not None:
+        mb = min(mb, _Epilogue.most_rows(cfg, epilogue, lookahead + 1))
     if mb < 1:
         raise ValueError(f"the memories of {cfg} cannot hold a block of A and its results")
+    return k_panels, b_slots, resident, _blocks(m, mb)[0][1], byte_out
+
+
+def gemm_block_rows(config, m, k, n, epilogue=None):
+    """Rows of A per block of a weight-stationary GEMM (each output tile is that tall)."""
+    return _ws_plan(config, m, k, n, epilogue)[3]
+
+
+def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned, epilogue=None):
+    """Weight-stationary GEMM (see docs/compiler.md, "GEMM tiling").
+
+    A block of ``mb`` rows of A stays in the scratchpad while every column panel of B streams
+    past it (when all of K fits; otherwise A and B go K panel by K panel). Weight panels use a
+    ring of up to :data:`B_SLOTS` slots and are emitted that many panels minus one ahead of
+    their MATMULs, so the load unit runs ahead of the array; the next block of A is loaded
+    piece by piece between the panels of the current one; results alternate between two
+    accumulator slots in different banks and are stored while the next panel computes. The
+    first step's loads and MATMULs go tile by tile, so the array starts after one tile.
+    An ``epilogue`` runs on each finished tile before it is stored (:class:`_Epilogue`)."""
+    cfg = sched.config
+    rows, cols, line = cfg.rows, cfg.cols, cfg.spad_line_bytes
+    b_region, _ = _spad_halves(cfg)
+    k_tiles = _ceil_div(k, rows)
+    k_panels, b_slots, resident, mb, byte_out = _ws_plan(cfg, m, k, n, epilogue)
+    kp = k_panels[0][1]
+    whole_k = len(k_panels) == 1
+    per_block = _ceil_div(n, cols) * len(k_panels)  # weight panels of one block of A
+    lookahead = min(len(b_slots), B_SLOTS) - 1 if whole_k else 1
     m_blocks = _blocks(m, mb)
-    a_slots = _rotated(sched, "a", (b_region, b_region + m_blocks[0][1] * kp))
-    c_slots = _rotated(sched, "c", _c_slots(cfg, m_blocks[0][1]))
+    mb = m_blocks[0][1]
+    a_slots = _rotated(sched, "a", (b_region, b_region + mb * kp))
+    c_slots = _rotated(sched, "c", _c_slots(cfg, mb))
     b_slots = _rotated(sched, "b", b_slots)
     steps = [(block, m0, mw, n0, min(cols, n - n0), t0, tn)
              for block, (m0, mw) in enumerate(m_blocks) for n0 in range(0, n, cols)
              for t0, tn in k_panels]
-    lookahead = min(len(b_slots), B_SLOTS) - 1 if whole_k else 1
+    tail = None
+    if epilogue is not None:
+        tail = _Epilogue(sched, epilogue, n, mb, lookahead + 1,
+                         b_region + 2 * mb * kp if byte_out else None)
+
+    def finish(s, c_slot):
+        """Store the output tile of step ``s`` (through the epilogue, if any)."""
+        block, m0, mw, n0, nw, _, _ = steps[s]
+        if tail is None:
+            sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
+        else:
+            tail.finish(s, block, c_slot, m0, mw, n0, nw)
+
+    def epilogue_inputs(s):
+        if tail is not None and steps[s][5] + steps[s][6] == k_tiles:
+            block, m0, mw, n0, nw, _, _ = steps[s]
+            first_of_block = s == 0 or steps[s - 1][0] != block
+            tail.prefetch(s, block if first_of_block else None, m0, mw, n0, nw)
 
     def a_loads(slot, m0, mw, t0, tn, groups=1):
         """Thunks loading K tiles ``t0 .. t0 + tn`` of rows ``m0 .. m0 + mw`` into ``slot``
@@ -211,11 +288,13 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
         if not whole_k:
             for load in a_loads(a_slot(s), m0, mw, t0, tn):
                 load()
+        epilogue_inputs(s)
 
     def first_step():
         """Step 0 tile by tile (load its B tile and A tile, then its MATMUL), so the array
         starts after one tile and the loads stay ahead of it."""
         _, m0, mw, n0, nw, t0, tn = steps[0]
+        epilogue_inputs(0)
         pieces = a_loads(a_slot(0), m0, mw, t0, tn, groups=tn)
         if len(pieces) != tn:  # A comes in fewer loads than tiles: all of it first
             for load in pieces:
@@ -228,8 +307,7 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
             sched.matmul(a_slot(0) + t * mw, b_slots[0] + t * rows, c_slots[0], mw,
                          accumulate=t > 0, a_unsigned=a_unsigned)
         if tn == k_tiles:
-            sched.store(Memory.ACC, c_slots[0], mw, 4 * nw, c.at(m0, 4 * n0), c.stride,
-                        c.buffer)
+            finish(0, c_slots[0])
 
     # The next block of A (whole K only), spread over the steps of the current block.
     spread = {}
@@ -259,9 +337,101 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned):
                            [b_slots[s % len(b_slots)] + t * rows for t in range(tn)], c_slot,
                            mw, accumulate=t0 > 0, a_unsigned=a_unsigned)
         if t0 + tn == k_tiles:
-            sched.store(Memory.ACC, c_slot, mw, 4 * nw, c.at(m0, 4 * n0), c.stride, c.buffer)
+            finish(s, c_slot)
     _advance(sched, a=len(m_blocks) if whole_k else len(steps),
              b=per_block if resident else len(steps), c=outputs)
+
+
+class _Epilogue:
+    """The fused vector operations of a weight-stationary GEMM (:class:`Epilogue`).
+
+    Accumulator layout: the result tile of a step sits in its C slot (line 0 or
+    ``acc_lines / 2``); after C slot 0 come ``ring`` entries of each tile's parameter lines
+    (the columns of the tile, one line per plane) and two slots of per-row records (one per
+    block of A); after C slot 1, ``ring`` entries of residual rows (ADD). Parameters and
+    residual rows are loaded with the tile's weights, ahead of the MATMULs; records with the
+    first tile of each block. A last step writing int8 writes to ``byte_slots`` in the
+    scratchpad (two slots of ``mb`` lines)."""
+
+    def __init__(self, sched, epilogue, n, mb, ring, byte_slots):
+        cfg = sched.config
+        self.sched, self.epilogue, self.n, self.mb, self.ring = sched, epilogue, n, mb, ring
+        self.finished = 0
+        self.param_lines = [vector_param_lines(step.func, cfg.cols, cfg.cols)[2]
+                            if step.params is not None else 0 for step in epilogue.steps]
+        self.params = mb  # first line of the parameter ring
+        self.records = self.params + ring * sum(self.param_lines)
+        self.residuals = cfg.acc_lines // 2 + mb
+        self.byte_slots = None if byte_slots is None else (byte_slots, byte_slots + mb)
+
+    @staticmethod
+    def most_rows(cfg, epilogue, ring):
+        """The largest block of rows whose slots fit the accumulator's halves."""
+        half = cfg.acc_lines // 2
+        params = ring * sum(vector_param_lines(step.func, cfg.cols, cfg.cols)[2]
+                            for step in epilogue.steps if step.params is not None)
+        records = any(step.records is not None for step in epilogue.steps)
+        residual = any(step.residual is not None for step in epilogue.steps)
+        return min((half - params) // (1 + 2 * records), half // (1 + ring * residual))
+
+    def prefetch(self, s, block, m0, mw, n0, nw):
+        """Load what step ``s``'s tile needs (and, if ``block`` is given, that block's
+        records)."""
+        sched, cfg = self.sched, self.sched.config
+        line = cfg.acc_line_bytes
+        entry = s % self.ring
+        offset = self.params + entry * sum(self.param_lines)
+        for step, lines in zip(self.epilogue.steps, self.param_lines):
+            if step.params is not None:
+                operand, _ = step.params
+                head, chunks, _ = vector_param_lines(step.func, self.n, cfg.cols)
+                if head:
+                    load_lines(sched, Memory.ACC, offset, head, operand.address,
+                               operand.buffer)
+                planes = lines - head
+                sched.load(Memory.ACC, offset + head, planes, line,
+                           operand.address + (head + n0 // cfg.cols) * line, chunks * line,
+                           operand.buffer)
+            if step.records is not None and block is not None:
+                sched.load(Memory.ACC, self.records + (block % 2) * self.mb, mw, 4,
+                           step.records.at(m0), 4, step.records.buffer)
+            if step.residual is not None:
+                sched.load(Memory.ACC, self.residuals + entry * self.mb, mw, 4 * nw,
+                           step.residual.at(m0, 4 * n0), step.residual.stride,
+                           step.residual.buffer)
+            offset += lines
+
+    def finish(self, s, block, c_slot, m0, mw, n0, nw):
+        """The epilogue of step ``s``'s tile (of ``block``) in ``c_slot`` and the store of
+        its result."""
+        sched = self.sched
+        entry = s % self.ring
+        offset = self.params + entry * sum(self.param_lines)
+        value = c_slot
+        steps = self.epilogue.steps
+        for index, (step, lines) in enumerate(zip(steps, self.param_lines)):
+            last = index == len(steps) - 1
+            to_bytes = last and self.byte_slots is not None
+            dst = self.byte_slots[self.finished % 2] if to_bytes else c_slot
+            if step.func == VectorFunc.ADD:
+                sched.vector(step.func, mw, nw, self.residuals + entry * self.mb, dst, value,
+                             offset, step.out_width)
+            elif step.func == VectorFunc.REQUANTIZE:
+                records = self.records + (block % 2) * self.mb
+                sched.vector(step.func, mw, nw, value, dst, records, offset, step.out_width,
+                             row_scale=step.records is not None)
+            else:
+                sched.vector(step.func, mw, nw, value, dst, 0, offset, step.out_width,
+                             imm=step.imm)
+            value = dst
+            offset += lines
+        out = self.epilogue.out
+        if self.byte_slots is not None:
+            sched.store(Memory.SPAD, value, mw, nw, out.at(m0, n0), out.stride, out.buffer)
+        else:
+            sched.store(Memory.ACC, value, mw, 4 * nw, out.at(m0, 4 * n0), out.stride,
+                        out.buffer)
+        self.finished += 1
 
 
 def _rotated(sched, name, slots):
