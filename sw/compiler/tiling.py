@@ -291,21 +291,22 @@ def _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned, epilogue=None):
         epilogue_inputs(s)
 
     def first_step():
-        """Step 0 tile by tile (load its B tile and A tile, then its MATMUL), so the array
-        starts after one tile and the loads stay ahead of it."""
+        """Step 0 in small groups of K tiles (load the group's B and A tiles, then its
+        MATMULs), so the array starts after one tile and the loads stay ahead of it."""
         _, m0, mw, n0, nw, t0, tn = steps[0]
         epilogue_inputs(0)
-        pieces = a_loads(a_slot(0), m0, mw, t0, tn, groups=tn)
-        if len(pieces) != tn:  # A comes in fewer loads than tiles: all of it first
-            for load in pieces:
+        done = 0
+        while done < tn:
+            # groups grow with what is loaded, a quarter of it at a time
+            g0, gn = t0 + done, min(max(done // 4, 1), tn - done)
+            k0 = g0 * rows
+            load_b(b_slots[0] + done * rows, k0, min(k, k0 + gn * rows) - k0, n0, nw)
+            for load in a_loads(a_slot(0) + done * mw, m0, mw, g0, gn):
                 load()
-        for t in range(tn):
-            kw = min(rows, k - (t0 + t) * rows)
-            load_b(b_slots[0] + t * rows, (t0 + t) * rows, kw, n0, nw)
-            if len(pieces) == tn:
-                pieces[t]()
-            sched.matmul(a_slot(0) + t * mw, b_slots[0] + t * rows, c_slots[0], mw,
-                         accumulate=t > 0, a_unsigned=a_unsigned)
+            sched.matmul_chain([a_slot(0) + (done + t) * mw for t in range(gn)],
+                               [b_slots[0] + (done + t) * rows for t in range(gn)],
+                               c_slots[0], mw, accumulate=done > 0, a_unsigned=a_unsigned)
+            done += gn
         if tn == k_tiles:
             finish(0, c_slots[0])
 
