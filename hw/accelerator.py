@@ -161,8 +161,13 @@ class AcceleratorTop(wiring.Component):
     def _counters(self, m, cfg, regs, ctrl, compute):
         """The performance counters of ``hw/csr.py``, cleared at start."""
         def transfer_bytes(port):
+            # Added a cycle after the instruction is taken: the multiplier sees only the
+            # queue's head, not the unit's handshake.
             transfer = data.View(Instruction, port.payload.word).transfer
-            return (port.valid & port.ready) * transfer.rows * transfer.row_bytes
+            taken, size = Signal(), Signal(len(transfer.rows) + len(transfer.row_bytes))
+            m.d.sync += [taken.eq(port.valid & port.ready),
+                         size.eq(transfer.rows * transfer.row_bytes)]
+            return Mux(taken, size, 0)
 
         increments = {
             "CYCLES": ctrl.busy,
