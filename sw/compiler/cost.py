@@ -406,49 +406,57 @@ class _Simulation:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self):
-        """Take the earliest possible action until the HALT is dispatched; candidates are
-        recomputed only when an action may have changed them."""
+        """Take the earliest possible action until the HALT is dispatched; a candidate is
+        recomputed only when an action may have changed it."""
         units = tuple(UNIT_FREE)
-        candidates = {"fetch": self.fetch_time, "grant": self.read.grant_time,
-                      "handout": self.handout_time, "dispatch": self.dispatch_time}
-        candidates.update({unit: (lambda unit=unit: self.issue_time(unit)) for unit in units})
-        times = {name: None for name in candidates}
-        dirty = set(candidates)
-        every_unit = set(units)
+        # Units whose next issue can change when a unit pushes tokens (they pop them).
+        woken = {u: {consumer for flag, queue in _PUSHES[u].items()
+                     for consumer, pops in _POPS.items() if queue in pops.values()}
+                 for u in units}
+        names = ("fetch", "grant", "handout", "dispatch") + units
+        compute = (self.fetch_time, self.read.grant_time, self.handout_time,
+                   self.dispatch_time) + tuple((lambda u=u: self.issue_time(u)) for u in units)
+        times = [None] * len(names)
+        index = {name: i for i, name in enumerate(names)}
+        dirty = set(range(len(names)))
+        after_issue = {u: {index["dispatch"], index[u], *(index[c] for c in woken[u])}
+                       | ({index["grant"]} if u == "load" else set()) for u in units}
+        after_grant_load = {index["grant"], index["dispatch"], index["load"],
+                            *(index[c] for c in woken["load"])}
+        after_fetch = {index["fetch"], index["grant"]}
+        after_grant_fetch = {index["grant"], index["handout"]}
+        after_handout = {index["fetch"], index["handout"], index["dispatch"]}
+        after_dispatch = {index["handout"], index["dispatch"]}
+        grant = index["grant"]
         while self.total is None:
-            for name in dirty:
-                times[name] = candidates[name]()
-            dirty = set()
-            best, action = _NEVER, None
-            for name, time in times.items():
+            for i in dirty:
+                times[i] = compute[i]()
+            best, action = _NEVER, -1
+            for i, time in enumerate(times):
                 if time is not None:
-                    moment = time[0] if name == "grant" else time
+                    moment = time[0] if i == grant else time
                     if moment < best:
-                        best, action = moment, name
-            if action is None:
+                        best, action = moment, i
+            if action < 0:
                 raise RuntimeError("the cycle model found no next action (a program whose "
                                    "tokens never arrive?)")
-            if action == "fetch":
+            name = names[action]
+            if name == "fetch":
                 self.request_fetch(best)
-                dirty = {"fetch", "grant"}
-            elif action == "grant":
-                client = times["grant"][1]
+                dirty = after_fetch
+            elif name == "grant":
+                client = times[grant][1]
                 self.grant(best, client)
-                dirty = {"grant", "handout"} if client == "fetch" else \
-                    {"grant", "dispatch", *every_unit}
-            elif action == "handout":
+                dirty = after_grant_fetch if client == "fetch" else after_grant_load
+            elif name == "handout":
                 self.hand_out(best)
-                dirty = {"fetch", "handout", "dispatch"}
-            elif action == "dispatch":
+                dirty = after_handout
+            elif name == "dispatch":
                 unit = self.dispatch(best)
-                dirty = {"handout", "dispatch"}
-                if unit is not None:
-                    dirty.add(unit)
+                dirty = after_dispatch if unit is None else after_dispatch | {index[unit]}
             else:
-                self.issue(action, best)
-                dirty = {"dispatch", *every_unit}
-                if action == "load":
-                    dirty.add("grant")
+                self.issue(name, best)
+                dirty = after_issue[name]
         return self.total
 
 
