@@ -98,8 +98,11 @@ class PiecewiseLinear(wiring.Component):
             inside = ~p[f"{name}_below"] & ~p[f"{name}_above"]
             p[f"{name}_offset"] = Mux(inside, offset, 0)[:span_bits]
             p.step()
-            p.read(rom.read_port(), p[f"{name}_offset"] >> p["gap"], f"{name}_entry")
+            # The segment in a register of its own: no shifter in front of the ROM address.
+            p[f"{name}_segment"] = p[f"{name}_offset"] >> p["gap"]
             p[f"{name}_rem"] = (p[f"{name}_offset"] & ((Const(1, 16) << p["gap"]) - 1))[:15]
+            p.step()
+            p.read(rom.read_port(), p[f"{name}_segment"], f"{name}_entry")
             p.step(2)
             entry = p[f"{name}_entry"]
             p[f"{name}_scaled_base"] = entry.base << p["gap"]
