@@ -118,19 +118,24 @@ def _stat_resources(target, stat):
     }
 
 
-def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cached_only=False):
+def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cached_only=False,
+               multipliers="auto"):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
     ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
     ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``);
     placed, also ``fits`` (False: ``fmax_mhz`` None and ``overused`` lists the cells the
     device lacks). ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no
-    seed). ``cached_only``: None instead of running the tools if the result is not cached."""
+    seed). ``cached_only``: None instead of running the tools if the result is not cached.
+    ``multipliers="lut"`` builds every multiplier from LUTs even when the DSP blocks would
+    suffice (``"auto"``: only when they do not)."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
+    if multipliers not in ("auto", "lut"):
+        raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
     target = TARGETS[target_name]
     harness = SynthHarness(component)
     text = verilog.convert(harness, name="synth_top", emit_src=False)
-    mode = f"{seed}" if place else "synth-only"
+    mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "")
     key = hashlib.sha1(f"{target_name}:{mode}:{text}".encode()).hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
     if cached.exists():
@@ -141,9 +146,10 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     work = Path(tempfile.mkdtemp(prefix="synth_"))
     try:
         (work / "top.v").write_text(text)
-        use_dsp = True
+        use_dsp = multipliers == "auto"
         stat = _yosys(target, work, use_dsp)
-        if _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > target.dsps_available:
+        if use_dsp and _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > \
+                target.dsps_available:
             use_dsp = False
             stat = _yosys(target, work, use_dsp)
         if place:
