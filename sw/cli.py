@@ -430,7 +430,7 @@ def analyze(model_name, seq, as_json):
 @click.option("--host-cycles-per-byte", type=click.FloatRange(min=0), default=2.0,
               show_default=True, help="Assumed host cost of operations without a vector "
               "unit, in accelerator cycles per byte it reads or writes.")
-@click.option("--max-usage", type=float, default=2.0, show_default=True,
+@click.option("--max-usage", type=float, default=1.5, show_default=True,
               help="Do not compile configurations predicted to need more than this multiple "
               "of a resource of the target.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -1,0 +1,148 @@
+"""Measure and fit the explorer's FPGA resource model (``systolic.sw.resources``).
+
+    python benchmarks/fit_resources.py [--family ecp5|ice40] [--measure] [--only N,...]
+
+Synthesizes (yosys only, ``synthesize(..., place=False)``: LUT/FF/DSP/BRAM counts without
+place-and-route; results cached in ``build/synth``) a handful of small accelerators and
+every vector unit on its own, then fits the per-family coefficients and writes them with the
+raw measurements and the leave-one-out error to ``sw/data/resources_<family>.json``.
+Without ``--measure`` the measurements already in that file are refitted and nothing is
+synthesized. Runs one synthesis at a time: a whole accelerator takes minutes to an hour.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from systolic.hw.config import VECTOR_UNITS
+from systolic.hw.verilog import build_top
+from systolic.sw import resources
+from systolic.sw.synth import synthesize
+
+NO_VECTOR = dict.fromkeys(VECTOR_UNITS, False)
+
+
+def _accelerator(target, rows, cols, dataflow="ws", vector=None, **memory):
+    """An accelerator measurement: vector units absent unless ``vector`` gives their
+    lanes (all units) and row sizes."""
+    params = {"rows": rows, "cols": cols, "dataflow": dataflow, **memory,
+              "vector": dict(vector) if vector else dict(NO_VECTOR)}
+    return {"target": target, "top": "accelerator", "params": params}
+
+
+def _unit(target, top, lanes, max_row=None, **options):
+    params = {"lanes": lanes} if max_row is None else {"lanes": lanes, "max_row": max_row}
+    return {"target": target, "top": top, "params": params,
+            **({"options": options} if options else {})}
+
+
+def _units(target):
+    """Every vector unit at 4 and 8 lanes; the row units at their first row size there and
+    at their second one with 4 lanes; three units with LUT multipliers (what a DSP block
+    costs in LUTs)."""
+    entries = []
+    for top, rows in resources.UNIT_TOPS.items():
+        first = rows[0] if rows else None
+        entries += [_unit(target, top, 4, first), _unit(target, top, 8, first)]
+        entries += [_unit(target, top, 4, row) for row in rows[1:]]
+    return entries + [_unit(target, top, 4, (resources.UNIT_TOPS[top] or (None,))[0],
+                            multipliers="lut")
+                      for top in ("requantize", "residual_add", "softmax")]
+
+
+#: The vector units MiniLM uses, and the matmul epilogues.
+MINILM_UNITS = ("requantize", "softmax", "gelu", "eltwise", "layernorm", "rowquant")
+EPILOGUE_UNITS = ("requantize", "rowquant")
+
+
+def _vector(lanes, units=VECTOR_UNITS, max_row=2048, softmax_max_row=512):
+    return {"lanes": lanes, "max_row": max_row, "softmax_max_row": softmax_max_row,
+            **{unit: unit in units for unit in VECTOR_UNITS}}
+
+
+def plan(family):
+    """What to synthesize for ``family``: every vector unit (:func:`_units`), then
+    accelerators from 2x2 up, in DSP and LUT multiplier modes, with and without vector
+    units, varying dataflow, bus width and memories (iCE40: small accelerators only)."""
+    if family == "ecp5":
+        big, small = "ecp5-85k", "ecp5-25k"
+        return _units(big) + [
+            _accelerator(big, 2, 2),
+            _accelerator(big, 4, 4),
+            _accelerator(big, 8, 8),
+            _accelerator(big, 8, 8, "os"),
+            _accelerator(big, 4, 16, dma_bytes=16),
+            _accelerator(big, 8, 8, dma_bytes=32),
+            _accelerator(big, 8, 8, spad_lines=8192, acc_lines=4096),
+            _accelerator(big, 4, 4, vector=_vector(4)),      # 170 DSPs: LUT multipliers
+            _accelerator(small, 8, 8),                       # LUT multipliers
+            _accelerator(big, 8, 8, vector=_vector(8, EPILOGUE_UNITS)),
+            _accelerator(big, 4, 4, vector=_vector(4, MINILM_UNITS)),
+            _accelerator(big, 12, 12, "os"),
+        ]
+    if family == "ice40":
+        target = "ice40-up5k"  # vector units: the ECP5 ones (resources.UNITS_FROM)
+        return [
+            _accelerator(target, 1, 1),
+            _accelerator(target, 2, 2),
+            _accelerator(target, 4, 4),
+            _accelerator(target, 4, 4, "os", dma_bytes=4),
+            _accelerator(target, 2, 2, vector=_vector(4, EPILOGUE_UNITS)),
+        ]
+    raise ValueError(f"family must be one of {', '.join(resources.FAMILIES)}, not {family!r}")
+
+
+def _commit():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "hw"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return head + ("+dirty-hw" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure(entry):
+    start = time.perf_counter()
+    result = synthesize(build_top(entry["top"], **entry["params"]), entry["target"],
+                        place=False, **entry.get("options", {}))
+    return {**entry, **{key: result[key] for key in resources.RESOURCES},
+            "multipliers": result["multipliers"],
+            "synth_s": None if result["cached"] else round(time.perf_counter() - start, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=resources.FAMILIES, default="ecp5")
+    parser.add_argument("--measure", action="store_true",
+                        help="Synthesize the measurements missing from the data file.")
+    parser.add_argument("--only", help="Comma-separated indices of the plan to measure.")
+    args = parser.parse_args()
+
+    path = resources.data_path(args.family)
+    data = json.loads(path.read_text()) if path.exists() else {"measurements": []}
+    known = {resources.measurement_key(m): m for m in data["measurements"]}
+    entries = plan(args.family)
+    if args.only:
+        entries = [entries[int(i)] for i in args.only.split(",")]
+    for index, entry in enumerate(entries):
+        key = resources.measurement_key(entry)
+        if key in known or not args.measure:
+            continue
+        print(f"[{index + 1}/{len(entries)}] {entry['target']} {entry['top']} "
+              f"{json.dumps(entry['params'])}", file=sys.stderr, flush=True)
+        known[key] = {**measure(entry), "commit": _commit()}
+        data["measurements"] = list(known.values())
+        resources.write_data(args.family, data["measurements"])
+        m = known[key]
+        print(f"    LUTs {m['luts']} FFs {m['ffs']} DSPs {m['dsps']} BRAMs {m['brams']} "
+              f"({m['multipliers']}) in {m['synth_s']} s", file=sys.stderr, flush=True)
+    model = resources.write_data(args.family, list(known.values()))
+    print(resources.error_table(model))
+
+
+if __name__ == "__main__":
+    main()

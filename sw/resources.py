@@ -1,0 +1,402 @@
+"""Predicted FPGA resources (LUTs, flip-flops, DSPs, block RAMs) of an accelerator generated
+from a :class:`~systolic.hw.config.HardwareConfig`, without synthesizing it: a model fitted
+to real yosys runs (``systolic.sw.synth.synthesize(..., place=False)``), one per FPGA family
+(ECP5 85k and 25k share their cells; iCE40 UP5K), stored with its raw measurements in
+``sw/data/resources_<family>.json`` and refitted by ``benchmarks/fit_resources.py``.
+
+The model adds up:
+
+* **vector units**, each synthesized on its own at 4 and 8 lanes (the row units also at a
+  second row size), every resource linear in ``lanes`` and ``max_row``;
+* **block RAMs** of the big memories, computed from their shapes as yosys maps them
+  (:func:`memory_brams`): scratchpad and accumulator banks and the vector engine's two plane
+  caches, plus a measured constant for the rest;
+* **DSPs**: one per processing element (an int8/uint8 multiplier) plus the vector units' plus
+  a measured constant. When that exceeds the target's DSP blocks the synthesis flow maps
+  *every* multiplier to LUTs (``"multipliers": "lut"``), so DSPs become 0 and LUTs grow: by
+  a fitted cost per array multiplier, and for the other DSP blocks by the cost measured on
+  vector units synthesized with forced LUT multipliers;
+* **LUTs and FFs** of everything else (controller, DMA, array, memories' glue, the vector
+  engine's data path): a linear function of the :data:`FEATURES` of the configuration,
+  fitted by least squares with non-negative coefficients to whole-accelerator runs, after
+  subtracting the measured units.
+
+iCE40 vector units are not synthesized on their own (no configuration with them comes
+close to fitting an UP5K): their costs are the ECP5 units' (:data:`UNITS_FROM`).
+
+The fit's error is measured by leave-one-out over the whole-accelerator runs
+(:attr:`ResourceModel.error`); LUT counts are yosys' (nextpnr adds a few percent of
+route-through LUTs, see ``sw/synth.py``), so a configuration *fits* a target when every
+predicted resource is within :data:`UTILIZATION_LIMIT` of its capacity.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
+from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
+
+from .synth import TARGETS
+
+__all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "UTILIZATION_LIMIT",
+           "ResourceModel", "capacity", "family_of", "data_path", "measurement_key",
+           "memory_brams", "bram_blocks", "fit", "write_data", "error_table"]
+
+RESOURCES = ("luts", "ffs", "dsps", "brams")
+#: Family -> its targets (one synthesis script, the same cells; capacities differ).
+FAMILIES = {"ecp5": ("ecp5-85k", "ecp5-25k"), "ice40": ("ice40-up5k",)}
+#: Fraction of each resource a design may use and still be called fitting: LUTs and FFs
+#: keep 10% for place-and-route (route-through LUTs, packing) and the model's error.
+UTILIZATION_LIMIT = {"luts": 0.9, "ffs": 0.9, "dsps": 1.0, "brams": 1.0}
+#: Device capacities (the DSP count is ``synth.TARGETS``').
+_CAPACITY = {
+    "ecp5-85k": {"luts": 83640, "ffs": 83640, "brams": 208},
+    "ecp5-25k": {"luts": 24288, "ffs": 24288, "brams": 56},
+    "ice40-up5k": {"luts": 5280, "ffs": 5280, "brams": 30},
+}
+#: Vector unit tops of ``systolic.hw.verilog`` measured on their own, with the row sizes
+#: (``max_row``) the row units are measured at: the first at 4 and 8 lanes, the second at 4.
+UNIT_TOPS = {"requantize": (), "gelu": (), "silu": (), "eltwise_mul": (), "residual_add": (),
+             "rowquant": (2048, 1024), "layernorm": (2048, 1024), "rmsnorm": (2048, 1024),
+             "softmax": (512, 4096)}
+#: VectorUnitsConfig flag -> the unit tops it instantiates.
+_FLAG_TOPS = {flag: (flag,) for flag in VECTOR_UNITS}
+_FLAG_TOPS["eltwise"] = ("eltwise_mul", "residual_add")
+#: Block RAM shapes ``(depth, width)`` yosys can map a one-read one-write memory to.
+_BRAM_SHAPES = {
+    "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+    "ice40": ((2048, 2), (1024, 4), (512, 8), (256, 16)),
+}
+#: Families whose vector units are not measured: (the family whose unit model they use,
+#: the ratio of block RAM sizes). iCE40 LUT4s and DSPs count like ECP5's; an SB_RAM40_4K
+#: holds 4 kbit, a DP16KD 18 kbit.
+UNITS_FROM = {"ice40": ("ecp5", 18 / 4)}
+#: Memories shallower than this go to LUT RAM or flip-flops, not block RAM.
+_BRAM_MIN_DEPTH = 64
+#: Functions whose parameter planes go through the vector engine's plane cache.
+_PLANE_UNITS = {VECTOR_UNIT[f] for f, (_, planes) in VECTOR_PARAMS.items() if planes}
+
+
+def _pe(cfg, lut):
+    return cfg.rows * cfg.cols
+
+
+def _vector(cfg):
+    return bool(cfg.vector.units)
+
+
+#: Configuration features that the LUT and FF counts are linear in (after the units).
+FEATURES = {
+    "base": lambda cfg, lut: 1,
+    "pe": _pe,
+    "os_pe": lambda cfg, lut: _pe(cfg, lut) * (cfg.dataflow == "os"),
+    # skew and de-skew triangles, line-wide datapaths of the memories
+    "edge": lambda cfg, lut: cfg.rows + cfg.cols,
+    "dma_bytes": lambda cfg, lut: cfg.dma_bytes,
+    "vector_engine": lambda cfg, lut: int(_vector(cfg)),
+    "vector_cols": lambda cfg, lut: cfg.cols * _vector(cfg),
+    # the array's multipliers built from LUTs (the others': ``luts_per_dsp``)
+    "lut_pe": lambda cfg, lut: _pe(cfg, lut) if lut else 0,
+}
+
+
+def family_of(target):
+    for family, targets in FAMILIES.items():
+        if target in targets:
+            return family
+    raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+
+
+def capacity(target):
+    """``{"luts", "ffs", "dsps", "brams"}`` of ``target``."""
+    family_of(target)
+    return {**_CAPACITY[target], "dsps": TARGETS[target].dsps_available}
+
+
+def data_path(family):
+    return Path(__file__).parent / "data" / f"resources_{family}.json"
+
+
+def measurement_key(entry):
+    """Identity of a measurement: target, top, generation parameters and synthesis
+    options (``{"multipliers": "lut"}`` forces LUT multipliers)."""
+    return json.dumps([entry["target"], entry["top"], entry["params"],
+                       entry.get("options", {})], sort_keys=True)
+
+
+def bram_blocks(depth, width, family):
+    """Block RAMs of a ``depth`` x ``width``-bit memory with one read and one write port
+    (0 when it is too shallow for block RAM)."""
+    if depth < _BRAM_MIN_DEPTH:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM_SHAPES[family])
+
+
+def memory_brams(config, family):
+    """Block RAMs of the scratchpad and accumulator banks and of the vector engine's plane
+    cache (two memories of ``plane_cache_lines`` accumulator lines)."""
+    from systolic.hw.vector_engine import plane_cache_lines
+
+    total = config.spad_banks * bram_blocks(config.spad_bank_lines, 8 * config.spad_line_bytes,
+                                            family)
+    total += config.acc_banks * bram_blocks(config.acc_bank_lines, 8 * config.acc_line_bytes,
+                                            family)
+    if _PLANE_UNITS & set(config.vector.units):
+        total += 2 * bram_blocks(plane_cache_lines(config), 8 * config.acc_line_bytes, family)
+    return total
+
+
+def _config(entry):
+    return HardwareConfig.from_dict(entry["params"])
+
+
+def _solve_nonnegative(x, y):
+    """Least squares with non-negative coefficients: drop the most negative coefficient's
+    feature and solve again until none is negative (features that the data cannot tell
+    apart from others end at zero)."""
+    active = list(range(x.shape[1]))
+    while True:
+        coef = np.zeros(x.shape[1])
+        if active:
+            coef[active] = np.linalg.lstsq(x[:, active], y, rcond=None)[0]
+        negative = [i for i in active if coef[i] < 0]
+        if not negative:
+            return coef
+        active.remove(min(negative, key=lambda i: coef[i]))
+
+
+@dataclass
+class ResourceModel:
+    """A fitted resource model of one FPGA family.
+
+    Members
+    -------
+    family : str
+    units : dict
+        ``{top: {resource: [a, b(, c)]}}``: a unit costs ``a + b * lanes (+ c * max_row)``.
+    coefficients : dict
+        ``{"luts" | "ffs": {feature: coefficient}}`` over :data:`FEATURES`.
+    constants : dict
+        DSPs and block RAMs of the rest of the accelerator (``"dsps"``, ``"brams"``), and
+        the LUTs and FFs that replace one DSP block of the vector units and the rest when
+        multipliers are built from LUTs (``"luts_per_dsp"``, ``"ffs_per_dsp"``, from unit
+        runs with forced LUT multipliers).
+    error : dict
+        Leave-one-out error over the whole-accelerator measurements:
+        ``{resource: {"mean_pct", "max_pct", "points"}}``, and ``"per_point"``.
+    """
+
+    family: str
+    units: dict
+    coefficients: dict
+    constants: dict
+    error: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, target):
+        """The committed model of ``target``'s family."""
+        family = family_of(target)
+        path = data_path(family)
+        if not path.exists():
+            raise ValueError(f"no resource model for {target}: run "
+                             f"benchmarks/fit_resources.py --family {family} --measure")
+        data = json.loads(path.read_text())
+        return cls(**data["model"])
+
+    def unit(self, top, lanes, max_row):
+        """``{resource: value}`` of one vector unit."""
+        features = _unit_features(top, lanes, max_row)
+        return {r: max(0.0, float(np.dot(self.units[top][r], features))) for r in RESOURCES}
+
+    def _units(self, vector: VectorUnitsConfig):
+        total = dict.fromkeys(RESOURCES, 0.0)
+        for flag in vector.units:
+            for top in _FLAG_TOPS[flag]:
+                row = vector.softmax_max_row if top == "softmax" else vector.max_row
+                for r, value in self.unit(top, vector.lanes, row).items():
+                    total[r] += value
+        return total
+
+    def dsp_demand(self, config):
+        """DSP blocks the design asks for: one per PE, the units', and the rest."""
+        return round(config.rows * config.cols + self._units(config.vector)["dsps"]
+                     + self.constants["dsps"])
+
+    def predict(self, config, target):
+        """``{"luts", "ffs", "dsps", "brams", "multipliers"}`` of ``config`` on ``target``
+        (multipliers "dsp" or "lut", as the synthesis flow would choose)."""
+        if family_of(target) != self.family:
+            raise ValueError(f"this model is for {self.family}, not {target}")
+        demand = self.dsp_demand(config)
+        lut = demand if demand > TARGETS[target].dsps_available else 0
+        units = self._units(config.vector)
+        out = {}
+        for r in ("luts", "ffs"):
+            out[r] = round(units[r] + self._lut_multipliers(config, lut, r) + sum(
+                c * FEATURES[name](config, lut) for name, c in self.coefficients[r].items()))
+        out["dsps"] = 0 if lut else demand
+        out["brams"] = round(units["brams"] + memory_brams(config, self.family)
+                             + self.constants["brams"])
+        out["multipliers"] = "lut" if lut else "dsp"
+        return out
+
+    def _lut_multipliers(self, config, lut, resource):
+        """LUTs or FFs of the non-array DSP blocks built from LUTs (``lut``: the demand,
+        0 in DSP mode)."""
+        if not lut:
+            return 0.0
+        return (lut - config.rows * config.cols) * self.constants[f"{resource}_per_dsp"]
+
+    def fits(self, resources, target):
+        """Whether predicted ``resources`` fit ``target`` within :data:`UTILIZATION_LIMIT`."""
+        cap = capacity(target)
+        return all(resources[r] <= UTILIZATION_LIMIT[r] * cap[r] for r in RESOURCES)
+
+
+def _unit_features(top, lanes, max_row):
+    return [1.0, lanes] + ([max_row] if UNIT_TOPS[top] else [])
+
+
+def _unit_model(measurements):
+    """Per unit top: every resource linear in lanes (and in ``max_row`` for row units),
+    fitted to its measurements."""
+    units = {}
+    for top in UNIT_TOPS:
+        points = [m for m in measurements if m["top"] == top]
+        needed = 3 if UNIT_TOPS[top] else 2
+        if len(points) < needed:
+            raise ValueError(f"unit {top} needs {needed} measurements, has {len(points)}")
+        x = np.array([_unit_features(top, m["params"]["lanes"], m["params"].get("max_row", 0))
+                      for m in points])
+        units[top] = {}
+        for r in RESOURCES:
+            coef = np.linalg.lstsq(x, np.array([float(m[r]) for m in points]), rcond=None)[0]
+            units[top][r] = [round(float(c), 6) for c in coef]
+    return units
+
+
+def _per_dsp(units, forced):
+    """LUTs and FFs per DSP block built from LUTs: units measured with forced LUT
+    multipliers against the same units with DSPs."""
+    model = ResourceModel("", units, {}, {})
+    out = {}
+    for r in ("luts", "ffs"):
+        ratios = []
+        for m in forced:
+            p = m["params"]
+            dsp = model.unit(m["top"], p["lanes"], p.get("max_row", 0))
+            ratios.append((m[r] - dsp[r]) / dsp["dsps"])
+        if not ratios:
+            raise ValueError("need vector units measured with forced LUT multipliers")
+        out[f"{r}_per_dsp"] = round(float(np.median(ratios)), 3)
+    return out
+
+
+def _fit_whole(family, units, per_dsp, whole):
+    """Coefficients and constants from whole-accelerator measurements (``units`` and the
+    cost of LUT multipliers known)."""
+    model = ResourceModel(family, units, {}, {"dsps": 0.0, "brams": 0.0, **per_dsp})
+    dsp_runs = [m for m in whole if m["multipliers"] == "dsp"]
+    configs = {id(m): _config(m) for m in whole}
+    model.constants["dsps"] = float(np.median(
+        [m["dsps"] - model.dsp_demand(configs[id(m)]) for m in dsp_runs])) if dsp_runs else 0.0
+    model.constants["brams"] = float(np.median(
+        [m["brams"] - memory_brams(configs[id(m)], family)
+         - model._units(configs[id(m)].vector)["brams"] for m in whole]))
+    names = list(FEATURES)
+    for r in ("luts", "ffs"):
+        x, y = [], []
+        for m in whole:
+            cfg = configs[id(m)]
+            lut = model.dsp_demand(cfg) if m["multipliers"] == "lut" else 0
+            x.append([FEATURES[name](cfg, lut) for name in names])
+            y.append(m[r] - model._units(cfg.vector)[r] - model._lut_multipliers(cfg, lut, r))
+        coef = _solve_nonnegative(np.array(x, float), np.array(y, float))
+        model.coefficients[r] = {name: round(float(c), 4) for name, c in zip(names, coef)}
+    return model
+
+
+def _borrowed_units(family):
+    """Vector units of ``family`` taken from the model of :data:`UNITS_FROM` ``[family]``:
+    LUTs, FFs and DSPs as they are, block RAMs scaled by the ratio of block sizes."""
+    base, ratio = UNITS_FROM[family]
+    model = json.loads(data_path(base).read_text())["model"]
+    units = {top: {**costs, "brams": [c * ratio for c in costs["brams"]]}
+             for top, costs in model["units"].items()}
+    return units, {key: model["constants"][key] for key in ("luts_per_dsp", "ffs_per_dsp")}
+
+
+def fit(family, measurements):
+    """A :class:`ResourceModel` fitted to ``measurements`` (dicts as written by
+    ``benchmarks/fit_resources.py``: target, top, params, luts, ffs, dsps, brams,
+    multipliers), with its leave-one-out error over the whole-accelerator runs."""
+    unit_runs = [m for m in measurements if m["top"] in UNIT_TOPS]
+    if unit_runs or family not in UNITS_FROM:
+        units = _unit_model([m for m in unit_runs if not m.get("options")])
+        per_dsp = _per_dsp(units, [m for m in unit_runs if m.get("options")])
+    else:
+        units, per_dsp = _borrowed_units(family)
+    whole = [m for m in measurements if m["top"] == "accelerator"]
+    if len(whole) < 3:
+        raise ValueError(f"need at least 3 whole-accelerator measurements, have {len(whole)}")
+    model = _fit_whole(family, units, per_dsp, whole)
+    per_point = []
+    for index, m in enumerate(whole):
+        held_out = _fit_whole(family, units, per_dsp, whole[:index] + whole[index + 1:])
+        predicted = held_out.predict(_config(m), m["target"])
+        per_point.append({"target": m["target"], "params": m["params"],
+                          "measured": {r: m[r] for r in RESOURCES},
+                          "predicted": {r: predicted[r] for r in RESOURCES},
+                          "multipliers": [m["multipliers"], predicted["multipliers"]]})
+    error = {}
+    for r in RESOURCES:
+        pct = [abs(p["predicted"][r] - p["measured"][r]) / max(p["measured"][r], 1) * 100
+               for p in per_point]
+        error[r] = {"mean_pct": round(float(np.mean(pct)), 1),
+                    "max_pct": round(float(np.max(pct)), 1), "points": len(pct)}
+    model.error = {**error, "per_point": per_point}
+    return model
+
+
+def write_data(family, measurements):
+    """Fit ``measurements`` and write them with the model to the family's data file;
+    returns the model (None, and only the measurements written, while too few exist)."""
+    path = data_path(family)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model = fit(family, measurements)
+    except ValueError:
+        model = None
+    data = {"family": family, "targets": list(FAMILIES[family]),
+            "measurements": sorted(measurements, key=measurement_key)}
+    if model is not None:
+        data["model"] = {"family": model.family, "units": model.units,
+                         "coefficients": model.coefficients, "constants": model.constants,
+                         "error": model.error}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return model
+
+
+def error_table(model):
+    """Text table of the leave-one-out error: per resource, and per held-out point."""
+    if model is None:
+        return "not enough measurements to fit a model yet"
+    lines = [f"{model.family}: leave-one-out error over {model.error['luts']['points']} "
+             "whole-accelerator runs (yosys synthesis)"]
+    for r in RESOURCES:
+        e = model.error[r]
+        lines.append(f"  {r:<6} mean {e['mean_pct']:5.1f}%  max {e['max_pct']:5.1f}%")
+    lines.append("  held-out point: measured / predicted")
+    for p in model.error["per_point"]:
+        cfg = p["params"]
+        units = [u for u in VECTOR_UNITS if cfg["vector"].get(u, True)]
+        name = (f"{p['target']} {cfg['rows']}x{cfg['cols']} {cfg['dataflow']} "
+                f"dma{cfg.get('dma_bytes', 8)} "
+                f"{'vec' + str(cfg['vector'].get('lanes', 4)) if units else 'novec'}")
+        values = "  ".join(f"{r} {p['measured'][r]}/{p['predicted'][r]}" for r in RESOURCES)
+        lines.append(f"  {name:<34} {values}  ({p['multipliers'][0]})")
+    return "\n".join(lines)
