@@ -103,14 +103,17 @@ def summary(name, acc, ops, wall, **extra):
 
 def in_layer(op):
     """The operation belongs to a transformer layer (not the embedding or the head)."""
-    return op["output"].startswith("l")  and op["output"].split(".")[0][1:].isdigit()
+    return op["output"].startswith("l") and op["output"].split(".")[0][1:].isdigit()
 
 
 def rows_of(name, acc, ops, wall, **extra):
-    """The whole pass, and its layers only."""
-    return [summary(name, acc, ops, wall, part="all", **extra),
-            summary(name, acc, [op for op in ops if in_layer(op)], wall, part="layers",
-                    **extra)]
+    """The whole pass (with its operations' measured and predicted cycles), and its layers
+    only."""
+    whole = summary(name, acc, ops, wall, part="all", **extra)
+    whole["per_op"] = [{key: op[key] for key in ("op", "output", "cycles", "predicted")}
+                       for op in ops]
+    return [whole, summary(name, acc, [op for op in ops if in_layer(op)], wall,
+                           part="layers", **extra)]
 
 
 def encoder_layer(config, backend, seq, layers, per_op=None):
