@@ -31,6 +31,7 @@ class Dut {
     Ports ports{};
     Ports* top = &ports;
     void eval() {}
+    void flush() {}
     void final() {}
 };
 
