@@ -539,17 +539,20 @@ def emit_rows(sched: Scheduler, job: RowsJob):
     plan = _rows_plan(cfg, job, out_mem)
     if plan is None:
         raise ValueError(f"rows of {length} elements do not fit the memories of {cfg}")
-    seg, rb = plan
+    seg, rb, double = plan
     segments = [(c0, min(seg, length - c0)) for c0 in range(0, length, seg)]
-    records_addr, _ = _rows_fixed_lines(cfg, job, seg)
+    records_addr, _ = _rows_fixed_lines(cfg, job, seg, double)
     if job.records_in is not None:
         sched.load(Memory.ACC, records_addr, max(rows for _, rows, _, _ in job.groups), 4,
                    job.records_in.address, 4, job.records_in.buffer)
-    slot = _rows_slots(cfg, job, seg, rb, out_mem)
+    slot = _rows_slots(cfg, job, seg, rb, out_mem, double)
     block = 0
-    for c0, width in segments:
+    for index, (c0, width) in enumerate(segments):
+        param_base = 0
         if job.params is not None:
-            _load_params(sched, job, c0, width, len(segments) > 1)
+            if double:  # alternate between two parameter blocks
+                param_base = index % 2 * vector_param_lines(func, seg, cfg.cols)[2]
+            _load_params(sched, job, c0, width, len(segments) > 1, param_base)
         for first, rows, param_offset, imm in job.groups:
             for r0 in range(0, rows, rb):
                 n = min(rb, rows - r0)
@@ -566,7 +569,7 @@ def emit_rows(sched: Scheduler, job: RowsJob):
                 elif job.records_out is not None:
                     aux_addr = slot["rec"][s]
                 sched.vector(func, n, width, slot["src"][s], slot["dst"][s], aux_addr,
-                             param_offset, job.out_width, job.row_scale, job.causal,
+                             param_base + param_offset, job.out_width, job.row_scale, job.causal,
                              imm + r0 if job.causal else imm)
                 _rows_transfer(sched.store, cfg, out_mem, slot["dst"][s], n, width, c0,
                                job.dst, row)
@@ -575,13 +578,14 @@ def emit_rows(sched: Scheduler, job: RowsJob):
                                 job.records_out.buffer)
 
 
-def _rows_fixed_lines(cfg, job, seg):
-    """``(records line, first free line)``: the parameter block (one segment's worth) and
-    the input records sit at the bottom of the accumulator."""
+def _rows_fixed_lines(cfg, job, seg, double=False):
+    """``(records line, first free line)``: the parameter block (one segment's worth, or
+    with ``double`` two, so the next segment's parameters load while the current one runs)
+    and the input records sit at the bottom of the accumulator."""
     params = 0
     if job.params is not None:
         _, _, total = vector_param_lines(job.func, seg, cfg.cols)
-        params = total if seg < job.length else job.params[1]
+        params = (1 + double) * total if seg < job.length else job.params[1]
     records = max(rows for _, rows, _, _ in job.groups) if job.records_in is not None else 0
     return params, params + records
 
@@ -591,13 +595,13 @@ def _rows_fixed_lines(cfg, job, seg):
 ROW_BLOCKS = 8
 
 
-def _rows_slots(cfg, job, seg, rb, out_mem):
+def _rows_slots(cfg, job, seg, rb, out_mem, double=False):
     """The double-buffered slots of blocks of ``rb`` rows of ``seg`` elements, or None if
     they do not fit: ``{"src", "aux", "rec", "dst": (slot 0, slot 1)}``. With two or more
     accumulator banks the sources sit in the lower half and the rest in the upper half, so
     loading, the vector unit and storing touch different banks where they can."""
     chunks = _ceil_div(seg, cfg.cols)
-    _, fixed = _rows_fixed_lines(cfg, job, seg)
+    _, fixed = _rows_fixed_lines(cfg, job, seg, double)
     sizes = {"src": rb * chunks}
     if job.aux is not None:
         sizes["aux"] = rb * chunks
@@ -626,8 +630,9 @@ def _rows_slots(cfg, job, seg, rb, out_mem):
 
 
 def _rows_plan(cfg, job, out_mem):
-    """``(segment length, rows per block)`` that fit (None if nothing does), preferring
-    whole rows, then at least :data:`ROW_BLOCKS` blocks."""
+    """``(segment length, rows per block, two parameter blocks)`` that fit (None if
+    nothing does), preferring whole rows, then at least :data:`ROW_BLOCKS` blocks, then
+    two parameter blocks for segments."""
     lcm = cfg.cols * cfg.spad_line_bytes // _gcd(cfg.cols, cfg.spad_line_bytes)
     rows = max(rows for _, rows, _, _ in job.groups)
     seg = job.length
@@ -637,11 +642,12 @@ def _rows_plan(cfg, job, out_mem):
         segmented = seg < job.length
         too_wide = segmented and max(chunks * cfg.acc_line_bytes,
                                      out_lines * cfg.spad_line_bytes) > MAX_ROW_BYTES
-        rb = min(_ceil_div(rows, ROW_BLOCKS), MAX_FIELD)
-        while rb >= 1 and _rows_slots(cfg, job, seg, rb, out_mem) is None:
-            rb //= 2
-        if rb >= 1 and not too_wide:
-            return seg, rb
+        for double in (segmented, False):
+            rb = min(_ceil_div(rows, ROW_BLOCKS), MAX_FIELD)
+            while rb >= 1 and _rows_slots(cfg, job, seg, rb, out_mem, double) is None:
+                rb //= 2
+            if rb >= 1 and not too_wide:
+                return seg, rb, double
         if job.func in ROW_FUNCS or seg <= lcm:
             return None
         seg = max(lcm, (seg // 2) // lcm * lcm)
@@ -653,9 +659,9 @@ def _gcd(a, b):
     return a
 
 
-def _load_params(sched, job, c0, width, segmented):
+def _load_params(sched, job, c0, width, segmented, base=0):
     """The parameter block, or (segmented rows) the lines of each plane for columns
-    ``c0 .. c0 + width`` laid out as a block for rows of ``width``."""
+    ``c0 .. c0 + width`` laid out as a block for rows of ``width`` at line ``base``."""
     cfg = sched.config
     operand, lines = job.params
     if not segmented:
@@ -666,7 +672,7 @@ def _load_params(sched, job, c0, width, segmented):
     planes = (lines - head) // plane_lines
     for p in range(planes):
         first = head + p * plane_lines + c0 // cfg.cols
-        load_lines(sched, Memory.ACC, head + p * seg_lines, seg_lines,
+        load_lines(sched, Memory.ACC, base + head + p * seg_lines, seg_lines,
                    operand.address + first * cfg.acc_line_bytes, operand.buffer)
 
 
