@@ -51,7 +51,7 @@ EVALUATION_SENTENCES = (
     "The river flooded the village after three days of heavy rain.",
     "Please turn off the lights when you leave the room.",
 )
-#: SmolLM2 calibration texts.
+#: SmolLM2 calibration texts (about 590 tokens; none is used for evaluation).
 CALIBRATION_TEXTS = (
     "The history of the printing press begins in the fifteenth century, when Johannes "
     "Gutenberg combined movable metal type with an oil-based ink and a wooden press.",
@@ -60,6 +60,37 @@ CALIBRATION_TEXTS = (
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + "
     "fibonacci(n - 2)\n",
     "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "The Industrial Revolution began in Britain in the late eighteenth century. Steam engines "
+    "powered new factories, canals and later railways carried coal and cotton, and millions "
+    "of people moved from farms into fast-growing cities such as Manchester.",
+    "Dear Sarah, thank you for the lovely birthday card. We had a quiet dinner at home and "
+    "then watched an old film. I hope your new job is going well and that we can meet for "
+    "lunch next month. Love, Tom",
+    "Q: What is the largest planet in the solar system?\nA: Jupiter is the largest planet. "
+    "It is a gas giant with a mass more than twice that of all the other planets combined.",
+    "To install the package, run pip install requests in a terminal. Then import it in your "
+    "script and call requests.get with the URL of the page you want to download.",
+    "The human heart has four chambers: two atria and two ventricles. Blood returning from "
+    "the body enters the right atrium, passes to the right ventricle and is pumped to the "
+    "lungs.",
+    "In 1969, Neil Armstrong and Buzz Aldrin landed on the Moon while Michael Collins orbited "
+    "above in the command module. Armstrong's first words on the surface were heard by "
+    "millions of people.",
+    "for i in range(10):\n    if i % 2 == 0:\n        print(i, 'is even')\n    else:\n"
+    "        print(i, 'is odd')\n",
+    "Good morning! Today we will learn how to write a short poem. First, choose a subject you "
+    "care about, such as the sea, a friend or a favourite season. Then list words that "
+    "describe how it looks, sounds and feels.",
+    "The stock price of the company rose by 12 percent on Tuesday after it reported record "
+    "quarterly revenue of 4.5 billion dollars and raised its forecast for the rest of the "
+    "year.",
+    "Bees communicate the location of flowers through a waggle dance. The angle of the dance "
+    "relative to the vertical tells other bees the direction of the food relative to the sun.",
+    "<|im_start|>user\nCan you recommend a good book about history?<|im_end|>\n"
+    "<|im_start|>assistant\nSure! Sapiens by Yuval Noah Harari is a popular overview of "
+    "human history.",
+    "Tokyo is the capital of Japan and one of the largest cities in the world. Its "
+    "neighbourhoods range from the busy streets of Shibuya to the quiet temples of Asakusa.",
 )
 #: SmolLM2 evaluation text (more than 56 tokens with BOS).
 EVALUATION_TEXT = (
@@ -67,6 +98,23 @@ EVALUATION_TEXT = (
     "the World's Fair of 1889, and for the Louvre, the most visited art museum in the "
     "world. Every year millions of tourists walk along the Seine, visit Notre-Dame and "
     "enjoy coffee in the small cafes of the old city."
+)
+#: SmolLM2 held-out texts (189 tokens): used neither for calibration nor for choosing
+#: :data:`DECODER_CONFIG`, only to check that its accuracy carries over to unseen text.
+HELDOUT_TEXTS = (
+    "The Great Barrier Reef lies off the coast of Queensland in Australia. It is made of "
+    "thousands of individual reefs and is home to corals, turtles, sharks and countless "
+    "species of fish. Rising sea temperatures have caused several mass bleaching events in "
+    "recent decades.",
+    "Yesterday I went to the market to buy vegetables. The carrots looked fresh, so I bought "
+    "a kilogram, along with onions, potatoes and a bunch of parsley. In the evening I made a "
+    "thick soup and shared it with my neighbours.",
+    "A binary search finds an item in a sorted list by repeatedly halving the range that "
+    "could contain it. Each comparison discards half of the remaining elements, so the "
+    "search takes time proportional to the logarithm of the list length.",
+    "Leonardo da Vinci was an Italian painter, engineer and scientist of the Renaissance. His "
+    "notebooks contain drawings of flying machines, studies of anatomy and plans for "
+    "bridges, and his portrait of the Mona Lisa hangs in the Louvre.",
 )
 
 
@@ -82,20 +130,33 @@ class QuantConfig:
         saturate.
     resid_bits : int
         Magnitude bits of the calibrated maximum in int32 residual tensors.
-    kv_margin : float
-        Headroom of the static int8 K and V scales (values beyond the calibrated maximum
-        are frequent in unseen text; clipping them costs more than the coarser step).
-    smooth_alpha : float or None
-        Decoder only: SmoothQuant-style migration of activation outliers into the weights
-        (``s_c = max|x_c|**alpha / max|W_c|**(1-alpha)`` per input channel), folded into the
-        RMSNorm gamma and into the per-channel multiplier of the SwiGLU product, so it costs
-        no hardware. None disables it.
+    k_margin, v_margin : float
+        Headroom of the static int8 K (per head) and V (per channel) scales: values beyond
+        the calibrated maximum occur in unseen text, and clipping them trades against a
+        coarser step.
+    smooth_attn, smooth_ffn, smooth_down, smooth_head : float or None
+        Decoder only: SmoothQuant-style migration strength ``alpha`` of activation outliers
+        into the weights (``s_c = max|x_c|**alpha / max|W_c|**(1-alpha)`` per input
+        channel) for the inputs of Q/K/V, of gate/up, of down and of the LM head. The
+        factors fold into the RMSNorm gammas and into the per-channel multiplier of the
+        SwiGLU product, so they cost no hardware. None disables one.
     """
 
     margin: float = 2.0
     resid_bits: int = 24
-    kv_margin: float = 1.5
-    smooth_alpha: float | None = 0.5
+    k_margin: float = 1.5
+    v_margin: float = 1.5
+    smooth_attn: float | None = None
+    smooth_ffn: float | None = None
+    smooth_down: float | None = None
+    smooth_head: float | None = None
+
+
+#: MiniLM: K/V headroom 1.5 (1.0 measured min cosine 0.9943 instead of 0.9961).
+ENCODER_CONFIG = QuantConfig()
+#: SmolLM2: tuned on the calibration texts plus held-out texts (docs/numerics.md §6).
+DECODER_CONFIG = QuantConfig(k_margin=1.0, v_margin=1.25, smooth_attn=0.8, smooth_ffn=0.7,
+                             smooth_down=0.5, smooth_head=0.5)
 
 
 def _capture_keys(capture):
@@ -114,12 +175,14 @@ def _capture_keys(capture):
 
 
 def calibrate(model, texts):
-    """Run the float model on ``texts`` and keep, per capture key, the max |x| (overall,
-    per channel, per head) over all of them."""
+    """Run the float model on ``texts`` (each cut to the model's context) and keep, per
+    capture key, the max |x| (overall, per channel, per head) over all of them."""
+    cfg = model.config
+    context = cfg.max_positions - getattr(cfg, "position_offset", 0)
     stats = {}
     for text in texts:
         capture = {}
-        ids = model.tokenize(text)
+        ids = model.tokenize(text)[:context]
         if isinstance(model, EncoderModel):
             encode(model, ids, capture)
         else:
@@ -252,7 +315,7 @@ def smooth_factors(act_max, weights, alpha):
     is None."""
     if alpha is None:
         return np.ones(len(act_max))
-    w_max = np.max([np.abs(np.asarray(w, np.float64)).max(axis=1) for w in weights], axis=0)
+    w_max = np.max([np.abs(w).max(axis=1) for w in weights], axis=0).astype(np.float64)
     s = np.maximum(act_max, 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
     return s / np.exp(np.log(s).mean())
 
@@ -267,7 +330,7 @@ def _kv_scales(stats, key, heads, head_dim, margin):
     return np.repeat(np.maximum(per_head, 1e-9) * margin / QMAX, head_dim)
 
 
-def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
+def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=ENCODER_CONFIG):
     """Quantized graph of a BERT-family :class:`EncoderModel` (post-LN); its output is the
     int16 last hidden state (seq, hidden)."""
     cfg = model.config
@@ -290,8 +353,8 @@ def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
         p, key = f"l{i}.", f"layer{i}."
         xq = b.rowquant(x)
         q = b.linear(xq, layer.wq, layer.bq, p + "q", "int16", b.scale16(key + "attn.q"))
-        k_scale = _kv_scales(stats, key + "attn.k", cfg.heads, hd, config.kv_margin)
-        v_scale = np.maximum(stats[key + "attn.v"]["ch"], 1e-9) * config.kv_margin / QMAX
+        k_scale = _kv_scales(stats, key + "attn.k", cfg.heads, hd, config.k_margin)
+        v_scale = np.maximum(stats[key + "attn.v"]["ch"], 1e-9) * config.v_margin / QMAX
         k8 = b.linear(xq, layer.wk, layer.bk, p + "k", "int8", k_scale)
         v8 = b.linear(xq, layer.wv, layer.bv, p + "v", "int8", v_scale)
         ctx = b.attention(p, b.rowquant(q), k8, v8, cfg.heads, cfg.heads, hd, k_scale, v_scale,
@@ -314,7 +377,7 @@ def quantize_encoder(model, texts=CALIBRATION_SENTENCES, config=QuantConfig()):
     return g
 
 
-def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
+def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=DECODER_CONFIG):
     """Quantized graph of a llama-family :class:`DecoderModel` (causal prefill); its output
     is the int32 logits (seq, vocab)."""
     cfg = model.config
@@ -329,11 +392,10 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
     x = g.tensor("embed", "int32", ("seq", cfg.d), emb_scale)
     g.op("embed", ["ids"], [x], tables=[(table, "token")])
     hd = cfg.head_dim
-    alpha = config.smooth_alpha
     for i, layer in enumerate(model.layers):
         p, key = f"l{i}.", f"layer{i}."
         ch1 = stats[key + "rms1_out"]["ch"]
-        s1 = smooth_factors(ch1, (layer.wq, layer.wk, layer.wv), alpha)
+        s1 = smooth_factors(ch1, (layer.wq, layer.wk, layer.wv), config.smooth_attn)
         n1 = b.rowquant(b.norm("rmsnorm", x, layer.rms1_weight / s1, None, cfg.rms_eps,
                                p + "rms1", b.scale16_of((ch1 / s1).max())))
         wq, wk, wv = (w * s1[:, None] for w in (layer.wq, layer.wk, layer.wv))
@@ -341,13 +403,13 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
                      b.scale16(key + "attn.q", key + "attn.q_rope"))
         k = b.linear(n1, wk, None, p + "k", "int16",
                      b.scale16(key + "attn.k", key + "attn.k_rope"))
-        v_scale = np.maximum(stats[key + "attn.v"]["ch"], 1e-9) * config.kv_margin / QMAX
+        v_scale = np.maximum(stats[key + "attn.v"]["ch"], 1e-9) * config.v_margin / QMAX
         v8 = b.linear(n1, wv, None, p + "v", "int8", v_scale)
         for name, heads in ((q, cfg.heads), (k, cfg.kv_heads)):
             g.tensor(name + "_rope", "int16", g.tensors[name].shape, b.scale(name))
             g.op("rope", [name], [name + "_rope"], heads=heads, head_dim=hd,
                  theta=cfg.rope_theta)
-        k_scale = _kv_scales(stats, key + "attn.k_rope", cfg.kv_heads, hd, config.kv_margin)
+        k_scale = _kv_scales(stats, key + "attn.k_rope", cfg.kv_heads, hd, config.k_margin)
         k8 = b.requantize(k + "_rope", p + "k8", "int8", k_scale)
         ctx = b.attention(p, b.rowquant(q + "_rope"), k8, v8, cfg.heads, cfg.kv_heads, hd,
                           k_scale, v_scale, True, key + "attn.context")
@@ -355,7 +417,7 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
                      b.scale32(key + "resid1"))
         r1 = b.add(x, o, p + "resid1", key + "resid1")
         ch2 = stats[key + "rms2_out"]["ch"]
-        s2 = smooth_factors(ch2, (layer.w_gate, layer.w_up), alpha)
+        s2 = smooth_factors(ch2, (layer.w_gate, layer.w_up), config.smooth_ffn)
         n2 = b.rowquant(b.norm("rmsnorm", r1, layer.rms2_weight / s2, None, cfg.rms_eps,
                                p + "rms2", b.scale16_of((ch2 / s2).max())))
         frac = gelu_frac_bits(b.amax(key + "ffn.gate"), config.margin)
@@ -363,7 +425,7 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
         up = b.linear(n2, layer.w_up * s2[:, None], None, p + "up", "int16",
                       b.scale16(key + "ffn.up"))
         act = b.activation("silu", gate, p + "silu", frac)
-        s3 = smooth_factors(stats[key + "ffn.act"]["ch"], (layer.w_down,), alpha)
+        s3 = smooth_factors(stats[key + "ffn.act"]["ch"], (layer.w_down,), config.smooth_down)
         # the product is divided by s3 per channel in the mul unit's multiplier; the output
         # unit is chosen so that the largest multiplier is 1 (no int32 overflow)
         prod_scale = 2.0**-frac * b.scale(up)
@@ -373,18 +435,22 @@ def quantize_decoder(model, texts=CALIBRATION_TEXTS, config=QuantConfig()):
         down = b.linear(b.rowquant(prod), layer.w_down * s3[:, None], None, p + "down",
                         "int32", b.scale32(key + "resid2"))
         x = b.add(r1, down, p + "resid2", key + "resid2")
-    nf = b.rowquant(b.norm("rmsnorm", x, model.final_norm_weight, None, cfg.rms_eps,
-                           "final_norm", b.scale16("final_norm_out")))
-    g.outputs = [b.linear(nf, model.lm_head, None, "logits", "int32", b.scale32("logits"))]
+    chf = stats["final_norm_out"]["ch"]
+    sf = smooth_factors(chf, (model.lm_head,), config.smooth_head)
+    nf = b.rowquant(b.norm("rmsnorm", x, model.final_norm_weight / sf, None, cfg.rms_eps,
+                           "final_norm", b.scale16_of((chf / sf).max())))
+    g.outputs = [b.linear(nf, model.lm_head * sf[:, None], None, "logits", "int32",
+                          b.scale32("logits"))]
     g.validate()
     return g
 
 
-def quantize(model, texts=None, config=QuantConfig()):
+def quantize(model, texts=None, config=None):
     """Quantized graph of any model :func:`~.models.load_model` returns, calibrated on
-    ``texts`` (default: the built-in calibration set of its kind)."""
+    ``texts`` with ``config`` (defaults: the built-in calibration set and configuration of
+    its kind)."""
     if isinstance(model, EncoderModel):
-        return quantize_encoder(model, texts or CALIBRATION_SENTENCES, config)
+        return quantize_encoder(model, texts or CALIBRATION_SENTENCES, config or ENCODER_CONFIG)
     if isinstance(model, DecoderModel):
-        return quantize_decoder(model, texts or CALIBRATION_TEXTS, config)
+        return quantize_decoder(model, texts or CALIBRATION_TEXTS, config or DECODER_CONFIG)
     raise TypeError(f"model must be an EncoderModel or DecoderModel, not {type(model).__name__}")

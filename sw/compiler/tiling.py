@@ -37,9 +37,11 @@ MAX_ROW_BYTES = 2**12 - 1
 #: per array row: the DMA reader serves commands in order, so instruction fetch waits
 #: behind the load commands already granted; commands short against the compute work the
 #: queues hold (a few dozen MATMULs of at least ``rows`` cycles) keep that wait hidden, and
-#: each command costs a cycle. Measured on the RTL (16x16, 16-byte bus, 1 x 576 x 8192):
-#: 2, 3, 3.5 and 4 beats per row take 326.8k, 323.7k, 324.1k and 333.1k cycles.
-COMMAND_BEATS_PER_ROW = 3
+#: each command costs a cycle. Measured on the RTL: 16x16, 16-byte bus, 1 x 576 x 8192 takes
+#: 323.7k cycles at 3 beats per row and 333.1k at 4, but 3x5 OS, 17 x 23 x 31 takes 5193 at
+#: 3 and 5018 at 4, and at 3 the cycle model is 6-8% off on small configurations
+#: (tests/test_cost_model.py), within 2% at 4.
+COMMAND_BEATS_PER_ROW = 4
 
 
 def _ceil_div(a, b):
