@@ -409,11 +409,18 @@ def analyze(model_name, seq, as_json):
         click.echo(f"  where it goes: {shares}")
 
 
+def target_option(command):
+    """``--target``: the FPGAs whose family has a fitted resource model."""
+    from systolic.sw.resources import modelled_targets
+
+    return click.option("--target", type=click.Choice(modelled_targets()), default="ecp5-85k",
+                        show_default=True, help="FPGA the configuration must fit.")(command)
+
+
 @main.command()
 @click.option("--model", "model_name", required=True,
               help="minilm, smollm2, or a checkpoint path.")
-@click.option("--target", type=click.Choice(["ecp5-85k", "ecp5-25k", "ice40-up5k"]),
-              default="ecp5-85k", show_default=True, help="FPGA the configuration must fit.")
+@target_option
 @click.option("--seq", type=int, default=32, show_default=True,
               help="Tokens per inference (encoder / prefill) or tokens already cached "
               "(decode: cycles per generated token).")

@@ -24,6 +24,7 @@ Everything here is *predicted*; nothing is simulated or synthesized:
 * **Resources** come from the fitted model, whose leave-one-out error is reported with it.
 """
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -32,7 +33,7 @@ from itertools import product
 
 import numpy as np
 
-from systolic.hw.config import DMA_BYTES, VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
 from systolic.hw.isa import VECTOR_UNIT, Opcode
 
 from .compiler.cost import predict_cycles
@@ -281,14 +282,16 @@ class Step:
     bus_bytes: int = 0
     host_bytes: int = 0
     vector: bool = False
+    fingerprint: str = None
 
 
 def compile_steps(workload, config, scale_layers=True):
     """The :class:`Step` list of one inference of ``workload`` on ``config``. With
     ``scale_layers`` a step is compiled once and weighted by the number of layers that
     repeat it (steps match by kind and output name without the layer prefix). The
-    instructions do not depend on ``dma_bytes`` or the vector ``lanes``, so one compilation
-    serves every configuration that differs only in those (:func:`explore` relies on it)."""
+    instructions do not depend on the vector ``lanes``, so one compilation serves every
+    configuration that differs only in those (:func:`explore` relies on it; the bus width
+    does matter: it sets the length of the DMA commands)."""
     max_seq, max_keys, ctx = workload.context()
     compiler = ModelCompiler(workload.graph, config, max_seq, max_keys)
     keys = [(plan.kind, _op_name(plan)) if scale_layers else plan.index
@@ -310,9 +313,20 @@ def compile_steps(workload, config, scale_layers=True):
             sched.fence()
             step.instructions = sched.instructions
             step.bus_bytes = transfer_bytes(step.instructions)
-            step.vector = plan.kind != "matmul"
+            # Fused GEMM epilogues put VECTOR instructions in matmul steps too.
+            step.vector = any(i.opcode == Opcode.VECTOR for i in step.instructions)
+            step.fingerprint = _fingerprint(step.instructions)
         steps.append(step)
     return steps
+
+
+def _fingerprint(instructions):
+    """A digest of everything the cycle model reads from ``instructions`` (opcodes, fields,
+    dependency flags)."""
+    text = repr([(i.opcode.value, sorted((k, int(getattr(v, "value", v)))
+                                         for k, v in i.fields.items()), sorted(i.flags))
+                 for i in instructions])
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def predict(steps, config, host_cycles_per_byte=HOST_CYCLES_PER_BYTE, cache=None):
@@ -340,16 +354,16 @@ def predict(steps, config, host_cycles_per_byte=HOST_CYCLES_PER_BYTE, cache=None
 
 def _step_cycles(step, config, cache):
     """Predicted cycles of ``step`` on ``config``, shared through ``cache`` between
-    configurations that differ only in which vector units exist: a step's instructions do
-    not depend on that (every step reads and writes host memory), and its prediction reads
-    the vector lanes only for VECTOR instructions."""
+    configurations whose programs contain the same step (the same instructions, by
+    :func:`_fingerprint`) and whose timing is the same: the cycle model reads neither
+    which vector units exist nor, without VECTOR instructions, their lanes."""
     if cache is None:
         return predict_cycles(config, step.instructions)["total"]
     vector = config.vector
     timing = replace(config, vector=VectorUnitsConfig(
         lanes=vector.lanes if step.vector else 1, max_row=vector.max_row,
         softmax_max_row=vector.softmax_max_row))
-    key = (timing, step.kind, step.name)
+    key = (timing, step.fingerprint)
     if key not in cache:
         cache[key] = predict_cycles(config, step.instructions)["total"]
     return cache[key]
@@ -361,8 +375,8 @@ def evaluate(workload, config, host_cycles_per_byte=HOST_CYCLES_PER_BYTE, scale_
 
 
 def _compile_key(config):
-    """What the compiled instructions depend on: ``config`` without bus width and lanes."""
-    return replace(config, dma_bytes=DMA_BYTES[0], vector=replace(config.vector, lanes=1))
+    """What the compiled instructions depend on: ``config`` without the vector lanes."""
+    return replace(config, vector=replace(config.vector, lanes=1))
 
 
 # -- the whole exploration ---------------------------------------------------------------
