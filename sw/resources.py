@@ -43,7 +43,8 @@ from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 from .synth import TARGETS
 
 __all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "UTILIZATION_LIMIT",
-           "ResourceModel", "capacity", "family_of", "data_path", "measurement_key",
+           "ResourceModel", "capacity", "family_of", "data_path", "modelled_targets",
+           "measurement_key",
            "memory_brams", "bram_blocks", "fit", "write_data", "error_table"]
 
 RESOURCES = ("luts", "ffs", "dsps", "brams")
@@ -119,6 +120,16 @@ def capacity(target):
 
 def data_path(family):
     return Path(__file__).parent / "data" / f"resources_{family}.json"
+
+
+def modelled_targets():
+    """The targets whose family has a fitted model in its data file."""
+    targets = []
+    for family, members in FAMILIES.items():
+        path = data_path(family)
+        if path.exists() and "model" in json.loads(path.read_text()):
+            targets += members
+    return tuple(targets)
 
 
 def measurement_key(entry):
