@@ -11,8 +11,8 @@ from systolic.hw.config import HardwareConfig
 from systolic.hw.isa import Opcode, decode
 from systolic.hw.memory import BankedMemory
 from systolic.sim.functional import FunctionalSimulator
+from systolic.sim.sram_access import read_lines, write_lines
 from systolic.sw.assembler import assemble
-from systolic.sw.bits import pack_lanes, unpack_lanes
 
 # Chains that accumulate into the same lines back to back (length 1 is the read-after-write
 # hazard), unsigned activations, and both banks.
@@ -47,14 +47,6 @@ def run_engine(config, words, spad, acc):
     wiring.connect(m, engine.acc_write, acc_mem.write[0])
     out = {}
 
-    async def write_lines(ctx, port, lines, width):
-        ctx.set(port.valid, 1)
-        for addr, line in enumerate(lines):
-            ctx.set(port.payload.addr, addr)
-            ctx.set(port.payload.data, pack_lanes(line, width))
-            await ctx.tick()
-        ctx.set(port.valid, 0)
-
     async def bench(ctx):
         await write_lines(ctx, spad_mem.write[0], spad, 8)
         await write_lines(ctx, acc_mem.write[1], acc, 32)
@@ -75,13 +67,8 @@ def run_engine(config, words, spad, acc):
             await ctx.tick()
             cycles += 1
             assert cycles < 5000, "engine hung"
-        lines = []
-        ctx.set(acc_mem.read[1].en, 1)
-        for addr in range(config.acc_lines):
-            ctx.set(acc_mem.read[1].addr, addr)
-            await ctx.tick()
-            lines.append(unpack_lanes(ctx.get(acc_mem.read[1].data), 32, config.cols))
-        out["acc"], out["cycles"] = np.array(lines), cycles
+        out["acc"] = await read_lines(ctx, acc_mem.read[1], config.acc_lines, 32, config.cols)
+        out["cycles"] = cycles
 
     sim = Simulator(m)
     sim.add_clock(1e-8)

@@ -24,6 +24,7 @@ from systolic.hw.store import StoreUnit
 from systolic.sim import SimulationHang
 from systolic.sim.axi_models import AXI4MemoryModel
 from systolic.sim.functional import FunctionalSimulator
+from systolic.sim.sram_access import read_lines, write_lines
 
 from test_verilog import check_tools_accept
 
@@ -95,26 +96,6 @@ def lines_to_ints(array):
 def ints_to_lines(values, width):
     return np.frombuffer(b"".join(v.to_bytes(width, "little") for v in values),
                          np.uint8).reshape(len(values), width)
-
-
-async def write_lines(ctx, port, lines):
-    ctx.set(port.valid, 1)
-    for addr, line in enumerate(lines):
-        ctx.set(port.payload.addr, addr)
-        ctx.set(port.payload.data, line)
-        await ctx.tick().until(port.ready)
-    ctx.set(port.valid, 0)
-
-
-async def read_lines(ctx, port, count):
-    lines = []
-    ctx.set(port.en, 1)
-    for addr in range(count):
-        ctx.set(port.addr, addr)
-        await ctx.tick().until(port.ready)
-        lines.append(ctx.get(port.data))
-    ctx.set(port.en, 0)
-    return lines
 
 
 class Bench:

@@ -18,7 +18,7 @@ from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode,
 from systolic.hw.memory import BankedMemory
 from systolic.hw.vector_engine import VectorEngine, plane_cache_lines
 from systolic.sim.functional import FunctionalSimulator
-from systolic.sw.bits import pack_lanes, unpack_lanes
+from systolic.sim.sram_access import read_lines, write_lines
 
 #: Written into lanes past a row's length: the engine must ignore it.
 PAD = 0x5A5A5A5A
@@ -193,24 +193,6 @@ def run_engine(config, words, acc, spad):
     wiring.connect(m, engine.acc_write, acc_mem.write[0])
     wiring.connect(m, engine.spad_write, spad_mem.write[0])
     out = {}
-
-    async def write_lines(ctx, port, lines, width):
-        ctx.set(port.valid, 1)
-        for addr, line in enumerate(lines):
-            ctx.set(port.payload.addr, addr)
-            ctx.set(port.payload.data, pack_lanes(line, width))
-            await ctx.tick()
-        ctx.set(port.valid, 0)
-
-    async def read_lines(ctx, port, count, width, lanes):
-        lines = []
-        ctx.set(port.en, 1)
-        for addr in range(count):
-            ctx.set(port.addr, addr)
-            await ctx.tick()
-            lines.append(unpack_lanes(ctx.get(port.data), width, lanes))
-        ctx.set(port.en, 0)
-        return np.array(lines)
 
     async def bench(ctx):
         await write_lines(ctx, acc_mem.write[1], acc, 32)
