@@ -29,7 +29,7 @@ class MatmulEngine(wiring.Component):
     """Executes MATMUL instructions (see ``hw/isa.py``) on a :class:`SystolicArray`.
 
     The accumulator write port must be the memory's highest-priority writer (client 0): a
-    result line is written in the cycle after its old value was read, never refused.
+    result line is written two cycles after its old value was read, never refused.
 
     Members
     -------
@@ -141,17 +141,26 @@ class MatmulEngine(wiring.Component):
 
     def _result_writer(self, m, array, queue, layout):
         """Result row ``i`` of an instruction goes to line ``base + i``: read the old line
-        (``accumulate``), add in the next cycle and write. Returns the "a write is pending"
-        signal."""
+        (``accumulate``), register it in the next cycle, add and write in the one after.
+        Returns the "a write is pending" signal.
+
+        The old line comes from a register (block RAM outputs are slow), so a row is
+        written two cycles after its read: a read in the cycle before the write of the same
+        line gets the line being written (forwarded), one in the cycle of the write gets it
+        from the memory (its read port is transparent)."""
         cols = self.config.cols
         desc = Signal(layout)
         m.d.comb += desc.eq(queue.r_data)
         index = Signal(16)
         last = index == desc.count - 1
-        # Stage 2 (the cycle after a result row was taken): add and write.
-        pending, pending_last, pending_add = Signal(), Signal(), Signal()
-        pending_addr = Signal(len(self.acc_write.payload.addr))
-        pending_row = Signal(array.out.payload.shape())
+        addr_bits = len(self.acc_write.payload.addr)
+        row_shape = array.out.payload.shape()
+        # Stage 1 (the cycle after a result row was taken): the old line arrives.
+        # Stage 2: add and write.
+        stages = [{"valid": Signal(name=f"r{s}_valid"), "last": Signal(name=f"r{s}_last"),
+                   "add": Signal(name=f"r{s}_add"), "addr": Signal(addr_bits, name=f"r{s}_addr"),
+                   "row": Signal(row_shape, name=f"r{s}_row")} for s in (1, 2)]
+        first, second = stages
         take = array.out.valid & queue.r_rdy & (~desc.accumulate | self.acc_read.ready)
         m.d.comb += [
             array.out.ready.eq(queue.r_rdy & (~desc.accumulate | self.acc_read.ready)),
@@ -161,18 +170,22 @@ class MatmulEngine(wiring.Component):
         ]
         with m.If(take):
             m.d.sync += index.eq(Mux(last, 0, index + 1))
-        m.d.sync += [pending.eq(take), pending_last.eq(take & last),
-                     pending_add.eq(desc.accumulate), pending_addr.eq(desc.base + index),
-                     pending_row.eq(array.out.payload)]
-        old = data.View(data.ArrayLayout(data.Layout.cast(array.out.payload.shape()).elem_shape,
-                                         cols), self.acc_read.data)
+        m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
+                     first["add"].eq(desc.accumulate), first["addr"].eq(desc.base + index),
+                     first["row"].eq(array.out.payload)]
+        m.d.sync += [second[key].eq(first[key]) for key in first]
+        elem = data.Layout.cast(row_shape).elem_shape
+        old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
+        held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
+        forward = second["valid"] & (second["addr"] == first["addr"])
         for c in range(cols):
-            m.d.comb += sums[c].eq(pending_row[c] + Mux(pending_add, old[c], 0))
+            m.d.sync += held[c].eq(Mux(first["add"], Mux(forward, sums[c], old[c]), 0))
+            m.d.comb += sums[c].eq(second["row"][c] + held[c])
         m.d.comb += [
-            self.acc_write.valid.eq(pending),
-            self.acc_write.payload.addr.eq(pending_addr),
+            self.acc_write.valid.eq(second["valid"]),
+            self.acc_write.payload.addr.eq(second["addr"]),
             self.acc_write.payload.data.eq(Cat(*sums)),
-            self.done.eq(pending & pending_last),
+            self.done.eq(second["valid"] & second["last"]),
         ]
-        return pending
+        return first["valid"] | second["valid"]

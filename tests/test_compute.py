@@ -22,7 +22,10 @@ PROGRAMS = {
              matmul a_addr=50 b_addr=8 c_addr=20 length=2 a_unsigned
              matmul a_addr=52 b_addr=12 c_addr=20 length=1 accumulate
              matmul a_addr=53 b_addr=16 c_addr=20 length=1 accumulate
-             matmul a_addr=33 b_addr=58 c_addr=30 length=2 accumulate""",
+             matmul a_addr=33 b_addr=58 c_addr=30 length=2 accumulate
+             matmul a_addr=54 b_addr=21 c_addr=31 length=1 accumulate
+             matmul a_addr=55 b_addr=22 c_addr=31 length=1 accumulate
+             matmul a_addr=56 b_addr=23 c_addr=31 length=1 accumulate""",
     "os": """matmul a_addr=40 b_addr=0 c_addr=0 length=7
              matmul a_addr=47 b_addr=7 c_addr=0 length=2 accumulate
              matmul a_addr=50 b_addr=12 c_addr=20 length=1 a_unsigned
@@ -81,6 +84,9 @@ def run_engine(config, words, spad, acc):
     HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32),
     HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32),
     HardwareConfig(rows=5, cols=3, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1),
+    # One row: single-row tiles follow each other every cycle, so a length-1 accumulate
+    # reads the line the previous one writes in that very cycle (forwarded).
+    HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32),
 ], ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
 def test_engine_matches_functional(config):
     rng = np.random.default_rng(config.rows * 10 + config.cols)
