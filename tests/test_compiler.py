@@ -4,19 +4,23 @@ rows (column segments, row blocks), host-memory formats and the cycle prediction
 
 import numpy as np
 import pytest
+from checkpoints import write_bert
 
 from systolic.hw.array import os_cycles, ws_cycles
 from systolic.hw.config import HardwareConfig, VectorUnitsConfig
 from systolic.hw.csr import ErrorCode
 from systolic.hw.isa import IllegalInstruction, Memory, Opcode, OutWidth, VectorFunc, encode
 from systolic.sim.functional import FunctionalSimulator
+from systolic.sw import golden
 from systolic.sw import numerics as N
 from systolic.sw.assembler import assemble
 from systolic.sw.compiler.cost import predict_cycles
 from systolic.sw.compiler.memory import (DeviceMemory, HostLayout, activation_tiles,
                                          weight_panels)
+from systolic.sw.compiler.model import ModelCompiler, StepContext
 from systolic.sw.compiler.scheduler import Scheduler
 from systolic.sw.compiler.tiling import Operand, RowsJob, emit_gemm, emit_rows
+from systolic.sw.driver import Accelerator
 from systolic.sw.numerics import matmul_int8
 
 CONFIGS = [
@@ -292,13 +296,8 @@ def test_fused_epilogues_are_bit_exact(tmp_path, tokens):
     first matmul and the residual ADDs after the attention output and FFN matmuls run fused
     on the matmuls' output tiles (their own steps emit nothing); with 20 tokens (tiles too
     short to pay) they run on their own. Both equal the golden model bit for bit."""
-    from test_models_e2e import write_bert
 
-    from systolic.sw import golden
-    from systolic.sw.compiler.model import ModelCompiler, StepContext
-    from systolic.sw.driver import Accelerator
-
-    path = write_bert(tmp_path / "bert", seed=5, hidden=16, heads=2, ffn=40, positions=80)
+    path = write_bert(tmp_path / "bert", seed=5, hidden=16, heads=2, ffn=40, positions=80).path
     config = HardwareConfig(rows=4, cols=4, spad_lines=4096, acc_lines=1024,
                             vector=VectorUnitsConfig(lanes=4, max_row=128))
     runner = Accelerator(config, "functional").load_model(path)

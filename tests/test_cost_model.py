@@ -9,7 +9,7 @@ shared with it.
 
 import numpy as np
 import pytest
-from test_models_e2e import write_bert
+from checkpoints import write_bert
 from test_verilator import CONFIGS, LARGE
 
 from systolic.sim.backends import create_backend
@@ -68,7 +68,7 @@ def test_model_layer_prediction_within_tolerance(tmp_path):
     """A one-layer BERT (hidden 64, FFN 128) over 40 tokens on the 8x8 accelerator: its
     matmuls run on the RTL (one program each, the vector operations on the host between
     them); the predictions of its fragments add up to the measured cycles."""
-    path = write_bert(tmp_path / "bert", seed=3, hidden=64, heads=2, ffn=128, positions=64)
+    path = write_bert(tmp_path / "bert", seed=3, hidden=64, heads=2, ffn=128, positions=64).path
     acc = Accelerator(LARGE, "verilator")
     runner = acc.load_model(path)
     ids = np.random.default_rng(1).integers(5, runner.model.config.vocab_size, 40)

@@ -13,7 +13,9 @@ import gguf
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from checkpoints import (BERT_VOCAB, LLAMA_WORDS, llama_config, random_llama_weights,
+                         write_bert, write_llama)
+from tokenizers import pre_tokenizers
 
 from systolic.sw.models import (DECODER_LAYER_KEYS, ENCODER_LAYER_KEYS, DecoderModel,
                                 EncoderModel, KVCache, ModelError, ModelFileError,
@@ -200,86 +202,10 @@ def ref_llama(w, cfg, ids):
 
 # --- tiny checkpoint writers -----------------------------------------------------------------
 
-BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "the", "cat",
-              "##s", "sat", "."]
-BERT_CONFIG = {"vocab_size": len(BERT_VOCAB), "hidden_size": 8, "num_hidden_layers": 2,
-               "num_attention_heads": 2, "intermediate_size": 12, "max_position_embeddings": 16,
-               "type_vocab_size": 2, "layer_norm_eps": 1e-5, "hidden_act": "gelu",
-               "pad_token_id": 1}
-
-
-def random_bert_weights(rng, cfg, prefix):
-    h, f = cfg["hidden_size"], cfg["intermediate_size"]
-    r = lambda *shape: rng.normal(0, 0.5, shape).astype(np.float32)  # noqa: E731
-    w = {"embeddings.word_embeddings.weight": r(cfg["vocab_size"], h),
-         "embeddings.position_embeddings.weight": r(cfg["max_position_embeddings"], h),
-         "embeddings.token_type_embeddings.weight": r(cfg["type_vocab_size"], h),
-         "embeddings.LayerNorm.weight": 1 + r(h), "embeddings.LayerNorm.bias": r(h)}
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for name, n_in, n_out in [("attention.self.query", h, h), ("attention.self.key", h, h),
-                                  ("attention.self.value", h, h),
-                                  ("attention.output.dense", h, h),
-                                  ("intermediate.dense", h, f), ("output.dense", f, h)]:
-            w[p + name + ".weight"], w[p + name + ".bias"] = r(n_out, n_in), r(n_out)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[p + name + ".weight"], w[p + name + ".bias"] = 1 + r(h), r(h)
-    w = {prefix + k: v for k, v in w.items()}
-    w[prefix + "pooler.dense.weight"] = r(h, h)  # extra tensors are ignored
-    return w
-
-
-def write_bert_dir(directory, model_type, prefix, seed, dtype=np.float32):
-    directory.mkdir()
-    cfg = dict(BERT_CONFIG, model_type=model_type)
-    weights = {k: v.astype(dtype)
-               for k, v in random_bert_weights(np.random.default_rng(seed), cfg, prefix).items()}
-    (directory / "config.json").write_text(json.dumps(cfg))
-    (directory / "vocab.txt").write_text("\n".join(BERT_VOCAB) + "\n")
-    save_file(weights, directory / "model.safetensors")
-    return cfg, weights
-
-
-LLAMA_CONFIG = {"model_type": "llama", "hidden_size": 16, "num_hidden_layers": 2,
-                "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
-                "rope_theta": 50.0, "rms_norm_eps": 1e-5, "max_position_embeddings": 32,
-                "hidden_act": "silu", "bos_token_id": 0, "eos_token_id": 1}
-LLAMA_WORDS = ["<s>", "</s>", "<unk>", "hello", "world", "the", "cat", "sat", "on", "mat"]
-
-
-def random_llama_weights(rng, cfg, vocab_size, tied):
-    d, f = cfg["hidden_size"], cfg["intermediate_size"]
-    dh = d // cfg["num_attention_heads"]
-    q_out, kv_out = cfg["num_attention_heads"] * dh, cfg["num_key_value_heads"] * dh
-    r = lambda *shape: rng.normal(0, 0.5, shape).astype(np.float32)  # noqa: E731
-    w = {"model.embed_tokens.weight": r(vocab_size, d), "model.norm.weight": 1 + r(d)}
-    if not tied:
-        w["lm_head.weight"] = r(vocab_size, d)
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        w[p + "input_layernorm.weight"] = 1 + r(d)
-        w[p + "post_attention_layernorm.weight"] = 1 + r(d)
-        for name, n_in, n_out in [("self_attn.q_proj", d, q_out), ("self_attn.k_proj", d, kv_out),
-                                  ("self_attn.v_proj", d, kv_out), ("self_attn.o_proj", q_out, d),
-                                  ("mlp.gate_proj", d, f), ("mlp.up_proj", d, f),
-                                  ("mlp.down_proj", f, d)]:
-            w[p + name + ".weight"] = r(n_out, n_in)
-    return w
-
-
-def write_llama_dir(directory, seed):
-    directory.mkdir()
-    cfg = dict(LLAMA_CONFIG, vocab_size=len(LLAMA_WORDS), tie_word_embeddings=False)
-    weights = random_llama_weights(np.random.default_rng(seed), cfg, len(LLAMA_WORDS), tied=False)
-    tokenizer = Tokenizer(models.WordLevel({t: i for i, t in enumerate(LLAMA_WORDS)},
-                                           unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A",
-                                                             special_tokens=[("<s>", 0)])
-    tokenizer.save(str(directory / "tokenizer.json"))
-    (directory / "config.json").write_text(json.dumps(cfg))
-    save_file(weights, directory / "model.safetensors")
-    return cfg, weights
+#: test_models' tiny BERT: two layers, hidden 8 (RoBERTa pads with id 1 and offsets positions).
+TINY_BERT = dict(layers=2, hidden=8, heads=2, ffn=12, positions=16, eps=1e-5, pad_token_id=1)
+#: test_models' tiny llama: two layers.
+TINY_LLAMA = dict(layers=2, rope_theta=50.0)
 
 
 def llama_cpp_permute(w, n_heads):
@@ -298,8 +224,8 @@ def byte_level_vocab():
 
 def write_llama_gguf(path, seed, arch="llama", pre="smollm", truncate_header=False):
     tokens, merges = byte_level_vocab()
-    cfg = dict(LLAMA_CONFIG, vocab_size=len(tokens))
-    weights = random_llama_weights(np.random.default_rng(seed), cfg, len(tokens), tied=True)
+    cfg = llama_config(**TINY_LLAMA, vocab_size=len(tokens), tied=True)
+    weights = random_llama_weights(np.random.default_rng(seed), cfg)
     heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     writer = gguf.GGUFWriter(path, arch)
     writer.add_block_count(cfg["num_hidden_layers"])
@@ -344,10 +270,10 @@ def tiny(tmp_path_factory):
     """Paths and weights of tiny random checkpoints."""
     root = tmp_path_factory.mktemp("tiny_models")
     return {
-        "bert": (root / "bert", *write_bert_dir(root / "bert", "bert", "bert.", seed=1)),
-        "roberta": (root / "roberta", *write_bert_dir(root / "roberta", "roberta", "", seed=2,
-                                                      dtype=np.float16)),
-        "llama": (root / "llama", *write_llama_dir(root / "llama", seed=3)),
+        "bert": write_bert(root / "bert", seed=1, **TINY_BERT),
+        "roberta": write_bert(root / "roberta", seed=2, prefix="", dtype=np.float16,
+                              model_type="roberta", **TINY_BERT),
+        "llama": write_llama(root / "llama", seed=3, **TINY_LLAMA),
         "gguf": (root / "tiny.gguf", *write_llama_gguf(root / "tiny.gguf", seed=4)),
     }
 
@@ -370,7 +296,8 @@ def test_tiny_llama_directory_matches_reference(tiny):
     model = load_model(path)
     assert isinstance(model, DecoderModel) and not model.config.tied_embeddings
     ids = model.tokenize("the cat sat on the mat")
-    assert ids == [0, 5, 6, 7, 8, 5, 9] and model.config.add_bos
+    assert [LLAMA_WORDS[i] for i in ids] == "<s> the cat sat on the mat".split()
+    assert model.config.add_bos
     capture = {}
     logits = decoder_logits(model, ids, capture)
     np.testing.assert_allclose(logits, ref_llama(weights, cfg, ids), atol=2e-4)

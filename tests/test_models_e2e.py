@@ -3,12 +3,9 @@ greedy generation on the functional backend equal the integer golden model bit f
 single-layer random models on every backend that runs models; bad input is rejected before
 anything runs."""
 
-import json
-
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from checkpoints import write_bert, write_llama
 
 from systolic.hw.config import HardwareConfig, VectorUnitsConfig
 from systolic.sw import golden
@@ -124,79 +121,10 @@ def test_smollm2_golden_decoding_equals_the_full_prefix(smollm2_golden):
 
 # -- single-layer random models ---------------------------------------------------------------
 
-BERT_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat",
-              "on", "mat", "ran", "."]
-LLAMA_WORDS = ["<s>", "</s>", "<unk>", "the", "a", "cat", "dog", "sat", "on", "mat", "ran"]
-
-
-def write_bert(directory, seed=1, hidden=16, heads=2, ffn=40, positions=16):
-    directory.mkdir()
-    rng = np.random.default_rng(seed)
-    cfg = {"model_type": "bert", "vocab_size": len(BERT_WORDS), "hidden_size": hidden,
-           "num_hidden_layers": 1, "num_attention_heads": heads, "intermediate_size": ffn,
-           "max_position_embeddings": positions, "type_vocab_size": 2,
-           "layer_norm_eps": 1e-12, "hidden_act": "gelu"}
-
-    def r(*shape):
-        return rng.normal(0, 0.5, shape).astype(np.float32)
-
-    w = {"embeddings.word_embeddings.weight": r(len(BERT_WORDS), hidden),
-         "embeddings.position_embeddings.weight": r(positions, hidden),
-         "embeddings.token_type_embeddings.weight": r(2, hidden),
-         "embeddings.LayerNorm.weight": 1 + r(hidden), "embeddings.LayerNorm.bias": r(hidden)}
-    p = "encoder.layer.0."
-    for name, n_in, n_out in [("attention.self.query", hidden, hidden),
-                              ("attention.self.key", hidden, hidden),
-                              ("attention.self.value", hidden, hidden),
-                              ("attention.output.dense", hidden, hidden),
-                              ("intermediate.dense", hidden, ffn), ("output.dense", ffn, hidden)]:
-        w[p + name + ".weight"], w[p + name + ".bias"] = r(n_out, n_in), r(n_out)
-    for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-        w[p + name + ".weight"], w[p + name + ".bias"] = 1 + r(hidden), r(hidden)
-    (directory / "config.json").write_text(json.dumps(cfg))
-    (directory / "vocab.txt").write_text("\n".join(BERT_WORDS) + "\n")
-    save_file({"bert." + k: v for k, v in w.items()}, directory / "model.safetensors")
-    return directory
-
-
-def write_llama(directory, seed=2, d=16, heads=4, kv_heads=2, ffn=24, positions=32):
-    directory.mkdir()
-    rng = np.random.default_rng(seed)
-    cfg = {"model_type": "llama", "vocab_size": len(LLAMA_WORDS), "hidden_size": d,
-           "num_hidden_layers": 1, "num_attention_heads": heads,
-           "num_key_value_heads": kv_heads, "intermediate_size": ffn, "rope_theta": 100.0,
-           "rms_norm_eps": 1e-5, "max_position_embeddings": positions, "hidden_act": "silu",
-           "bos_token_id": 0, "eos_token_id": 1, "tie_word_embeddings": False}
-
-    def r(*shape):
-        return rng.normal(0, 0.5, shape).astype(np.float32)
-
-    dh = d // heads
-    w = {"model.embed_tokens.weight": r(len(LLAMA_WORDS), d), "model.norm.weight": 1 + r(d),
-         "lm_head.weight": r(len(LLAMA_WORDS), d),
-         "model.layers.0.input_layernorm.weight": 1 + r(d),
-         "model.layers.0.post_attention_layernorm.weight": 1 + r(d)}
-    for name, n_in, n_out in [("self_attn.q_proj", d, heads * dh),
-                              ("self_attn.k_proj", d, kv_heads * dh),
-                              ("self_attn.v_proj", d, kv_heads * dh),
-                              ("self_attn.o_proj", heads * dh, d), ("mlp.gate_proj", d, ffn),
-                              ("mlp.up_proj", d, ffn), ("mlp.down_proj", ffn, d)]:
-        w[f"model.layers.0.{name}.weight"] = r(n_out, n_in)
-    tokenizer = Tokenizer(models.WordLevel({t: i for i, t in enumerate(LLAMA_WORDS)},
-                                           unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A",
-                                                             special_tokens=[("<s>", 0)])
-    tokenizer.save(str(directory / "tokenizer.json"))
-    (directory / "config.json").write_text(json.dumps(cfg))
-    save_file(w, directory / "model.safetensors")
-    return directory
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_e2e")
-    return {"bert": write_bert(root / "bert"), "llama": write_llama(root / "llama")}
+    return {"bert": write_bert(root / "bert").path, "llama": write_llama(root / "llama").path}
 
 
 @pytest.mark.parametrize("config", [SMALL, HardwareConfig(rows=4, cols=4, dataflow="os")],
@@ -222,7 +150,7 @@ def test_unknown_model_name():
 
 @pytest.mark.parametrize("keep", [0.5, 0.999])
 def test_truncated_weight_file(tiny, tmp_path, keep):
-    directory = write_bert(tmp_path / "bert", seed=3)
+    directory = write_bert(tmp_path / "bert", seed=3).path
     weights = directory / "model.safetensors"
     raw = weights.read_bytes()
     weights.write_bytes(raw[:int(len(raw) * keep)])
@@ -233,7 +161,7 @@ def test_truncated_weight_file(tiny, tmp_path, keep):
 
 
 def test_corrupt_weight_file(tmp_path):
-    directory = write_bert(tmp_path / "bert", seed=4)
+    directory = write_bert(tmp_path / "bert", seed=4).path
     (directory / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
     with pytest.raises(ModelFileError, match="corrupt or truncated"):
         Accelerator(SMALL).load_model(directory)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_models_e2e import write_bert, write_llama
+from checkpoints import write_bert, write_llama
 
 from systolic.sim import backends
 from systolic.sw.cli import main
@@ -19,8 +19,8 @@ HARDWARE = ["--rows", "8", "--cols", "8"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_cli")
-    return {"bert": write_bert(root / "bert", seed=5),
-            "llama": write_llama(root / "llama", seed=6)}
+    return {"bert": write_bert(root / "bert", seed=5).path,
+            "llama": write_llama(root / "llama", seed=6).path}
 
 
 def invoke(*args):

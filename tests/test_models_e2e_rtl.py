@@ -5,7 +5,7 @@ the KV-cache append stay on the host)."""
 
 import numpy as np
 import pytest
-from test_models_e2e import write_bert, write_llama
+from checkpoints import write_bert, write_llama
 
 from systolic.hw.config import HardwareConfig, VectorUnitsConfig
 from systolic.sw.driver import Accelerator
@@ -20,8 +20,8 @@ HOST_ALWAYS = {"embed", "rope", "kv_append"}
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_rtl")
-    return {"bert": write_bert(root / "bert", seed=7), "llama": write_llama(root / "llama",
-                                                                            seed=8)}
+    return {"bert": write_bert(root / "bert", seed=7).path,
+            "llama": write_llama(root / "llama", seed=8).path}
 
 
 @pytest.mark.parametrize("backend", ["amaranth", "icarus", "verilator"])
