@@ -48,10 +48,13 @@ MAX_TOKENS = 255
 #: scratchpad, and the lines from the first line of a transfer or of a VECTOR's destination,
 #: source, auxiliary rows and parameter planes (after its fixed parameter lines) to the end
 #: of their memory (negative beyond it), so that each range check is one comparison.
+#: A MATMUL's range checks are made here too (``matmul_spad``: its A or B lines leave the
+#: scratchpad, ``matmul_acc``: its C lines leave the accumulator).
 #: ``LineCounts``: the products ``rows * lines`` and ``rows * spad``.
 PerRow = data.StructLayout({
     "rows": 16, "lines": 16, "spad": 16, "to_spad": 1, "room_dst": signed(18),
-    "room_src": signed(18), "room_aux": signed(18), "room_param": signed(19)})
+    "room_src": signed(18), "room_aux": signed(18), "room_param": signed(19),
+    "matmul_spad": 1, "matmul_acc": 1})
 LineCounts = data.StructLayout({"lines": 32, "spad": 32})
 #: The checks that need no line counts, made alongside them: the error code they decide
 #: (``NONE`` leaves it to the line counts); the rooms of :data:`PerRow` the others need;
@@ -251,6 +254,15 @@ class Controller(wiring.Component):
                                     - transfer.sram_addr),
             ]
         m.d.comb += per_row.spad.eq(ceil_div(vector.row_length, cfg.spad_line_bytes))
+        matmul = insn.matmul
+        ws = cfg.dataflow == "ws"
+        b_lines = cfg.rows if ws else matmul.length
+        c_lines = matmul.length if ws else cfg.rows
+        m.d.comb += [
+            per_row.matmul_spad.eq((matmul.a_addr + matmul.length > cfg.spad_lines)
+                                   | (matmul.b_addr + b_lines > cfg.spad_lines)),
+            per_row.matmul_acc.eq(matmul.c_addr + c_lines > cfg.acc_lines),
+        ]
         return per_row
 
     def line_counts(self, per_row):
@@ -282,9 +294,7 @@ class Controller(wiring.Component):
             with m.If(opcode == op.value):
                 m.d.comb += known.eq((flags & ~allowed) == 0)
         transfer, matmul = insn.transfer, insn.matmul
-        ws = cfg.dataflow == "ws"
-        b_lines = cfg.rows if ws else matmul.length
-        c_lines = matmul.length if ws else cfg.rows
+        per_row = data.View(PerRow, per_row)
         with m.If(~known):
             m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         with m.Elif((opcode == Opcode.LOAD.value) | (opcode == Opcode.STORE.value)):
@@ -293,14 +303,12 @@ class Controller(wiring.Component):
         with m.Elif(opcode == Opcode.MATMUL.value):
             with m.If(matmul.length == 0):
                 m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
-            with m.Elif((matmul.a_addr + matmul.length > cfg.spad_lines)
-                        | (matmul.b_addr + b_lines > cfg.spad_lines)):
+            with m.Elif(per_row.matmul_spad):
                 m.d.comb += early.code.eq(ErrorCode.SPAD_RANGE)
-            with m.Elif(matmul.c_addr + c_lines > cfg.acc_lines):
+            with m.Elif(per_row.matmul_acc):
                 m.d.comb += early.code.eq(ErrorCode.ACC_RANGE)
         with m.Elif(opcode == Opcode.VECTOR.value):
-            self._early_vector_checks(m, insn.vector, data.View(PerRow, per_row), early)
-        per_row = data.View(PerRow, per_row)
+            self._early_vector_checks(m, insn.vector, per_row, early)
         m.d.comb += [early.room_dst.eq(per_row.room_dst), early.room_src.eq(per_row.room_src),
                      early.room_aux.eq(per_row.room_aux), early.to_spad.eq(per_row.to_spad)]
         return early

@@ -92,6 +92,15 @@ class _Norm(wiring.Component):
         # D = n*S2 - S1**2 + eps < 2**(2*15 + 2*log2(n) + 1) + 2**56.
         denom = Signal(max(2 * PRESCALE_BITS + 2 * length_bits + 1, EPS_BITS) + 1)
         j = Signal(signed(7))
+        # Comparisons of D for NORMALIZE, registered with each new value of D (no wide
+        # comparison in front of the state machine's decisions).
+        d_zero, d_high, d_low = Signal(), Signal(), Signal()
+
+        def set_denom(value):
+            value = value[:len(denom)]
+            return [denom.eq(value), d_zero.eq(value == 0),
+                    d_high.eq(value[SQRT_IN_BITS:] != 0),
+                    d_low.eq(value[SQRT_IN_BITS - 2:] == 0)]
         zero = Signal()
         inv = Signal(INV_BITS - PRESCALE_BITS + 1)
         output_pass = Signal()
@@ -219,17 +228,17 @@ class _Norm(wiring.Component):
             fsm.goto("WAIT_TOTAL")
         with fsm.state("WAIT_TOTAL"):
             with m.If(total_ready):
-                m.d.sync += [denom.eq(r["denom"]), j.eq(0)]
+                m.d.sync += [*set_denom(r["denom"]), j.eq(0)]
                 fsm.goto("NORMALIZE")
         with fsm.state("NORMALIZE"):  # even shifts bring D into [2**30, 2**32)
-            with m.If(denom == 0):
+            with m.If(d_zero):
                 m.d.sync += [zero.eq(1), inv.eq(0), output_pass.eq(1)]
                 m.d.comb += reader.go.eq(1)
                 fsm.goto("OUTPUT")
-            with m.Elif(denom[SQRT_IN_BITS:] != 0):
-                m.d.sync += [denom.eq(denom >> 2), j.eq(j + 1)]
-            with m.Elif(denom[SQRT_IN_BITS - 2:] == 0):
-                m.d.sync += [denom.eq(denom << 2), j.eq(j - 1)]
+            with m.Elif(d_high):
+                m.d.sync += [*set_denom(denom >> 2), j.eq(j + 1)]
+            with m.Elif(d_low):
+                m.d.sync += [*set_denom(denom << 2), j.eq(j - 1)]
             with m.Else():
                 m.d.comb += isqrt.start.eq(1)
                 fsm.goto("SQRT")

@@ -1,0 +1,71 @@
+"""The controller's decode checks of MATMUL, LOAD and STORE words against the functional
+simulator (the VECTOR checks are in test_vector_engine.py)."""
+
+import numpy as np
+import pytest
+from test_vector_engine import decode_codes
+
+from systolic.hw.config import HardwareConfig
+from systolic.hw.csr import ErrorCode
+from systolic.hw.isa import Memory, Opcode, encode
+from systolic.sim.functional import FunctionalSimulator
+
+#: Errors that come after decode (the functional simulator runs the transfer).
+AFTER_DECODE = (ErrorCode.NONE, ErrorCode.AXI_READ, ErrorCode.AXI_WRITE)
+
+
+def near(rng, end):
+    """A 16-bit field value around the last legal start ``end`` (or anywhere)."""
+    choice = rng.integers(0, 5)
+    value = (end, end + 1, end - 1, int(rng.integers(0, max(end, 0) + 1)),
+             int(rng.integers(0, 2**16)))[choice]
+    return min(max(value, 0), 2**16 - 1)
+
+
+def random_words(config, rng, count):
+    """MATMUL, LOAD and STORE words whose ranges end at, just past or far from the end of
+    their memory, with zero sizes now and then."""
+    rows, ws = config.rows, config.dataflow == "ws"
+    words = []
+    for _ in range(count):
+        opcode = (Opcode.MATMUL, Opcode.LOAD, Opcode.STORE)[rng.integers(0, 3)]
+        if opcode == Opcode.MATMUL:
+            length = int(rng.choice([0, 1, rng.integers(1, 40), 2**16 - 1]))
+            b_lines, c_lines = (rows, length) if ws else (length, rows)
+            words.append(encode(opcode, a_addr=near(rng, config.spad_lines - length),
+                                b_addr=near(rng, config.spad_lines - b_lines),
+                                c_addr=near(rng, config.acc_lines - c_lines), length=length,
+                                accumulate=int(rng.integers(0, 2))))
+        else:
+            mem = Memory(int(rng.integers(0, 2)))
+            lines = config.acc_lines if mem == Memory.ACC else config.spad_lines
+            width = config.acc_line_bytes if mem == Memory.ACC else config.spad_line_bytes
+            n = int(rng.choice([0, 1, rng.integers(1, 9), 2**16 - 1]))
+            row_bytes = int(rng.choice([0, 1, rng.integers(1, 3 * width), 2**12 - 1]))
+            span = n * -(-row_bytes // width)
+            words.append(encode(opcode, mem=mem, rows=n, row_bytes=row_bytes,
+                                sram_addr=near(rng, lines - span), dram_addr=0x100))
+    return words
+
+
+@pytest.mark.parametrize("config", [
+    HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32),
+    HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=128, acc_lines=16, dma_bytes=4),
+], ids=["4x4ws", "3x5os"])
+def test_decode_checks_match_functional(config):
+    rng = np.random.default_rng(config.rows)
+    words = random_words(config, rng, 400)
+    functional = FunctionalSimulator(config)
+    expected = []
+    for value in words:
+        memory = np.zeros(4096, np.uint8)
+        memory[:16] = np.frombuffer(value.to_bytes(16, "little"), np.uint8)
+        error = functional.run(memory, 0, 1).error
+        expected.append(ErrorCode.NONE if error in AFTER_DECODE else error)
+    codes = decode_codes(config, words)
+    assert codes == expected
+    assert {ErrorCode.NONE, ErrorCode.ILLEGAL_INSTRUCTION, ErrorCode.ACC_RANGE,
+            ErrorCode.SPAD_RANGE} <= set(codes)
+    matmul_codes = {code for word, code in zip(words, codes)
+                    if (word & 0xF) == Opcode.MATMUL.value}
+    assert {ErrorCode.SPAD_RANGE, ErrorCode.ACC_RANGE, ErrorCode.NONE} <= matmul_codes
