@@ -24,36 +24,33 @@ from systolic.sw.synth import synthesize
 NO_VECTOR = dict.fromkeys(VECTOR_UNITS, False)
 
 
-def _accelerator(target, rows, cols, dataflow="ws", vector=None, **memory):
+def _accelerator(target, rows, cols, dataflow="ws", vector=None, options=None, **memory):
     """An accelerator measurement: vector units absent unless ``vector`` gives their
-    lanes (all units) and row sizes."""
+    lanes (all units) and row sizes; ``options`` of the synthesis (forced LUT
+    multipliers)."""
     params = {"rows": rows, "cols": cols, "dataflow": dataflow, **memory,
               "vector": dict(vector) if vector else dict(NO_VECTOR)}
-    return {"target": target, "top": "accelerator", "params": params}
-
-
-def _unit(target, top, lanes, max_row=None, **options):
-    params = {"lanes": lanes} if max_row is None else {"lanes": lanes, "max_row": max_row}
-    return {"target": target, "top": top, "params": params,
+    return {"target": target, "top": "accelerator", "params": params,
             **({"options": options} if options else {})}
+
+
+def _unit(target, top, lanes, max_row=None):
+    params = {"lanes": lanes} if max_row is None else {"lanes": lanes, "max_row": max_row}
+    return {"target": target, "top": top, "params": params}
 
 
 def _units(target):
     """Every vector unit at 4 and 8 lanes; the row units at their first row size there and
-    at their second one with 4 lanes; three units with LUT multipliers (what a DSP block
-    costs in LUTs)."""
+    at their second one with 4 lanes."""
     entries = []
     for top, rows in resources.UNIT_TOPS.items():
         first = rows[0] if rows else None
         entries += [_unit(target, top, 4, first), _unit(target, top, 8, first)]
         entries += [_unit(target, top, 4, row) for row in rows[1:]]
-    return entries + [_unit(target, top, 4, (resources.UNIT_TOPS[top] or (None,))[0],
-                            multipliers="lut")
-                      for top in ("requantize", "residual_add", "softmax")]
+    return entries
 
 
-#: The vector units MiniLM uses, and the matmul epilogues.
-MINILM_UNITS = ("requantize", "softmax", "gelu", "eltwise", "layernorm", "rowquant")
+#: The matmul epilogues.
 EPILOGUE_UNITS = ("requantize", "rowquant")
 
 
@@ -65,9 +62,11 @@ def _vector(lanes, units=VECTOR_UNITS, max_row=2048, softmax_max_row=512):
 def plan(family):
     """What to synthesize for ``family``: every vector unit (:func:`_units`), then
     accelerators from 2x2 up, in DSP and LUT multiplier modes, with and without vector
-    units, varying dataflow, bus width and memories (iCE40: small accelerators only)."""
+    units, varying dataflow, bus width and memories (iCE40: small accelerators only).
+    yosys takes 3 to 5 minutes for a 4x4 accelerator without vector units, 15 to 60 for an
+    8x8 one or one with every vector unit."""
     if family == "ecp5":
-        big, small = "ecp5-85k", "ecp5-25k"
+        big = "ecp5-85k"
         return _units(big) + [
             _accelerator(big, 2, 2),
             _accelerator(big, 4, 4),
@@ -77,10 +76,11 @@ def plan(family):
             _accelerator(big, 8, 8, dma_bytes=32),
             _accelerator(big, 8, 8, spad_lines=8192, acc_lines=4096),
             _accelerator(big, 4, 4, vector=_vector(4)),      # 170 DSPs: LUT multipliers
-            _accelerator(small, 8, 8),                       # LUT multipliers
-            _accelerator(big, 8, 8, vector=_vector(8, EPILOGUE_UNITS)),
-            _accelerator(big, 4, 4, vector=_vector(4, MINILM_UNITS)),
-            _accelerator(big, 12, 12, "os"),
+            _accelerator(big, 4, 8),
+            _accelerator(big, 4, 4, vector=_vector(4, EPILOGUE_UNITS)),
+            _accelerator(big, 4, 4, options={"multipliers": "lut"}),  # forced
+            _accelerator(big, 4, 4, "os", dma_bytes=16),
+            _accelerator(big, 4, 8, vector=_vector(8, EPILOGUE_UNITS)),
         ]
     if family == "ice40":
         target = "ice40-up5k"  # vector units: the ECP5 ones (resources.UNITS_FROM)

@@ -14,12 +14,11 @@ The model adds up:
 * **DSPs**: one per processing element (an int8/uint8 multiplier) plus the vector units' plus
   a measured constant. When that exceeds the target's DSP blocks the synthesis flow maps
   *every* multiplier to LUTs (``"multipliers": "lut"``), so DSPs become 0 and LUTs grow: by
-  a fitted cost per array multiplier, and for the other DSP blocks by the cost measured on
-  vector units synthesized with forced LUT multipliers;
+  a fitted cost per array multiplier (``lut_pe``) and per other DSP block (``lut_dsp``);
 * **LUTs and FFs** of everything else (controller, DMA, array, memories' glue, the vector
-  engine's data path): a linear function of the :data:`FEATURES` of the configuration,
-  fitted by least squares with non-negative coefficients to whole-accelerator runs, after
-  subtracting the measured units.
+  engine's data path, multipliers built from LUTs): a linear function of the
+  :data:`FEATURES` of the configuration, fitted by least squares with non-negative
+  coefficients to whole-accelerator runs, after subtracting the measured units.
 
 iCE40 vector units are not synthesized on their own (no configuration with them comes
 close to fitting an UP5K): their costs are the ECP5 units' (:data:`UNITS_FROM`).
@@ -95,13 +94,15 @@ FEATURES = {
     "base": lambda cfg, lut: 1,
     "pe": _pe,
     "os_pe": lambda cfg, lut: _pe(cfg, lut) * (cfg.dataflow == "os"),
-    # skew and de-skew triangles, line-wide datapaths of the memories
-    "edge": lambda cfg, lut: cfg.rows + cfg.cols,
+    # accumulator-line-wide datapaths (4 * cols bytes): memories' glue, store path, skews
+    "cols": lambda cfg, lut: cfg.cols,
     "dma_bytes": lambda cfg, lut: cfg.dma_bytes,
     "vector_engine": lambda cfg, lut: int(_vector(cfg)),
     "vector_cols": lambda cfg, lut: cfg.cols * _vector(cfg),
-    # the array's multipliers built from LUTs (the others': ``luts_per_dsp``)
+    # multipliers built from LUTs: the array's, and the other DSP blocks' (vector units,
+    # controller)
     "lut_pe": lambda cfg, lut: _pe(cfg, lut) if lut else 0,
+    "lut_dsp": lambda cfg, lut: lut - _pe(cfg, lut) if lut else 0,
 }
 
 
@@ -192,10 +193,7 @@ class ResourceModel:
     coefficients : dict
         ``{"luts" | "ffs": {feature: coefficient}}`` over :data:`FEATURES`.
     constants : dict
-        DSPs and block RAMs of the rest of the accelerator (``"dsps"``, ``"brams"``), and
-        the LUTs and FFs that replace one DSP block of the vector units and the rest when
-        multipliers are built from LUTs (``"luts_per_dsp"``, ``"ffs_per_dsp"``, from unit
-        runs with forced LUT multipliers).
+        DSPs and block RAMs of the rest of the accelerator (``"dsps"``, ``"brams"``).
     error : dict
         Leave-one-out error over the whole-accelerator measurements:
         ``{resource: {"mean_pct", "max_pct", "points"}}``, and ``"per_point"``.
@@ -237,30 +235,27 @@ class ResourceModel:
         return round(config.rows * config.cols + self._units(config.vector)["dsps"]
                      + self.constants["dsps"])
 
-    def predict(self, config, target):
+    def predict(self, config, target, multipliers="auto"):
         """``{"luts", "ffs", "dsps", "brams", "multipliers"}`` of ``config`` on ``target``
-        (multipliers "dsp" or "lut", as the synthesis flow would choose)."""
+        (multipliers "dsp" or "lut", as the synthesis flow would choose them, or "lut"
+        when forced as ``synthesize(multipliers="lut")`` does)."""
         if family_of(target) != self.family:
             raise ValueError(f"this model is for {self.family}, not {target}")
+        if multipliers not in ("auto", "lut"):
+            raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
         demand = self.dsp_demand(config)
-        lut = demand if demand > TARGETS[target].dsps_available else 0
+        forced = multipliers == "lut"
+        lut = demand if forced or demand > TARGETS[target].dsps_available else 0
         units = self._units(config.vector)
         out = {}
         for r in ("luts", "ffs"):
-            out[r] = round(units[r] + self._lut_multipliers(config, lut, r) + sum(
-                c * FEATURES[name](config, lut) for name, c in self.coefficients[r].items()))
+            out[r] = round(units[r] + sum(c * FEATURES[name](config, lut)
+                                          for name, c in self.coefficients[r].items()))
         out["dsps"] = 0 if lut else demand
         out["brams"] = round(units["brams"] + memory_brams(config, self.family)
                              + self.constants["brams"])
         out["multipliers"] = "lut" if lut else "dsp"
         return out
-
-    def _lut_multipliers(self, config, lut, resource):
-        """LUTs or FFs of the non-array DSP blocks built from LUTs (``lut``: the demand,
-        0 in DSP mode)."""
-        if not lut:
-            return 0.0
-        return (lut - config.rows * config.cols) * self.constants[f"{resource}_per_dsp"]
 
     def fits(self, resources, target):
         """Whether predicted ``resources`` fit ``target`` within :data:`UTILIZATION_LIMIT`."""
@@ -290,27 +285,14 @@ def _unit_model(measurements):
     return units
 
 
-def _per_dsp(units, forced):
-    """LUTs and FFs per DSP block built from LUTs: units measured with forced LUT
-    multipliers against the same units with DSPs."""
-    model = ResourceModel("", units, {}, {})
-    out = {}
-    for r in ("luts", "ffs"):
-        ratios = []
-        for m in forced:
-            p = m["params"]
-            dsp = model.unit(m["top"], p["lanes"], p.get("max_row", 0))
-            ratios.append((m[r] - dsp[r]) / dsp["dsps"])
-        if not ratios:
-            raise ValueError("need vector units measured with forced LUT multipliers")
-        out[f"{r}_per_dsp"] = round(float(np.median(ratios)), 3)
-    return out
+def _forced(entry):
+    """The ``multipliers`` option a measurement was synthesized with."""
+    return entry.get("options", {}).get("multipliers", "auto")
 
 
-def _fit_whole(family, units, per_dsp, whole):
-    """Coefficients and constants from whole-accelerator measurements (``units`` and the
-    cost of LUT multipliers known)."""
-    model = ResourceModel(family, units, {}, {"dsps": 0.0, "brams": 0.0, **per_dsp})
+def _fit_whole(family, units, whole):
+    """Coefficients and constants from whole-accelerator measurements (``units`` known)."""
+    model = ResourceModel(family, units, {}, {"dsps": 0.0, "brams": 0.0})
     dsp_runs = [m for m in whole if m["multipliers"] == "dsp"]
     configs = {id(m): _config(m) for m in whole}
     model.constants["dsps"] = float(np.median(
@@ -325,7 +307,7 @@ def _fit_whole(family, units, per_dsp, whole):
             cfg = configs[id(m)]
             lut = model.dsp_demand(cfg) if m["multipliers"] == "lut" else 0
             x.append([FEATURES[name](cfg, lut) for name in names])
-            y.append(m[r] - model._units(cfg.vector)[r] - model._lut_multipliers(cfg, lut, r))
+            y.append(m[r] - model._units(cfg.vector)[r])
         coef = _solve_nonnegative(np.array(x, float), np.array(y, float))
         model.coefficients[r] = {name: round(float(c), 4) for name, c in zip(names, coef)}
     return model
@@ -336,9 +318,8 @@ def _borrowed_units(family):
     LUTs, FFs and DSPs as they are, block RAMs scaled by the ratio of block sizes."""
     base, ratio = UNITS_FROM[family]
     model = json.loads(data_path(base).read_text())["model"]
-    units = {top: {**costs, "brams": [c * ratio for c in costs["brams"]]}
-             for top, costs in model["units"].items()}
-    return units, {key: model["constants"][key] for key in ("luts_per_dsp", "ffs_per_dsp")}
+    return {top: {**costs, "brams": [c * ratio for c in costs["brams"]]}
+            for top, costs in model["units"].items()}
 
 
 def fit(family, measurements):
@@ -347,22 +328,23 @@ def fit(family, measurements):
     multipliers), with its leave-one-out error over the whole-accelerator runs."""
     unit_runs = [m for m in measurements if m["top"] in UNIT_TOPS]
     if unit_runs or family not in UNITS_FROM:
-        units = _unit_model([m for m in unit_runs if not m.get("options")])
-        per_dsp = _per_dsp(units, [m for m in unit_runs if m.get("options")])
+        units = _unit_model(unit_runs)
     else:
-        units, per_dsp = _borrowed_units(family)
+        units = _borrowed_units(family)
     whole = [m for m in measurements if m["top"] == "accelerator"]
     if len(whole) < 3:
         raise ValueError(f"need at least 3 whole-accelerator measurements, have {len(whole)}")
-    model = _fit_whole(family, units, per_dsp, whole)
+    model = _fit_whole(family, units, whole)
     per_point = []
     for index, m in enumerate(whole):
-        held_out = _fit_whole(family, units, per_dsp, whole[:index] + whole[index + 1:])
-        predicted = held_out.predict(_config(m), m["target"])
+        held_out = _fit_whole(family, units, whole[:index] + whole[index + 1:])
+        predicted = held_out.predict(_config(m), m["target"], _forced(m))
         per_point.append({"target": m["target"], "params": m["params"],
                           "measured": {r: m[r] for r in RESOURCES},
                           "predicted": {r: predicted[r] for r in RESOURCES},
-                          "multipliers": [m["multipliers"], predicted["multipliers"]]})
+                          "multipliers": [m["multipliers"] + (" forced" if _forced(m) == "lut"
+                                                              else ""),
+                                          predicted["multipliers"]]})
     error = {}
     for r in RESOURCES:
         pct = [abs(p["predicted"][r] - p["measured"][r]) / max(p["measured"][r], 1) * 100
@@ -403,11 +385,12 @@ def error_table(model):
         lines.append(f"  {r:<6} mean {e['mean_pct']:5.1f}%  max {e['max_pct']:5.1f}%")
     lines.append("  held-out point: measured / predicted")
     for p in model.error["per_point"]:
-        cfg = p["params"]
-        units = [u for u in VECTOR_UNITS if cfg["vector"].get(u, True)]
-        name = (f"{p['target']} {cfg['rows']}x{cfg['cols']} {cfg['dataflow']} "
-                f"dma{cfg.get('dma_bytes', 8)} "
-                f"{'vec' + str(cfg['vector'].get('lanes', 4)) if units else 'novec'}")
+        config = HardwareConfig.from_dict(p["params"])
+        units = config.vector.units
+        vector = (f"{'all' if len(units) == len(VECTOR_UNITS) else len(units)} units "
+                  f"x{config.vector.lanes}" if units else "no units")
+        name = (f"{p['target']} {config.rows}x{config.cols} {config.dataflow} "
+                f"dma{config.dma_bytes} spad{config.spad_lines} acc{config.acc_lines} {vector}")
         values = "  ".join(f"{r} {p['measured'][r]}/{p['predicted'][r]}" for r in RESOURCES)
-        lines.append(f"  {name:<34} {values}  ({p['multipliers'][0]})")
+        lines.append(f"  {name:<56} {values}  ({p['multipliers'][0]})")
     return "\n".join(lines)

@@ -1,0 +1,290 @@
+"""`systolic explore`: the design-space sweep (predicted cycles, traffic, resources), the
+Pareto front, the recommendation and its round trip into `systolic verilog --config`.
+
+Everything the explorer reports is a prediction; these tests check it against what it is
+predicted from: the compiler's own per-run prediction and host traffic on a real functional
+run, a full compilation of every layer, the committed synthesis measurements, and the
+definitions of Pareto optimality and fit."""
+
+import json
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from checkpoints import write_llama
+from click.testing import CliRunner
+
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
+from systolic.sw import explore as ex
+from systolic.sw import resources as res
+from systolic.sw.cli import main
+from systolic.sw.driver import Accelerator, model_config
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return ex.load_workload("minilm", seq=7)
+
+
+def _config(rows, cols, dataflow="ws", units=(), lanes=4, dma_bytes=8):
+    return HardwareConfig(rows=rows, cols=cols, dataflow=dataflow, spad_lines=4096,
+                          acc_lines=1024, dma_bytes=dma_bytes, vector=VectorUnitsConfig(
+                              lanes=lanes, max_row=2048, softmax_max_row=512,
+                              **{u: u in units for u in VECTOR_UNITS}))
+
+
+# -- cycles, traffic and host work -----------------------------------------------------------
+
+def test_prediction_equals_the_runtime_on_a_functional_run(minilm):
+    """The explorer's cycles, MACs and host bytes for one inference are those the runtime
+    reports when it really runs the model (functional backend, same configuration)."""
+    config = model_config(16, 16)
+    acc = Accelerator(config, "functional")
+    runner = acc.load_model("minilm")
+    ids = np.array([101, 1037, 2158, 2003, 2652, 1037, 102])  # 7 tokens, as the fixture
+    runner.hidden_states(ids)
+    stats = acc.last_run
+    point = ex.evaluate(minilm, config)
+    assert point.cycles == stats.predicted_cycles
+    assert point.macs == stats.useful_macs
+    assert point.host_bytes == stats.host_bytes > 0
+
+
+def test_decoder_prefill_and_per_token_prediction_equal_the_runtime(tmp_path):
+    """A two-layer llama: the explorer's decode point (one token with ``seq`` cached) is
+    the difference between generating two tokens and one; its prefill point is the first."""
+    path = str(write_llama(tmp_path / "llama", seed=4, layers=2, hidden=32, heads=4,
+                           kv_heads=2, ffn=48).path)
+    config = model_config(8, 8)
+    acc = Accelerator(config, "functional")
+    runner = acc.load_model(path)
+    prompt = "the cat sat on the"
+    runner.generate(prompt, 1, stop_at_eos=False)
+    prefill = acc.last_run
+    runner.generate(prompt, 2, stop_at_eos=False)
+    both = acc.last_run
+    seq = len(runner.prompt_ids(prompt, 2))
+    decode = ex.evaluate(ex.load_workload(path, seq), config)
+    assert ex.load_workload(path, seq).unit == "token"
+    assert (decode.cycles, decode.macs, decode.host_bytes) == (
+        both.predicted_cycles - prefill.predicted_cycles,
+        both.useful_macs - prefill.useful_macs, both.host_bytes - prefill.host_bytes)
+    first = ex.evaluate(ex.load_workload(path, seq, "prefill"), config)
+    assert (first.cycles, first.macs, first.host_bytes) == (
+        prefill.predicted_cycles, prefill.useful_macs, prefill.host_bytes)
+    assert decode.cycles < first.cycles
+
+
+def test_layer_scaling_equals_compiling_every_layer(minilm):
+    config = _config(16, 16, "os", units=("requantize", "rowquant"))
+    scaled = ex.evaluate(minilm, config)
+    full = ex.evaluate(minilm, config, scale_layers=False)
+    assert (scaled.cycles, scaled.bus_bytes, scaled.host_bytes, scaled.macs) == \
+        (full.cycles, full.bus_bytes, full.host_bytes, full.macs)
+    assert scaled.operations == full.operations
+
+
+def test_shared_compilations_and_predictions_change_nothing(minilm):
+    """explore() compiles once per configuration without its vector lanes and shares step
+    predictions between configurations with the same step and timing: every point must
+    equal evaluating its configuration on its own."""
+    base = _config(16, 16, units=minilm.vector_units(), lanes=4, dma_bytes=8)
+    variants = [base, replace(base, dma_bytes=32),
+                replace(base, vector=replace(base.vector, lanes=8)),
+                _config(16, 16, units=("requantize", "rowquant"), dma_bytes=32),
+                _config(16, 16, dma_bytes=32)]
+    result = ex.explore(minilm, "ecp5-85k", variants, max_usage=None)
+    assert [p.config for p in result.points] == variants
+    for point in result.points:
+        alone = ex.evaluate(minilm, point.config)
+        assert (point.cycles, point.bus_bytes, point.host_bytes, point.macs) == \
+            (alone.cycles, alone.bus_bytes, alone.host_bytes, alone.macs)
+        assert point.operations == alone.operations
+    cycles = [p.cycles for p in result.points]
+    assert cycles[1] < cycles[0] and cycles[2] < cycles[0]  # bus width and lanes matter
+
+
+def test_missing_units_move_work_to_the_host(minilm):
+    with_units = ex.evaluate(minilm, _config(16, 16, units=minilm.vector_units()))
+    without = ex.evaluate(minilm, _config(16, 16))
+    assert without.host_bytes > with_units.host_bytes > 0  # embedding lookup stays on it
+    assert without.host_cycles == round(ex.HOST_CYCLES_PER_BYTE * without.host_bytes)
+    assert with_units.macs == without.macs
+    assert 0 < with_units.utilization < 1
+
+
+def test_transfer_bytes_of_a_known_program():
+    """Bus bytes are the LOAD/STORE rows x row bytes; compute instructions move none."""
+    from systolic.hw.isa import Memory
+    from systolic.sw.compiler.scheduler import Scheduler
+
+    sched = Scheduler(_config(4, 4))
+    sched.load(Memory.SPAD, 0, 5, 4, 0, 64, "a")
+    sched.load(Memory.SPAD, 8, 4, 4, 512, 64, "b")
+    sched.matmul(0, 8, 0, 5)
+    sched.store(Memory.ACC, 0, 5, 16, 4096, 64, "c")
+    sched.fence()
+    assert ex.transfer_bytes(sched.instructions) == 5 * 4 + 4 * 4 + 5 * 16
+
+
+# -- Pareto front and recommendation ---------------------------------------------------------
+
+def _point(cycles, usage, fits):
+    return ex.Point(_config(4, 4), cycles, 0, 1, 0, 0, {}, fits, usage=usage)
+
+
+def test_pareto_front_is_exactly_the_non_dominated_points():
+    rng = np.random.default_rng(3)
+    points = [_point(int(c), float(u), bool(f)) for c, u, f in
+              zip(rng.integers(1, 50, 60), rng.uniform(0.1, 3, 60), rng.integers(0, 2, 60))]
+
+    def dominated(p):
+        return any(q.total_cycles <= p.total_cycles and q.usage <= p.usage
+                   and (q.total_cycles, q.usage) != (p.total_cycles, p.usage) for q in points)
+
+    front = ex.pareto(points)
+    assert front and all(not dominated(p) for p in front)
+    assert all(dominated(p) or any((q.total_cycles, q.usage) == (p.total_cycles, p.usage)
+                                   for q in front) for p in points if p not in front)
+    best = ex.recommend(points)
+    assert best.fits
+    assert all(best.total_cycles <= p.total_cycles for p in points if p.fits)
+    assert ex.recommend([p for p in points if not p.fits]) is None
+
+
+# -- resources -------------------------------------------------------------------------------
+
+def test_block_ram_shapes():
+    assert res.bram_blocks(512, 64, "ecp5") == 2     # 512 x 36 twice
+    assert res.bram_blocks(1024, 16, "ecp5") == 1    # 1024 x 18
+    assert res.bram_blocks(4096, 8, "ecp5") == 2     # 2048 x 9 twice
+    assert res.bram_blocks(32, 256, "ecp5") == 0     # LUT RAM
+    assert res.bram_blocks(512, 8, "ice40") == 1 and res.bram_blocks(512, 32, "ice40") == 4
+
+
+def test_committed_model_matches_its_measurements():
+    """The committed coefficients and leave-one-out error are what fitting the committed
+    measurements gives, and the model reproduces the whole accelerators it was fitted to
+    (DSPs and block RAMs exactly or nearly, LUTs within 5%, FFs within 20%)."""
+    data = json.loads(res.data_path("ecp5").read_text())
+    refit = res.fit("ecp5", data["measurements"])
+    assert refit.coefficients == data["model"]["coefficients"]
+    assert refit.units == data["model"]["units"]
+    assert refit.constants == data["model"]["constants"]
+    assert refit.error == data["model"]["error"]
+    model = res.ResourceModel.load("ecp5-85k")
+    whole = [m for m in data["measurements"] if m["top"] == "accelerator"]
+    assert len(whole) == refit.error["luts"]["points"] >= 10
+    assert {m["multipliers"] for m in whole} == {"dsp", "lut"}
+    for m in whole:
+        forced = m.get("options", {}).get("multipliers", "auto")
+        predicted = model.predict(HardwareConfig.from_dict(m["params"]), m["target"], forced)
+        assert predicted["multipliers"] == m["multipliers"]
+        assert predicted["dsps"] == m["dsps"]
+        assert abs(predicted["brams"] - m["brams"]) <= 1
+        assert abs(predicted["luts"] - m["luts"]) <= 0.05 * m["luts"]
+        assert abs(predicted["ffs"] - m["ffs"]) <= 0.2 * m["ffs"]
+
+
+def test_multipliers_move_to_luts_when_dsps_run_out():
+    model = res.ResourceModel.load("ecp5-25k")
+    small, big = _config(4, 4), _config(8, 8)
+    assert model.predict(small, "ecp5-25k")["multipliers"] == "dsp"
+    lut = model.predict(big, "ecp5-25k")
+    dsp = model.predict(big, "ecp5-85k")
+    assert lut["multipliers"] == "lut" and lut["dsps"] == 0
+    assert dsp["dsps"] >= 64 and lut["luts"] > dsp["luts"]
+    forced = model.predict(small, "ecp5-25k", multipliers="lut")
+    assert forced["multipliers"] == "lut" and forced["dsps"] == 0
+    with pytest.raises(ValueError, match="multipliers must be"):
+        model.predict(small, "ecp5-25k", multipliers="dsp")
+    with pytest.raises(ValueError, match="target must be one of"):
+        res.capacity("virtex7")
+
+
+# -- the command -----------------------------------------------------------------------------
+
+def _sweep(shapes, vector):
+    """A small sweep: array shapes whose compilation is quick (few tiles), weight-stationary,
+    a 16-byte bus, every configuration compiled."""
+    return ["--model", "minilm", "--seq", "7", "--shapes", shapes, "--dataflow", "ws",
+            "--dma-bytes", "16", "--max-usage", "100", *sum((["--vector", v] for v in vector),
+                                                           [])]
+
+
+def _dominated(p, points):
+    return any(q["total_cycles"] <= p["total_cycles"] and q["usage"] <= p["usage"]
+               and (q["total_cycles"], q["usage"]) != (p["total_cycles"], p["usage"])
+               for q in points)
+
+
+def test_cli_json_contract_plot_and_recommendation_round_trip(tmp_path):
+    saved, png = tmp_path / "rec.json", tmp_path / "explore.png"
+    result = CliRunner().invoke(main, ["explore", *_sweep("12x12,16x16", ("none", "epilogue")),
+                                       "--target", "ecp5-85k",
+                                       "--json", "--save", str(saved), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) == {"points", "recommended"}
+    # 2 shapes x 2 memory sizes x (no units + epilogue units at 4 and 8 lanes)
+    assert len(out["points"]) == 2 * 2 * 3
+    cap = res.capacity("ecp5-85k")
+    for p in out["points"]:
+        config = HardwareConfig.from_dict(p["config"])
+        assert (config.rows, config.cols, config.dma_bytes) in {(12, 12, 16), (16, 16, 16)}
+        assert set(config.vector.units) in ({"requantize", "rowquant"}, set())
+        r = p["resources"]
+        assert p["fits"] == (r["luts"] <= 0.9 * cap["luts"] and r["ffs"] <= 0.9 * cap["ffs"]
+                             and r["dsps"] <= cap["dsps"] and r["brams"] <= cap["brams"])
+        assert p["usage"] == pytest.approx(max(r[k] / cap[k] for k in res.RESOURCES), abs=1e-4)
+        assert p["utilization"] == pytest.approx(
+            p["macs"] / (config.rows * config.cols * p["cycles"]), abs=1e-4)
+        assert p["total_cycles"] == p["cycles"] + p["host_cycles"]
+        assert p["bus_bytes"] > 0 and p["host_bytes"] > 0
+        assert p["pareto"] == (not _dominated(p, out["points"]))
+    fitting = [p for p in out["points"] if p["fits"]]
+    assert fitting and len(fitting) < len(out["points"])
+    best = min(fitting, key=lambda p: (p["total_cycles"], p["usage"]))
+    assert out["recommended"] == best["config"]
+    config = HardwareConfig.from_dict(json.loads(saved.read_text()))
+    assert config == HardwareConfig.from_dict(out["recommended"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    verilog = tmp_path / "rec.v"
+    gen = CliRunner().invoke(main, ["verilog", "--top", "accelerator", "--config", str(saved),
+                                    "-o", str(verilog)])
+    assert gen.exit_code == 0, gen.output
+    modules = re.findall(r"^module \\?(\S+)", verilog.read_text(), re.MULTILINE)
+    assert len([m for m in modules if re.search(r"\.array\.pe_\d+_\d+$", m)]) == \
+        config.rows * config.cols
+    units = {m.split(".unit_")[1].split(".")[0] for m in modules if ".unit_" in m}
+    assert units == set(config.vector.units)
+
+
+def test_cli_text_report_and_nothing_fits(tmp_path):
+    """A 16x16 array needs more multipliers than an ECP5-25k has DSP blocks; built from
+    LUTs they do not fit either."""
+    text = CliRunner().invoke(main, ["explore", *_sweep("16x16", ("none",)),
+                                     "--target", "ecp5-25k",
+                                     "--save", str(tmp_path / "r.json")])
+    assert text.exit_code == 0, text.output
+    assert "No configuration fits ecp5-25k" in text.stdout
+    assert "Predicted, not measured" in text.stdout and "leave-one-out" in text.stdout
+    assert "16x16 WS" in text.stdout
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "bert-huge"], "bert-huge"),
+    (["--model", "minilm", "--target", "virtex7"], "virtex7"),
+    (["--model", "minilm", "--seq", "0"], "seq must be a positive integer"),
+    (["--model", "minilm", "--seq", "600"], "exceeds the model's 512 positions"),
+    (["--model", "minilm", "--shapes", "8by8"], "shapes must look like"),
+    (["--model", "minilm", "--shapes", "0x8"], "rows must be in"),
+    (["--model", "minilm", "--phase", "decode"], "phase must be"),
+])
+def test_cli_rejects_bad_input(args, message):
+    result = CliRunner().invoke(main, ["explore", *args])
+    assert result.exit_code == 2
+    assert message in result.output
