@@ -7,12 +7,13 @@ Synthesizes the whole accelerator of each (configuration, target) pair with
 ``systolic.sw.synth.synthesize_config`` (yosys + nextpnr; results cached in ``build/synth``,
 so a table of measured pairs is rebuilt in seconds; the 8x8 accelerator takes about 45
 minutes of place-and-route the first time) and prints a Markdown table with LUTs, FFs, DSPs,
-block RAMs and Fmax, noting multipliers built from LUTs and designs that do not fit.
+block RAMs and Fmax, noting multipliers built from LUTs (which, when the DSP blocks run
+out) and designs that do not fit.
 ``--all`` takes every configuration on every target; ``--cached-only`` reports only pairs
 already synthesized (the others are left out); ``--write FILE`` puts the table between the
 ``<!-- synth-table -->`` and ``<!-- /synth-table -->`` markers of FILE; ``--json`` prints
 the rows (keys ``config``, ``target``, ``luts``, ``ffs``, ``dsps``, ``brams``,
-``fmax_mhz``, ``multipliers``, ``fits``).
+``fmax_mhz``, ``multipliers``, ``lut_multipliers``, ``fits``).
 """
 
 import argparse
@@ -46,6 +47,7 @@ def measure(name, target, cached_only=False):
     return {"config": name, "target": target,
             **{key: result.get(key) for key in ("luts", "ffs", "dsps", "brams", "fmax_mhz",
                                                  "multipliers")},
+            "lut_multipliers": result.get("lut_multipliers", {}),
             "fits": result.get("fits", True), "overused": result.get("overused", []),
             "cached": result["cached"], "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -58,6 +60,9 @@ def markdown(rows):
         notes = []
         if row["multipliers"] == "lut":
             notes.append("multipliers in LUTs (DSPs exhausted)")
+        elif row["multipliers"] == "mixed":
+            notes.append("DSPs exhausted; in LUTs: " + ", ".join(
+                f"{count} x {group}" for group, count in row["lut_multipliers"].items()))
         if not row["fits"]:
             notes.append(f"does not fit: {', '.join(row['overused'])}")
         fmax = f"{row['fmax_mhz']:.1f}" if row["fmax_mhz"] is not None else "—"

@@ -147,7 +147,8 @@ def main():
         row = measure(name, config, args.target, args.seed, args.paths)
         rows.append(row)
         if not args.json:
-            note = "" if row["multipliers"] == "dsp" else "  (multipliers in LUTs)"
+            note = {"dsp": "", "mixed": "  (some multipliers in LUTs)"}.get(
+                row["multipliers"], "  (multipliers in LUTs)")
             print(f"{name:<14}{row['luts']:>8}{row['ffs']:>8}{row['dsps']:>6}"
                   f"{row['brams']:>7}{row['fmax_mhz']:>10.1f}{note}", flush=True)
             if args.paths:

