@@ -63,6 +63,7 @@ LANES = (4, 8)
 MAX_USAGE = 1.5
 #: Longest softmax row a configuration provides for (power of two, at most the default).
 SOFTMAX_ROW_CAP = 4096
+_RESOURCE_NAMES = {"luts": "LUTs", "ffs": "FFs", "dsps": "DSPs", "brams": "BRAMs"}
 _LAYER = re.compile(r"^l(\d+)\.")
 _ELEMENT_BYTES = {"int16": 2, "int32": 4, "rowscale": 4}
 
@@ -514,10 +515,15 @@ def _roofline(ax, point):
     x = np.geomspace(low, high, 200)
     ax.plot(x, np.minimum(peak, x * cfg.dma_bytes), color="k", lw=1,
             label=f"roof: {peak} MACs/cycle, {cfg.dma_bytes} B/cycle")
-    for (name, op), ai in zip(ops.items(), intensity):
-        ax.scatter([ai], [op["macs"] / op["cycles"]], s=25)
-        ax.annotate(name, (ai, op["macs"] / op["cycles"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+    # Operations of one shape (q, k and v, for instance) fall on one spot: one label.
+    spots = {}
+    for name, op, ai in zip(ops, ops.values(), intensity):
+        rate = op["macs"] / op["cycles"]
+        spots.setdefault((round(float(ai), 2), round(rate, 1)), (ai, rate, []))[2].append(name)
+    for ai, rate, names in spots.values():
+        ax.scatter([ai], [rate], s=25)
+        ax.annotate(", ".join(names), (ai, rate), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (MACs per bus byte)")
@@ -562,7 +568,7 @@ def report(exploration, freq_mhz, rows=15):
         f"steps at {x.host_cycles_per_byte:g} cycles/byte (assumed).",
         f"Resources: model fitted to {err['luts']['points']} yosys runs of whole "
         "accelerators (+ vector units alone); leave-one-out error " + ", ".join(
-            f"{r.upper()} {err[r]['mean_pct']:.0f}% mean / {err[r]['max_pct']:.0f}% max"
+            f"{_RESOURCE_NAMES[r]} {err[r]['mean_pct']:.1f}% mean / {err[r]['max_pct']:.1f}% max"
             for r in RESOURCES) + ". Fits = within 90% of LUTs/FFs, 100% of DSPs/BRAMs.",
         "",
         f"Pareto front (fewest cycles for the resources), {w.unit}s/s at {freq_mhz:g} MHz:",
