@@ -7,17 +7,19 @@ instruction at a time, in program order, and works out when it is fetched, dispa
 issued to its unit (queue room, tokens, the unit's in-flight limit) and done — every time
 depends only on earlier instructions, so one pass suffices:
 
-* **fetch**: chunks of :data:`FETCH_CHUNK` words, requested when the fetch buffer has room,
-  read over the DMA read channel like loads (instructions cost read bandwidth);
+* **fetch**: chunks of ``fetch_words`` words, one command at a time, requested when the
+  fetch buffer (two chunks) has room, read over the DMA read channel like loads
+  (instructions cost read bandwidth);
 * **controller**: a word is dispatched ``decode_stages`` cycles after it was handed out, one
   per cycle, into its unit's queue of ``queue_depth`` entries — a full queue stops dispatch
   of everything behind it; FENCE waits until every unit is idle;
 * **gates**: an instruction issues once its unit's previous one issued, the tokens it pops
   were pushed (a token is pushed when its producer is done) and fewer than the unit's
   in-flight limit are unfinished;
-* **read channel** (fetch and LOAD): a calendar of bus beats; a row (one DMA command) takes
-  ``ceil`` beats plus one, its first beat ``read_latency`` after the request, and at most
-  :data:`OUTSTANDING` commands are in flight;
+* **read channel** (fetch and LOAD): command by command through the arbiter's register,
+  the reader's splitter and realigner queue, bursts and host memory (:class:`_ReadChannel`);
+  a command's beats follow the previous command's after a cycle; the load unit writes a
+  line per cycle and holds back beats when it falls behind;
 * **write channel** (STORE): rows in order, each answered ``write_latency`` after its last
   beat, at most :data:`OUTSTANDING` unanswered;
 * **matmul engine**: weight tiles load during the previous tile's activations, activation
@@ -27,7 +29,7 @@ depends only on earlier instructions, so one pass suffices:
   row units (softmax, norms, rowquant) ``max(beats, passes * beats + overhead)`` per row.
 
 The constants of :class:`Timing` were measured on the generated RTL (Verilator backend)
-with short programs; ``benchmarks/predict.py`` and ``tests/test_cost_model.py`` compare
+with short programs and VCD traces of whole GEMMs; ``benchmarks/predict.py`` and ``tests/test_cost_model.py`` compare
 whole programs with the RTL.
 """
 
@@ -40,14 +42,14 @@ from systolic.hw.isa import Memory, Opcode, VectorFunc
 
 __all__ = ["predict_cycles", "Timing", "TIMING"]
 
-#: Words per instruction-fetch command, and words the fetch buffer holds (hw/fetch.py).
+#: Words per instruction-fetch command of configurations without ``fetch_words``
+#: (hw/fetch.py; the fetch buffer holds two commands' words).
 FETCH_CHUNK = 8
-FETCH_BUFFER = 16
+#: Bursts never cross a page; their longest (hw/axi.py).
+PAGE_BYTES = 4096
+MAX_BURST = 256
 #: Read commands the arbiter keeps in flight (hw/read_arbiter.py).
 ARBITER_DEPTH = 8
-#: A load command is granted once the data of the command this many before it started (the
-#: reader's burst and command queues are full until then).
-GRANT_AHEAD = 3
 #: When a unit's slot of an instruction frees, relative to its done pulse (the units hold
 #: ``in_flight`` instructions, the gates in front of them twice as many).
 UNIT_FREE = {"load": 1, "compute": -1, "store": 1}
@@ -72,13 +74,20 @@ class Timing:
     #: after the last beat.
     fetch_start: int = 2
     fetch_commit: int = 2
+    #: The fetch unit requests a chunk this long after the handout that made room for it.
+    fetch_room: int = 2
     #: Gate issue after dispatch; a popped token usable after its push.
     issue_delay: int = 1
     token_delay: int = 1
     #: LOAD: a row command reaches the reader this long after issue (+1 per row); the last
     #: line is written this long after the last beat.
     load_request: int = 2
-    load_tail: int = 5
+    #: LOAD: a line is written this long after its beat; the unit's queues hold this many
+    #: cycles of lines before they hold back beats.
+    line_delay: int = 5
+    load_buffer: int = 12
+    #: LOAD: done after its last line was written.
+    load_tail: int = 1
     #: STORE: first line read after issue; the instruction is done after the last response.
     store_request: int = 3
     store_tail: int = 6
@@ -108,28 +117,51 @@ _PUSHES = {"load": {"push_next": "l2c"}, "compute": {"push_prev": "c2l", "push_n
 _NEVER = float("inf")
 
 
-class _ReadChannel:
-    """The DMA read channel: the arbiter grants the fetch unit's and the load unit's
-    commands round robin, one per cycle, while fewer than :data:`ARBITER_DEPTH` are
-    unfinished and the reader's queues have room (the data of the command
-    :data:`GRANT_AHEAD` before has started); each command's data follows the previous
-    command's, ``read_latency`` after its address with at most ``dma_outstanding``
-    commands unanswered, and takes a cycle more than its beats (or its lines, when the load
-    unit writes them more slowly than they arrive)."""
+def _bursts(address, length, dma_bytes):
+    """Beats of the bursts the reader splits a command into (4 KiB pages, at most
+    :data:`MAX_BURST` beats)."""
+    first, end = address // dma_bytes, _ceil_div(address + length, dma_bytes)
+    bursts = []
+    while first < end:
+        page_end = (first * dma_bytes // PAGE_BYTES + 1) * PAGE_BYTES // dma_bytes
+        beats = min(end, page_end, first + MAX_BURST) - first
+        bursts.append(beats)
+        first += beats
+    return bursts
 
-    def __init__(self, latency, outstanding):
-        self.latency, self.outstanding = latency, outstanding
-        self.waiting = {"fetch": deque(), "load": deque()}  # (request, beats, lines, what)
-        self.starts, self.ends = deque([-_NEVER] * ARBITER_DEPTH), deque([0] * ARBITER_DEPTH)
+
+class _ReadChannel:
+    """The DMA read channel, command by command (hw/read_arbiter.py, hw/dma.py):
+
+    * the arbiter grants the fetch unit's and the load unit's commands round robin into its
+      output register, which frees when the reader takes the command there, while fewer
+      than :data:`ARBITER_DEPTH` granted commands have not had their last beat;
+    * the reader's splitter takes a command once it has requested every burst of the
+      previous one and its queue of ``dma_outstanding`` realigner commands has room; it
+      requests a burst (4 KiB pages, at most 256 beats) a cycle later at the earliest,
+      while fewer than ``dma_outstanding`` bursts are unanswered;
+    * memory answers ``read_latency`` after a burst's request; the realigner starts a
+      command a cycle after the previous one's last beat and takes a beat per cycle;
+    * the load unit writes a line per cycle, ``line_delay`` after its beat, and holds back
+      beats when its queues hold ``load_buffer`` cycles of lines."""
+
+    def __init__(self, timing, outstanding):
+        self.t, self.outstanding = timing, outstanding
+        # (request, bursts (beats each), lines, what)
+        self.waiting = {"fetch": deque(), "load": deque()}
         self.last_grant, self.last_client = -1, "load"
+        self.taken = self.last_request = -_NEVER  # previous command: taken, last burst
+        self.last_beats = deque([-_NEVER] * ARBITER_DEPTH)  # of the latest commands
+        self.aligned = deque([-_NEVER] * outstanding)  # realigner starts, latest commands
+        self.answered = deque([-_NEVER] * outstanding)  # last beats of the latest bursts
+        self.line_end = -_NEVER  # last line the load unit has written
 
     def grant_time(self):
         """(time, client) of the next grant, or None when nothing waits."""
         fetch, load = self.waiting["fetch"], self.waiting["load"]
         if not fetch and not load:
             return None
-        earliest = max(self.last_grant + 1, self.ends[0],
-                       self.starts[-GRANT_AHEAD] - self.latency)
+        earliest = max(self.last_grant + 1, self.taken, self.last_beats[0] + 1)
         if not load:
             return max(earliest, fetch[0][0]), "fetch"
         if not fetch:
@@ -141,17 +173,40 @@ class _ReadChannel:
         return time, ("fetch" if fetch_ready else "load")
 
     def grant(self, time, client):
-        """Grant ``client``'s oldest command at ``time``; returns (its end, what)."""
-        _, beats, lines, what = self.waiting[client].popleft()
-        start = max(time + self.latency, self.ends[-1],
-                    self.ends[-self.outstanding] - 1 + self.latency)
-        end = start + max(beats + 1, lines)
-        self.starts.popleft()
-        self.ends.popleft()
-        self.starts.append(start)
-        self.ends.append(end)
+        """Grant ``client``'s oldest command at ``time``; returns (the cycle of its last
+        beat, of its last line written (load) or None, what)."""
+        t = self.t
+        _, bursts, lines, what = self.waiting[client].popleft()
+        taken = max(time + 1, self.last_request + 1, self.aligned[0] + 1)
+        request = taken
+        answers = []
+        for beats in bursts:
+            request = max(request + 1, self.answered[0] + 1)
+            answers.append(request + t.read_latency)
+            self.answered.popleft()
+            self.answered.append(_NEVER)  # placeholder, set below
+        aligned = max(taken + 1, self.last_beats[-1] + 1)
+        first = max(aligned + 1, answers[0])
+        beat = first
+        for index, beats in enumerate(bursts):
+            beat = max(beat, answers[index]) + beats
+            self.answered[index - len(bursts)] = beat - 1
+        last = beat - 1
+        line_end = None
+        if lines:
+            line_end = max(self.line_end + lines, first + t.line_delay + lines - 1,
+                           last + t.line_delay)
+            self.line_end = line_end
+            if line_end - t.load_buffer > last:  # beats held back by the line writer
+                last = line_end - t.load_buffer
+                self.answered[-1] = max(self.answered[-1], last)
+        self.taken, self.last_request = taken, request
+        self.aligned.popleft()
+        self.aligned.append(aligned)
+        self.last_beats.popleft()
+        self.last_beats.append(last)
         self.last_grant, self.last_client = time, client
-        return end, what
+        return last, line_end, what
 
 
 class _Simulation:
@@ -163,13 +218,15 @@ class _Simulation:
         n = len(self.insns) + 1  # and a HALT
         self.n = n
         self.in_flight = getattr(config, "in_flight", 4)
-        self.read = _ReadChannel(timing.read_latency, getattr(config, "dma_outstanding", 4))
+        self.chunk = getattr(config, "fetch_words", FETCH_CHUNK)
+        self.read = _ReadChannel(timing, getattr(config, "dma_outstanding", 4))
         self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
         # front end
         self.ready = [None] * n  # cycle each word is usable in the fetch buffer
         self.handed = [None] * n
         self.dispatched = [None] * n
         self.words_requested = 0
+        self.fetch_granted = -_NEVER
         self.last_request = timing.fetch_start - 2
         self.next_hand = self.next_dispatch = 0
         self.fenced = 0  # earliest dispatch after the latest FENCE
@@ -194,13 +251,15 @@ class _Simulation:
     def fetch_time(self):
         if self.words_requested >= self.n:
             return None
-        size = min(FETCH_CHUNK, self.n - self.words_requested)
-        time = self.last_request + 2
-        needed = self.words_requested + size - FETCH_BUFFER  # words that must be handed out
+        size = min(self.chunk, self.n - self.words_requested)
+        if self.read.waiting["fetch"]:
+            return None  # the previous command is still waiting for its grant
+        time = max(self.last_request + 2, self.fetch_granted + 1)
+        needed = self.words_requested + size - 2 * self.chunk  # words to be handed out first
         if needed > 0:
             if needed > self.next_hand:
                 return None
-            time = max(time, self.handed[needed - 1] + 1)
+            time = max(time, self.handed[needed - 1] + self.t.fetch_room)
         return time
 
     def handout_time(self):
@@ -265,13 +324,13 @@ class _Simulation:
 
     # -- actions --------------------------------------------------------------------------
     def request_fetch(self, time):
-        size = min(FETCH_CHUNK, self.n - self.words_requested)
+        size = min(self.chunk, self.n - self.words_requested)
         first = self.words_requested
         self.words_requested += size
         self.last_request = time
         beats = _ceil_div(size * INSTRUCTION_BYTES, self.cfg.dma_bytes)
         self.busy["fetch"] += beats
-        self.read.waiting["fetch"].append((time, beats, 0, range(first, first + size)))
+        self.read.waiting["fetch"].append((time, (beats,), 0, range(first, first + size)))
 
     def hand_out(self, time):
         self.handed[self.next_hand] = time
@@ -327,15 +386,16 @@ class _Simulation:
                 self.pushes[queue_name].append(finish)
 
     def grant(self, time, client):
-        end, what = self.read.grant(time, client)
+        last, line_end, what = self.read.grant(time, client)
         if client == "fetch":
+            self.fetch_granted = time
             for word in what:
-                self.ready[word] = end + self.t.fetch_commit
+                self.ready[word] = last + self.t.fetch_commit
         elif what is not None:  # the last command of a load instruction
             k, issue = what
-            self.busy["load"] += end - issue
+            self.busy["load"] += line_end - issue
             self.unknown -= 1
-            self._finish("load", k, end + self.t.load_tail)
+            self._finish("load", k, line_end + self.t.load_tail)
 
     # -- unit timing ----------------------------------------------------------------------
     def _line_bytes(self, mem):
@@ -348,8 +408,8 @@ class _Simulation:
         k = len(self.done["load"]) - 1
         for r in range(rows):
             address = f["dram_addr"] + r * f["dram_stride"]
-            beats = _ceil_div(address % self.cfg.dma_bytes + f["row_bytes"], self.cfg.dma_bytes)
-            waiting.append((issue + self.t.load_request + r, beats, lines,
+            waiting.append((issue + self.t.load_request + r,
+                            _bursts(address, f["row_bytes"], self.cfg.dma_bytes), lines,
                             (k, issue) if r == rows - 1 else None))
         self.load_commands_end = issue + rows
 
@@ -424,7 +484,7 @@ class _Simulation:
         after_grant_load = {index["grant"], index["dispatch"], index["load"],
                             *(index[c] for c in woken["load"])}
         after_fetch = {index["fetch"], index["grant"]}
-        after_grant_fetch = {index["grant"], index["handout"]}
+        after_grant_fetch = {index["fetch"], index["grant"], index["handout"]}
         after_handout = {index["fetch"], index["handout"], index["dispatch"]}
         after_dispatch = {index["handout"], index["dispatch"]}
         grant = index["grant"]

@@ -33,15 +33,25 @@ __all__ = ["Operand", "Epilogue", "EpilogueStep", "emit_gemm", "RowsJob", "emit_
 MAX_FIELD = 2**16 - 1
 #: Largest ``row_bytes`` of a transfer.
 MAX_ROW_BYTES = 2**12 - 1
-#: Bus beats of the longest row (DMA command) a transfer of contiguous lines is split into,
-#: per array row: the DMA reader serves commands in order, so instruction fetch waits
-#: behind the load commands already granted; commands short against the compute work the
-#: queues hold (a few dozen MATMULs of at least ``rows`` cycles) keep that wait hidden, and
-#: each command costs a cycle. Measured on the RTL: 16x16, 16-byte bus, 1 x 576 x 8192 takes
-#: 323.7k cycles at 3 beats per row and 333.1k at 4, but 3x5 OS, 17 x 23 x 31 takes 5193 at
-#: 3 and 5018 at 4, and at 3 the cycle model is 6-8% off on small configurations
-#: (tests/test_cost_model.py), within 2% at 4.
-COMMAND_BEATS_PER_ROW = 4
+#: Cycles of the longest row (DMA command) a weight-stationary transfer of contiguous lines
+#: is split into, per array row. The DMA reader serves commands in order and holds about
+#: ``dma_outstanding + 2`` of them, so an instruction fetch waits behind that many load
+#: commands: with M = 1 (decode) a MATMUL takes only ``rows`` cycles and the two chunks the
+#: fetch buffer holds run out unless commands are short; but each command costs a cycle of
+#: the bus. A command moves a beat or (lines narrower than the bus) a line per cycle.
+#: Measured on the RTL, 16-byte bus: 16x16, 1 x 576 x 8192 takes 323.7k cycles at 3 rows
+#: (48 beats) and 333.2k at 4; 8x8 (8-byte lines), 1 x 384 x 1536 takes 77.9k at 3 rows
+#: (24 lines) and 95.2k at 6.
+COMMAND_ROWS = 3
+
+
+def command_bytes(cfg, width):
+    """Bytes of the longest DMA command of a transfer of ``width``-byte lines on ``cfg``:
+    weight-stationary, :data:`COMMAND_ROWS` rows of cycles; output-stationary as long as a
+    row can be (its MATMULs stream a K chunk each, so fetch never runs dry waiting)."""
+    if cfg.dataflow == "os":
+        return MAX_ROW_BYTES
+    return min(MAX_ROW_BYTES, COMMAND_ROWS * cfg.rows * min(cfg.dma_bytes, width))
 
 
 def _ceil_div(a, b):
@@ -97,8 +107,7 @@ def load_lines(sched, mem, sram_addr, lines, address, buffer):
 
 
 def _transfer_lines(transfer, mem, sram_addr, lines, address, buffer, width, cfg):
-    most = min(MAX_ROW_BYTES, COMMAND_BEATS_PER_ROW * cfg.rows * cfg.dma_bytes)
-    per_row = max(1, min(most // width, lines))  # lines per transfer row
+    per_row = max(1, min(command_bytes(cfg, width) // width, lines))  # lines per transfer row
     done = 0
     while done < lines:
         rows = min((lines - done) // per_row, MAX_FIELD)
