@@ -85,6 +85,11 @@ class HardwareConfig:
         unfinished ones.
     dma_outstanding
         AXI bursts each DMA engine (reader, writer) keeps in flight.
+    fetch_words
+        Instruction words per fetch command; the fetch buffer holds two commands' words.
+    decode_stages
+        Pipeline stages of the controller's decode (4; 3 or 2 save registers at the cost
+        of longer paths).
     counter_width
         Bits of each performance counter (it wraps at ``2**counter_width``; the registers
         still read 64 bits, the high bits zero).
@@ -105,6 +110,8 @@ class HardwareConfig:
     queue_depth: int = 8
     in_flight: int = 4
     dma_outstanding: int = 4
+    fetch_words: int = 8
+    decode_stages: int = 4
     counter_width: int = 64
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
@@ -126,6 +133,10 @@ class HardwareConfig:
         _check_power_of_two("queue_depth", self.queue_depth, 1, 256)
         _check_power_of_two("in_flight", self.in_flight, 2, 64)
         _check_power_of_two("dma_outstanding", self.dma_outstanding, 1, 64)
+        _check_power_of_two("fetch_words", self.fetch_words, 1, 64)
+        if isinstance(self.decode_stages, bool) or not isinstance(self.decode_stages, int) \
+                or self.decode_stages not in (2, 3, 4):
+            raise ValueError(f"decode_stages must be 2, 3 or 4, not {self.decode_stages!r}")
         if isinstance(self.counter_width, bool) or not isinstance(self.counter_width, int) \
                 or not 32 <= self.counter_width <= 64:
             raise ValueError(f"counter_width must be an integer in 32..64, "
@@ -233,14 +244,15 @@ class VectorUnitsConfig:
 
 #: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
 #: accelerator (fits an iCE40 UP5K), a 2x2 array without vector units, one-bank memories
-#: of a few block RAMs, a 32-bit bus, one-entry instruction queues, two instructions per
-#: unit, one DMA burst in flight and 32-bit counters.
+#: of a few block RAMs, a 32-bit bus, one-word instruction fetches, a two-stage decode,
+#: one-entry instruction queues, two instructions per unit, one DMA burst in flight and
+#: 32-bit counters.
 PROFILES = {
     "default": {},
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "queue_depth": 1, "in_flight": 2,
-        "dma_outstanding": 1, "counter_width": 32,
+        "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

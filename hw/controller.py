@@ -3,7 +3,9 @@ store units, and keeps the units in step with dependency tokens (see ``hw/isa.py
 
 Fetched words pass four pipeline stages (register; lines per row; line counts and the
 checks that need none; the remaining checks: no stage holds more than a constant divider, a
-multiplier or a row of adders and comparators) and go to one instruction queue per unit. A
+multiplier or a row of adders and comparators) and go to one instruction queue per unit.
+With ``decode_stages`` 3 or 2 (of the configuration) the second, then also the third stage
+are wires: less area, a longer path and a word dispatched one or two cycles earlier. A
 :class:`UnitGate` in front of each unit holds the queue's head until the tokens it pops are
 available, hands it to the unit, and pushes its tokens when the unit reports it done. Every
 check a program can fail at decode time (unknown opcode, a dependency
@@ -462,23 +464,30 @@ class Controller(wiring.Component):
         advance = ~last_valid | dispatched
         free = [~stages[0][1] | advance] + [advance] * (len(stages) - 1)
         sources = [(self.fetched.payload, self.fetched.valid)] + stages[:-1]
-        for (word, valid), (source, source_valid), enable in zip(stages, sources, free):
-            with m.If(enable):
-                m.d.sync += [word.eq(source), valid.eq(source_valid)]
+        # With fewer decode_stages, the second and then the third stage are wires.
+        registered = [True, self.config.decode_stages >= 3, self.config.decode_stages >= 4,
+                      True]
+
+        def stage(index, assignments):
+            if registered[index]:
+                with m.If(free[index]):
+                    m.d.sync += assignments
+            else:
+                m.d.comb += assignments
+
+        for index, ((word, valid), (source, source_valid)) in enumerate(zip(stages, sources)):
+            stage(index, [word.eq(source), valid.eq(source_valid)])
         m.d.comb += self.fetched.ready.eq(free[0])
         (s1, _), (s2, _), (s3, _), _ = stages
         # Outside the enables, so that no path runs through them.
         per_row = self.per_row(m, s1.word)
         early = self.early_checks(m, s2.word, s2_per_row)
         checked = self.check(m, s3.word, s3_early, s3_counts)
-        with m.If(free[1]):
-            m.d.sync += s2_per_row.eq(per_row)
-        with m.If(free[2]):
-            m.d.sync += [s3_counts.eq(self.line_counts(s2_per_row)), s3_early.eq(early)]
-        with m.If(free[3]):
-            m.d.sync += [last_checked.eq(checked),
-                         last_kind.eq(Cat(Cat(s3_opcode == op.value for op in ops).any()
-                                          for ops in kinds.values()))]
+        stage(1, s2_per_row.eq(per_row))
+        stage(2, [s3_counts.eq(self.line_counts(s2_per_row)), s3_early.eq(early)])
+        stage(3, [last_checked.eq(checked),
+                  last_kind.eq(Cat(Cat(s3_opcode == op.value for op in ops).any()
+                                   for ops in kinds.values()))])
 
         # Tokens. A push that takes a queue past MAX_TOKENS is an error reported a cycle
         # later with the index of the pushing unit's instruction (kept from its done pulse),

@@ -1,7 +1,8 @@
 """Instruction fetch: reads the program from host memory in chunks through a (shared) DMA
 reader and hands out its words in order.
 
-Chunks of up to :data:`CHUNK_WORDS` words are requested only when the buffer has room for
+Chunks of up to ``fetch_words`` words (of the configuration) are requested only when the
+buffer, which holds two chunks (one streams in while the other is handed out), has room for
 all of them, so the fetch unit always takes its beats at once and never stalls a reader it
 shares with the load unit. A chunk's words are handed out only once the whole chunk arrived
 without error. When a chunk reports an AXI error, its words are fetched again one command
@@ -19,14 +20,7 @@ from .dma import beat_layout, command_layout
 from .isa import INSTRUCTION_BITS
 from .memory import Repacker
 
-__all__ = ["CHUNK_WORDS", "BUFFER_WORDS", "fetch_layout", "Fetch"]
-
-#: Words per DMA command.
-CHUNK_WORDS = 8
-#: Words the buffer holds (two chunks: one streams in while the other is handed out).
-BUFFER_WORDS = 2 * CHUNK_WORDS
-#: Commands that may be in flight, including those of a cancelled fetch still draining.
-MAX_COMMANDS = 2 * BUFFER_WORDS
+__all__ = ["fetch_layout", "Fetch"]
 
 
 def fetch_layout():
@@ -80,7 +74,11 @@ class Fetch(wiring.Component):
         m = Module()
         cfg = self.config
         word_bits = (INSTRUCTION_BYTES - 1).bit_length()
-        pointer_bits = BUFFER_WORDS.bit_length()  # one bit more than an index
+        chunk_words = cfg.fetch_words  # words per DMA command
+        buffer_words = 2 * chunk_words
+        # Commands that may be in flight, including those of a cancelled fetch draining.
+        max_commands = 2 * buffer_words
+        pointer_bits = buffer_words.bit_length()  # one bit more than an index
 
         # Beats to words; the fetch never holds its beats back (room was reserved).
         m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, (INSTRUCTION_BYTES,))
@@ -99,18 +97,18 @@ class Fetch(wiring.Component):
         issue_addr, commit_addr = Signal(cfg.addr_width), Signal(cfg.addr_width)
         issue_left, commit_left = Signal(32), Signal(32)
         out_pc, final_pc = Signal(32), Signal(32)
-        retry_left = Signal(range(CHUNK_WORDS + 1))  # words to request one by one
+        retry_left = Signal(range(chunk_words + 1))  # words to request one by one
         retrying = Signal()  # retry_left != 0, in a register of its own
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
                                            for name in ("write_ptr", "commit_ptr", "read_ptr"))
-        received = Signal(range(CHUNK_WORDS + 1))  # words of the arriving command so far
+        received = Signal(range(chunk_words + 1))  # words of the arriving command so far
         # Commands in flight, of which the first `stale` are of a cancelled fetch or from
         # before a rewind; buffer words neither holding a word nor promised to a command.
-        in_flight, stale = Signal(range(MAX_COMMANDS + 1)), Signal(range(MAX_COMMANDS + 1))
-        free = Signal(range(BUFFER_WORDS + 1), init=BUFFER_WORDS)
+        in_flight, stale = Signal(range(max_commands + 1)), Signal(range(max_commands + 1))
+        free = Signal(range(buffer_words + 1), init=buffer_words)
 
         # Buffer.
-        buffer = Memory(shape=INSTRUCTION_BITS, depth=BUFFER_WORDS, init=[])
+        buffer = Memory(shape=INSTRUCTION_BITS, depth=buffer_words, init=[])
         m.submodules.buffer = buffer
         buffer_write = buffer.write_port()
         buffer_read = buffer.read_port(domain="comb")
@@ -131,24 +129,24 @@ class Fetch(wiring.Component):
         m.d.comb += self.fetched.eq(handout)
 
         # Issue: a chunk (or one word while retrying) when the buffer has room for it.
-        # The next chunk's words, min(CHUNK_WORDS, issue_left), kept with issue_left; after
+        # The next chunk's words, min(chunk_words, issue_left), kept with issue_left; after
         # an issue it is recomputed in the next cycle (when no command can issue, as the
         # issued one is still on dma_cmd), so no comparison follows the wide subtraction.
-        chunk = Signal(range(CHUNK_WORDS + 1))
+        chunk = Signal(range(chunk_words + 1))
         refresh = Signal()
 
         def chunk_of(value):
-            return Mux(value < CHUNK_WORDS, value, CHUNK_WORDS)
+            return Mux(value < chunk_words, value, chunk_words)
 
         def set_issue_left(value):
             return [issue_left.eq(value), chunk.eq(chunk_of(value))]
 
-        size = Signal(range(CHUNK_WORDS + 1))
+        size = Signal(range(chunk_words + 1))
         # free - size: its sign says whether the chunk fits, and it is free's next value.
         spare = Signal(signed(len(free) + 1))
         m.d.comb += [size.eq(Mux(retrying, 1, chunk)), spare.eq(free - size)]
         issue = (~self.dma_cmd.valid & running & ~fault & (chunk != 0) & (spare >= 0)
-                 & (in_flight != MAX_COMMANDS) & ~command_end & ~self.start & ~self.stop)
+                 & (in_flight != max_commands) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
             m.d.sync += [
                 self.dma_cmd.valid.eq(1),
@@ -198,9 +196,9 @@ class Fetch(wiring.Component):
         # command's end, which a failure is.)
         with m.If(failed | self.start | self.stop):
             m.d.sync += [stale.eq(in_flight - command_end), received.eq(0),
-                         free.eq(BUFFER_WORDS - (commit_ptr - read_ptr - handout)[:pointer_bits])]
+                         free.eq(buffer_words - (commit_ptr - read_ptr - handout)[:pointer_bits])]
         with m.If(self.start | self.stop):
-            m.d.sync += [free.eq(BUFFER_WORDS), running.eq(0), fault.eq(0), retry_left.eq(0),
+            m.d.sync += [free.eq(buffer_words), running.eq(0), fault.eq(0), retry_left.eq(0),
                          retrying.eq(0), write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
         with m.If(self.start):
             m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),

@@ -308,19 +308,35 @@ def _pieces(value):
     return pieces + [(high.as_signed() if value.shape().signed else high, top)]
 
 
+def _operand_register(p, value, key, copy):
+    """``value`` (of the current stage) in a register of its own defined at the next stage
+    as ``key``. Its reset value, which nothing reads, is ``copy + 1`` (modulo its range):
+    registers of equal inputs but different reset values are not merged by synthesis, so
+    each DSP block gets operands from registers that can be placed next to it."""
+    shape = Value.cast(value).shape()
+    span = 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width
+    reg = Signal(shape, name=f"{p.name}_{key}", init=(copy + 1) % span)
+    p._registers.d.sync += reg.eq(value)
+    p.define(key, reg, p.stage + 1)
+
+
 def multiply(p, a, b, name):
-    """``a * b`` of two values of the current stage as a register: the operands get their
-    own registers (placed next to the DSP blocks), every pair of operand pieces (at most
-    18 bits each, one DSP block) gives a registered partial product, and the partial
-    products are summed by a tree of registered adders, one level per stage."""
-    p[f"{name}_a"], p[f"{name}_b"] = a, b
+    """``a * b`` of two values of the current stage as a register: every pair of operand
+    pieces (at most 18 bits each, one DSP block) gets its own operand registers (placed
+    next to its DSP block: a register feeding several DSP blocks cannot be next to all of
+    them, and the routing into a DSP block is slow) and gives a registered partial
+    product, and the partial products are summed by a tree of registered adders, one level
+    per stage."""
+    pairs = [((i, x, x_shift), (j, y, y_shift)) for i, (x, x_shift) in enumerate(_pieces(a))
+             for j, (y, y_shift) in enumerate(_pieces(b))]
+    for copy, ((i, x, _), (j, y, _)) in enumerate(pairs):
+        _operand_register(p, x, f"{name}_a{i}{j}", 2 * copy)
+        _operand_register(p, y, f"{name}_b{i}{j}", 2 * copy + 1)
     p.step()
-    a, b = p[f"{name}_a"], p[f"{name}_b"]
     products = []
-    for i, (x, x_shift) in enumerate(_pieces(a)):
-        for j, (y, y_shift) in enumerate(_pieces(b)):
-            p[f"{name}_pp{i}{j}"] = x * y
-            products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
+    for (i, _, x_shift), (j, _, y_shift) in pairs:
+        p[f"{name}_pp{i}{j}"] = p[f"{name}_a{i}{j}"] * p[f"{name}_b{i}{j}"]
+        products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
     p.step()
     return lane_reduce(p, [p[key] << shift for key, shift in products],
                        lambda x, y: x + y, f"{name}_sum")

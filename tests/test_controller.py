@@ -1,14 +1,18 @@
 """The controller's decode checks of MATMUL, LOAD and STORE words against the functional
-simulator (the VECTOR checks are in test_vector_engine.py)."""
+simulator (the VECTOR checks are in test_vector_engine.py), and its shorter decode
+pipelines."""
 
 import numpy as np
 import pytest
-from test_vector_engine import decode_codes
 
-from systolic.hw.config import HardwareConfig
+from systolic.hw.config import VECTOR_UNITS, HardwareConfig
 from systolic.hw.csr import ErrorCode
 from systolic.hw.isa import Memory, Opcode, encode
+from systolic.sim.amaranth_sim import AmaranthBackend
 from systolic.sim.functional import FunctionalSimulator
+
+from test_accelerator import check_error_programs, check_matmul, gemm_program  # noqa: I001
+from test_vector_engine import decode_codes  # noqa: I001
 
 #: Errors that come after decode (the functional simulator runs the transfer).
 AFTER_DECODE = (ErrorCode.NONE, ErrorCode.AXI_READ, ErrorCode.AXI_WRITE)
@@ -69,3 +73,14 @@ def test_decode_checks_match_functional(config):
     matmul_codes = {code for word, code in zip(words, codes)
                     if (word & 0xF) == Opcode.MATMUL.value}
     assert {ErrorCode.SPAD_RANGE, ErrorCode.ACC_RANGE, ErrorCode.NONE} <= matmul_codes
+
+
+def test_three_decode_stages_and_two_word_fetches_run_the_programs():
+    """The middle settings of ``decode_stages`` and ``fetch_words`` (the defaults, 4 and 8,
+    run in test_accelerator.py; the tiny profile's 2 and 1 in test_synth.py): tiled
+    matmuls and every error program, exactly as the functional simulator."""
+    config = HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32, decode_stages=3,
+                            fetch_words=2, vector=dict.fromkeys(VECTOR_UNITS, False))
+    rtl, functional = AmaranthBackend(config), FunctionalSimulator(config)
+    check_matmul(config, rtl, gemm_program(config, 9, 17, 7, seed=3), functional)
+    check_error_programs(config, rtl, functional)

@@ -3,13 +3,16 @@ parameters and the tiny profile."""
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from systolic.hw.config import HardwareConfig
+from systolic.sim.backends import create_backend
+from systolic.sim.functional import FunctionalSimulator
 from systolic.sw.cli import main
-from systolic.sw.driver import Accelerator
+
+from test_accelerator import (check_error_programs, check_matmul,  # noqa: I001
+                              check_state_persists, gemm_program)
 
 
 def test_synth_small_array_on_ice40(tmp_path, monkeypatch):
@@ -42,25 +45,24 @@ def test_profiles_and_fit_parameters_are_validated():
     with pytest.raises(ValueError, match="profile must be one of"):
         HardwareConfig.profile("huge")
     for name, value in (("queue_depth", 0), ("queue_depth", 3), ("in_flight", 1),
-                        ("in_flight", 6), ("dma_outstanding", 0), ("counter_width", 31),
+                        ("in_flight", 6), ("dma_outstanding", 0), ("fetch_words", 0),
+                        ("fetch_words", 3), ("decode_stages", 1), ("decode_stages", 5),
+                        ("decode_stages", 2.0), ("counter_width", 31),
                         ("counter_width", 65), ("counter_width", 32.0)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
 
 
-def test_tiny_profile_matmul_is_exact_on_the_rtl():
-    """The tiny profile's one-entry queues, two instructions per unit, one DMA burst and
-    32-bit counters compute an odd-shaped product exactly, with the functional simulator's
-    counters."""
-    rng = np.random.default_rng(6)
-    a = rng.integers(-128, 128, (5, 7), dtype=np.int8)
-    b = rng.integers(-128, 128, (7, 3), dtype=np.int8)
-    a[0, 0], b[0, 0] = -128, 127
-    config = HardwareConfig.profile("tiny")
-    rtl, functional = Accelerator(config, "amaranth"), Accelerator(config, "functional")
-    expected = a.astype(np.int64) @ b.astype(np.int64)
-    assert np.array_equal(rtl.matmul(a, b), expected)
-    assert np.array_equal(functional.matmul(a, b), expected)
-    for name in ("macs", "array_busy", "fetch_bytes", "load_bytes", "store_bytes",
-                 "instructions"):
-        assert rtl.last_run.counters[name] == functional.last_run.counters[name], name
+@pytest.mark.parametrize("backend", ["amaranth", "verilator"])
+def test_tiny_profile_runs_the_accelerator_programs(backend):
+    """The tiny profile's reduced fetch, decode and queues run test_accelerator's programs
+    (tiled matmuls, every error, state kept between runs) exactly as the functional
+    simulator does (memories as small as test_accelerator's, which its error programs
+    need)."""
+    config = HardwareConfig.profile("tiny", spad_lines=64, acc_lines=32)
+    rtl, functional = create_backend(backend, config), FunctionalSimulator(config)
+    check_matmul(config, rtl, gemm_program(config, 9, 17, 7, seed=1), functional)
+    check_matmul(config, rtl, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True),
+                 functional)
+    check_error_programs(config, rtl, functional)
+    check_state_persists(config, rtl)
