@@ -78,7 +78,9 @@ class HardwareConfig:
     addr_width
         Width of host (AXI) addresses.
     queue_depth
-        Instruction queue entries in front of each of the load, compute and store units.
+        Instruction queue entries in front of each of the load, compute and store units (0:
+        none; the controller's dispatch stage waits until the unit takes its word, so one
+        instruction waiting for tokens holds back every one behind it).
     in_flight
         Instructions each of those units holds at once (its own queue); the controller's
         dependency-token gate in front of it keeps the tokens of up to ``2 * in_flight``
@@ -130,7 +132,8 @@ class HardwareConfig:
             raise ValueError(f"dma_bytes must be one of {DMA_BYTES}, not {self.dma_bytes!r}")
         if self.addr_width not in range(16, 65):
             raise ValueError(f"addr_width must be in 16..64, not {self.addr_width!r}")
-        _check_power_of_two("queue_depth", self.queue_depth, 1, 256)
+        if type(self.queue_depth) is not int or self.queue_depth != 0:  # 0: no queue
+            _check_power_of_two("queue_depth", self.queue_depth, 1, 256)
         _check_power_of_two("in_flight", self.in_flight, 2, 64)
         _check_power_of_two("dma_outstanding", self.dma_outstanding, 1, 64)
         _check_power_of_two("fetch_words", self.fetch_words, 1, 64)
@@ -245,13 +248,13 @@ class VectorUnitsConfig:
 #: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
 #: accelerator (fits an iCE40 UP5K), a 2x2 array without vector units, one-bank memories
 #: of a few block RAMs, a 32-bit bus, one-word instruction fetches, a two-stage decode,
-#: one-entry instruction queues, two instructions per unit, one DMA burst in flight and
+#: no instruction queues, two instructions per unit, one DMA burst in flight and
 #: 32-bit counters.
 PROFILES = {
     "default": {},
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
-        "acc_banks": 1, "dma_bytes": 4, "queue_depth": 1, "in_flight": 2,
+        "acc_banks": 1, "dma_bytes": 4, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },

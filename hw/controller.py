@@ -15,9 +15,9 @@ on an error the controller stops fetching, drops queued instructions, lets the u
 what they started, and then reports done.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import FIFOInterface, SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import HardwareConfig
@@ -27,7 +27,8 @@ from .isa import (ALLOWED_DEPS, INSTRUCTION_BITS, VECTOR_PARAMS, VECTOR_UNIT, In
                   vector_row_limit)
 from .pwl import PWL_WIDTH, SEG_LOG2
 
-__all__ = ["FetchedWord", "UnitGate", "Controller", "udiv_const", "UNITS", "TOKEN_QUEUES"]
+__all__ = ["FetchedWord", "DirectQueue", "UnitGate", "Controller", "udiv_const", "UNITS",
+           "TOKEN_QUEUES"]
 
 #: A fetched instruction word and its index in the program.
 FetchedWord = data.StructLayout({"word": INSTRUCTION_BITS, "pc": 32})
@@ -83,6 +84,22 @@ def udiv_const(value, divisor, width):
     multiplier = -(-(1 << shift) // divisor)
     assert all((x * multiplier) >> shift == x // divisor for x in range(1 << width))
     return (value * multiplier) >> shift
+
+
+class DirectQueue(FIFOInterface, Elaboratable):
+    """A queue of no entries for ``queue_depth`` 0: what is written is read in the same
+    cycle (``r_rdy`` is ``w_en``, ``w_rdy`` is ``r_en``), so the controller's dispatch stage
+    hands its word straight to the unit's gate."""
+
+    def __init__(self, *, width):
+        super().__init__(width=width, depth=0)
+        self.level = Signal(range(1))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.r_data.eq(self.w_data), self.r_rdy.eq(self.w_en),
+                     self.w_rdy.eq(self.r_en)]
+        return m
 
 
 class UnitGate(wiring.Component):
@@ -417,9 +434,11 @@ class Controller(wiring.Component):
         last, last_valid = stages[-1]
         last_checked = Signal(Checked)
 
-        # Buffered: a queue's head is a register, out of the paths through the gates.
-        queues = {name: SyncFIFOBuffered(width=data.Layout.cast(FetchedWord).size, depth=depth)
-                  for name in UNITS}
+        # Buffered: a queue's head is a register, out of the paths through the gates. (With
+        # no entries, a word waiting for tokens holds back every word behind it.)
+        width = data.Layout.cast(FetchedWord).size
+        queues = {name: SyncFIFOBuffered(width=width, depth=depth) if depth
+                  else DirectQueue(width=width) for name in UNITS}
         gates = {name: UnitGate(pops, pushes, 2 * self.config.in_flight)
                  for name, (_, pops, pushes) in UNITS.items()}
         for name in UNITS:

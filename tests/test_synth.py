@@ -39,13 +39,14 @@ def test_synth_rejects_unknown_target_and_top():
 
 def test_profiles_and_fit_parameters_are_validated():
     tiny = HardwareConfig.profile("tiny")
-    assert (tiny.rows, tiny.cols, tiny.vector.units) == (2, 2, ())
+    assert (tiny.rows, tiny.cols, tiny.vector.units, tiny.queue_depth) == (2, 2, (), 0)
     assert HardwareConfig.profile("tiny", rows=1).rows == 1
     assert HardwareConfig.profile("default") == HardwareConfig()
     with pytest.raises(ValueError, match="profile must be one of"):
         HardwareConfig.profile("huge")
-    for name, value in (("queue_depth", 0), ("queue_depth", 3), ("in_flight", 1),
-                        ("in_flight", 6), ("dma_outstanding", 0), ("fetch_words", 0),
+    for name, value in (("queue_depth", -1), ("queue_depth", 3), ("queue_depth", 0.0),
+                        ("in_flight", 1), ("in_flight", 6), ("dma_outstanding", 0),
+                        ("fetch_words", 0),
                         ("fetch_words", 3), ("decode_stages", 1), ("decode_stages", 5),
                         ("decode_stages", 2.0), ("counter_width", 31),
                         ("counter_width", 65), ("counter_width", 32.0)):
