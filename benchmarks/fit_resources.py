@@ -61,7 +61,7 @@ def _vector(lanes, units=VECTOR_UNITS, max_row=2048, softmax_max_row=512):
 
 def plan(family):
     """What to synthesize for ``family``: every vector unit (:func:`_units`), then
-    accelerators from 2x2 up, in DSP and LUT multiplier modes, with and without vector
+    accelerators from 2x2 up, in DSP, mixed and LUT multiplier modes, with and without vector
     units, varying dataflow, bus width and memories (iCE40: small accelerators only).
     yosys takes 3 to 5 minutes for a 4x4 accelerator without vector units, 15 to 60 for an
     8x8 one or one with every vector unit."""
@@ -81,6 +81,8 @@ def plan(family):
             _accelerator(big, 4, 4, options={"multipliers": "lut"}),  # forced
             _accelerator(big, 4, 4, "os", dma_bytes=16),
             _accelerator(big, 4, 8, vector=_vector(8, EPILOGUE_UNITS)),
+            # 39 DSP blocks wanted, 28 there: the PEs' multipliers in LUTs ("mixed")
+            _accelerator("ecp5-25k", 6, 6),
         ]
     if family == "ice40":
         target = "ice40-up5k"  # vector units: the ECP5 ones (resources.UNITS_FROM)
@@ -111,6 +113,7 @@ def measure(entry):
                         place=False, **entry.get("options", {}))
     return {**entry, **{key: result[key] for key in resources.RESOURCES},
             "multipliers": result["multipliers"],
+            **{key: result[key] for key in ("lut_multipliers",) if key in result},
             "synth_s": None if result["cached"] else round(time.perf_counter() - start, 1)}
 
 

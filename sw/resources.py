@@ -12,9 +12,12 @@ The model adds up:
   (:func:`memory_brams`): scratchpad and accumulator banks and the vector engine's two plane
   caches, plus a measured constant for the rest;
 * **DSPs**: one per processing element (an int8/uint8 multiplier) plus the vector units' plus
-  a measured constant. When that exceeds the target's DSP blocks the synthesis flow maps
-  *every* multiplier to LUTs (``"multipliers": "lut"``), so DSPs become 0 and LUTs grow: by
-  a fitted cost per array multiplier (``lut_pe``) and per other DSP block (``lut_dsp``);
+  a measured constant. When that exceeds the target's DSP blocks, the synthesis flow
+  (``systolic.sw.synth``) builds the narrowest multipliers from LUTs: on ECP5 the PEs' 9x8
+  ones come first (the vector units' are 12 bits wide and more), so when the others fit the
+  model moves exactly the PEs' (``"multipliers": "mixed"``); otherwise, and on iCE40, it
+  moves every multiplier (``"lut"``: the synthesis flow would move most of them). LUTs grow
+  by a fitted cost per PE multiplier (``lut_pe``) and per other DSP block (``lut_dsp``);
 * **LUTs and FFs** of everything else (controller, DMA, array, memories' glue, the vector
   engine's data path, multipliers built from LUTs): a linear function of the
   :data:`FEATURES` of the configuration, fitted by least squares with non-negative
@@ -42,9 +45,9 @@ from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 from .synth import TARGETS
 
 __all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "UTILIZATION_LIMIT",
-           "ResourceModel", "capacity", "family_of", "data_path", "modelled_targets",
-           "measurement_key",
-           "memory_brams", "bram_blocks", "fit", "write_data", "error_table"]
+           "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
+           "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "fit",
+           "write_data", "error_table"]
 
 RESOURCES = ("luts", "ffs", "dsps", "brams")
 #: Family -> its targets (one synthesis script, the same cells; capacities differ).
@@ -75,6 +78,8 @@ _BRAM_SHAPES = {
 #: the ratio of block RAM sizes). iCE40 LUT4s and DSPs count like ECP5's; an SB_RAM40_4K
 #: holds 4 kbit, a DP16KD 18 kbit.
 UNITS_FROM = {"ice40": ("ecp5", 18 / 4)}
+#: Multiplier modes of a synthesized design (``synthesize``'s ``"multipliers"``).
+_MODES = ("dsp", "mixed", "lut")
 #: Memories shallower than this go to LUT RAM or flip-flops, not block RAM.
 _BRAM_MIN_DEPTH = 64
 #: Functions whose parameter planes go through the vector engine's plane cache.
@@ -85,11 +90,22 @@ def _pe(cfg, lut):
     return cfg.rows * cfg.cols
 
 
+@dataclass(frozen=True)
+class LutMultipliers:
+    """Multipliers built from LUTs: ``pe`` of the array's, and ``blocks``, the DSP blocks
+    the others would have used."""
+
+    pe: int = 0
+    blocks: int = 0
+
+
+
 def _vector(cfg):
     return bool(cfg.vector.units)
 
 
-#: Configuration features that the LUT and FF counts are linear in (after the units).
+#: Configuration features that the LUT and FF counts are linear in (after the units), as
+#: functions of the configuration and its :class:`LutMultipliers`.
 FEATURES = {
     "base": lambda cfg, lut: 1,
     "pe": _pe,
@@ -99,10 +115,10 @@ FEATURES = {
     "dma_bytes": lambda cfg, lut: cfg.dma_bytes,
     "vector_engine": lambda cfg, lut: int(_vector(cfg)),
     "vector_cols": lambda cfg, lut: cfg.cols * _vector(cfg),
-    # multipliers built from LUTs: the array's, and the other DSP blocks' (vector units,
-    # controller)
-    "lut_pe": lambda cfg, lut: _pe(cfg, lut) if lut else 0,
-    "lut_dsp": lambda cfg, lut: lut - _pe(cfg, lut) if lut else 0,
+    # multipliers built from LUTs (a LutMultipliers): the array's, and the other DSP blocks'
+    # (vector units, controller)
+    "lut_pe": lambda cfg, lut: lut.pe,
+    "lut_dsp": lambda cfg, lut: lut.blocks,
 }
 
 
@@ -235,26 +251,44 @@ class ResourceModel:
         return round(config.rows * config.cols + self._units(config.vector)["dsps"]
                      + self.constants["dsps"])
 
+    def multiplier_mode(self, config, target):
+        """``"dsp"``, ``"mixed"`` (the PEs' multipliers in LUTs) or ``"lut"`` (all), as the
+        synthesis flow would choose for ``config`` on ``target``."""
+        available = TARGETS[target].dsps_available
+        demand = self.dsp_demand(config)
+        if demand <= available:
+            return "dsp"
+        if self.family == "ecp5" and demand - config.rows * config.cols <= available:
+            return "mixed"
+        return "lut"
+
+    def lut_multipliers(self, config, mode):
+        """The :class:`LutMultipliers` of ``config`` in multiplier ``mode`` (:data:`_MODES`)."""
+        pe = config.rows * config.cols
+        return {"dsp": LutMultipliers(), "mixed": LutMultipliers(pe),
+                "lut": LutMultipliers(pe, self.dsp_demand(config) - pe)}[mode]
+
     def predict(self, config, target, multipliers="auto"):
-        """``{"luts", "ffs", "dsps", "brams", "multipliers"}`` of ``config`` on ``target``
-        (multipliers "dsp" or "lut", as the synthesis flow would choose them, or "lut"
-        when forced as ``synthesize(multipliers="lut")`` does)."""
+        """``{"luts", "ffs", "dsps", "brams", "multipliers"}`` of ``config`` on ``target``:
+        with ``multipliers="auto"`` built as the synthesis flow would choose
+        (:meth:`multiplier_mode`), else in the given mode ("dsp", "mixed" or "lut"; "lut"
+        is ``synthesize(multipliers="lut")``)."""
         if family_of(target) != self.family:
             raise ValueError(f"this model is for {self.family}, not {target}")
-        if multipliers not in ("auto", "lut"):
-            raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
-        demand = self.dsp_demand(config)
-        forced = multipliers == "lut"
-        lut = demand if forced or demand > TARGETS[target].dsps_available else 0
+        if multipliers not in ("auto", *_MODES):
+            raise ValueError(f"multipliers must be 'auto' or one of {', '.join(_MODES)}, not "
+                             f"{multipliers!r}")
+        mode = self.multiplier_mode(config, target) if multipliers == "auto" else multipliers
+        lut = self.lut_multipliers(config, mode)
         units = self._units(config.vector)
         out = {}
         for r in ("luts", "ffs"):
             out[r] = round(units[r] + sum(c * FEATURES[name](config, lut)
                                           for name, c in self.coefficients[r].items()))
-        out["dsps"] = 0 if lut else demand
+        out["dsps"] = self.dsp_demand(config) - lut.pe - lut.blocks
         out["brams"] = round(units["brams"] + memory_brams(config, self.family)
                              + self.constants["brams"])
-        out["multipliers"] = "lut" if lut else "dsp"
+        out["multipliers"] = mode
         return out
 
     def fits(self, resources, target):
@@ -305,7 +339,7 @@ def _fit_whole(family, units, whole):
         x, y = [], []
         for m in whole:
             cfg = configs[id(m)]
-            lut = model.dsp_demand(cfg) if m["multipliers"] == "lut" else 0
+            lut = model.lut_multipliers(cfg, m["multipliers"])
             x.append([FEATURES[name](cfg, lut) for name in names])
             y.append(m[r] - model._units(cfg.vector)[r])
         coef = _solve_nonnegative(np.array(x, float), np.array(y, float))
@@ -338,7 +372,8 @@ def fit(family, measurements):
     per_point = []
     for index, m in enumerate(whole):
         held_out = _fit_whole(family, units, whole[:index] + whole[index + 1:])
-        predicted = held_out.predict(_config(m), m["target"], _forced(m))
+        # in the multiplier mode it was built with (the flow that chose it has changed)
+        predicted = held_out.predict(_config(m), m["target"], m["multipliers"])
         per_point.append({"target": m["target"], "params": m["params"],
                           "measured": {r: m[r] for r in RESOURCES},
                           "predicted": {r: predicted[r] for r in RESOURCES},

