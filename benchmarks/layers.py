@@ -58,23 +58,27 @@ def token_ids(model, count, seed=0):
 def run_graph(acc, compiler, memory, ids, start, measured):
     """One forward pass of ``compiler``'s graph over ``ids`` at position ``start``, each
     accelerator operation as a program of its own (so its cycles and counters are its
-    own); appends ``{"op", "layer", "cycles", "predicted", "macs", counters...}`` per
-    operation to ``measured`` and returns the graph's output."""
+    own); appends ``{"op", "output", "cycles", "predicted", "macs" (useful), counters...}``
+    per operation (vector steps fused into a matmul have no program of their own) to
+    ``measured`` and returns the graph's output."""
     ctx = StepContext(ids, start)
     for plan in compiler.plans:
         if plan.where == "host":
             compiler.run_host(plan, memory, ctx)
             continue
         fragment = compiler.fragment(plan, ctx)
+        if not fragment.words:  # a vector step fused into its matmul
+            continue
         program = np.frombuffer(fragment.words + halt_word(), np.uint8)
         address = compiler.layout.size
         memory.grow(address + len(program))
         memory.array[address:address + len(program)] = program
         result = acc.run_image(memory, address, len(program) // 16,
                                max_cycles=20 * fragment.predicted["total"] + 10**5)
-        measured.append({"op": plan.kind, "output": plan.op.outputs[0],
+        # The MACS counter counts whole array rows (padding included): useful ones override.
+        measured.append({**result.counters, "op": plan.kind, "output": plan.op.outputs[0],
                          "cycles": result.cycles, "predicted": fragment.predicted["total"],
-                         "macs": fragment.macs, **result.counters})
+                         "macs": fragment.macs})
     return compiler.output(memory, ctx)
 
 

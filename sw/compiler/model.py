@@ -33,9 +33,10 @@ from systolic.hw.isa import (DYADIC_WORD, Opcode, OutWidth, VectorFunc, encode, 
 from .. import golden
 from ..graph import HOST_OPS, Graph
 from .cost import predict_cycles
-from .memory import DeviceMemory, HostLayout, row_stride, weight_panels
+from .memory import DeviceMemory, HostLayout, activation_tiles, row_stride, weight_panels
 from .scheduler import Scheduler
-from .tiling import Epilogue, EpilogueStep, RowsJob, emit_gemm, emit_rows, gemm_block_rows
+from .tiling import (Epilogue, EpilogueStep, Operand, RowsJob, emit_gemm, emit_gemv, emit_rows,
+                     gemm_block_rows, gemv_transposed)
 
 __all__ = ["OpPlan", "Fragment", "StepContext", "ModelCompiler", "lower", "op_macs",
            "VECTOR_FUNCS"]
@@ -195,6 +196,14 @@ class ModelCompiler:
             k, n = g.weights[name].shape
             self.buffers[name] = layout.add(name, k * -(-n // cfg.cols), cfg.spad_line_bytes,
                                             "int8")
+        for op in g.ops:  # and B^T K-tile-major for one-row products that run transposed
+            if op.kind == "matmul" and op.inputs[1] in g.weights:
+                k, n = g.weights[op.inputs[1]].shape
+                unsigned = g.tensors[op.inputs[0]].dtype == "uint8"
+                name = f"bt.{op.inputs[1]}"
+                if gemv_transposed(cfg, 1, k, n, unsigned) and name not in self.buffers:
+                    self.buffers[name] = layout.add(name, -(-k // cfg.rows) * n,
+                                                    cfg.spad_line_bytes, "int8")
         self.param_blocks = {}
         for plan in self.plans:
             if plan.where == "accelerator" and plan.kind in VECTOR_FUNCS:
@@ -297,6 +306,9 @@ class ModelCompiler:
             if name in self.buffers:
                 mem.place(self.buffers[name], weight_panels(np.asarray(w, np.int8),
                                                             self.config))
+            if f"bt.{name}" in self.buffers:
+                mem.place(self.buffers[f"bt.{name}"],
+                          activation_tiles(np.asarray(w, np.int8).T, self.config))
         for tensor, lines in self.param_blocks.values():
             mem.place(tensor, lines)
         return mem
@@ -415,6 +427,12 @@ class ModelCompiler:
             a_op = self.transposed[a_name].operand() if os else a.operand()
             epilogue = self._epilogue(self.chains[plan.index], ctx) \
                 if self._fused(plan.index, ctx) else None
+            bt = self.buffers.get(f"bt.{b_name}")
+            if bt is not None and ctx.seq == 1 and epilogue is None:
+                line = self.config.spad_line_bytes
+                emit_gemv(sched, k, n, a_op, Operand(bt.address, n * line, bt.name),
+                          c.operand())
+                return
             emit_gemm(sched, ctx.seq, k, n, a_op, self.buffers[b_name].operand(), c.operand(),
                       unsigned, b_panels=True, epilogue=epilogue)
             return

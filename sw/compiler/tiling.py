@@ -26,8 +26,8 @@ from systolic.hw.isa import Memory, VectorFunc, vector_output_memory, vector_par
 
 from .scheduler import Scheduler
 
-__all__ = ["Operand", "Epilogue", "EpilogueStep", "emit_gemm", "RowsJob", "emit_rows",
-           "load_lines"]
+__all__ = ["Operand", "Epilogue", "EpilogueStep", "emit_gemm", "gemv_transposed", "emit_gemv",
+           "RowsJob", "emit_rows", "load_lines"]
 
 #: Largest count of the 16-bit ``rows`` / ``length`` / ``num_rows`` fields.
 MAX_FIELD = 2**16 - 1
@@ -155,6 +155,47 @@ def emit_gemm(sched: Scheduler, m, k, n, a: Operand, b: Operand, c: Operand, a_u
         _gemm_os(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned)
     else:
         _gemm_ws(sched, m, k, n, a, a_tiles, load_b, c, a_unsigned, epilogue)
+
+
+#: A 1 x K x N product runs transposed (:func:`emit_gemv`) when the bus bounds it (lines at
+#: least as wide as the bus: narrower ones are written more slowly than they arrive, and
+#: the words of instructions come for free) and the MATMUL words it saves (``K * N / (rows *
+#: cols)``, a bus beat each) are at least this many times the cycles of loading A a byte
+#: per DMA command (about ``2 * K``). Measured on the RTL, 16x16, 16-byte bus: 1 x 576 x
+#: 8192 takes 306.6k cycles transposed and 323.7k as a GEMM; 8x8 (8-byte lines), 1 x 256 x
+#: 512 takes 21.3k transposed and 18.5k as a GEMM; 16x16, 1 x 577 x 2051, 83.5k and 82.7k.
+GEMV_GAIN = 8
+
+
+def gemv_transposed(config, m, k, n, a_unsigned=False):
+    """Whether ``C = A @ B`` (M x K @ K x N) is better computed by :func:`emit_gemv`:
+    weight-stationary, lines as wide as the bus, one signed row of A, N at least
+    ``2 * GEMV_GAIN * rows * cols``, and the scratchpad holding blocks of at least
+    ``2 * cols`` rows of B^T (a MATMUL per block and K tile replaces one per weight tile)."""
+    return (config.dataflow == "ws" and config.spad_line_bytes >= config.dma_bytes
+            and m == 1 and not a_unsigned and n >= 2 * GEMV_GAIN * config.rows * config.cols
+            and gemm_block_rows(config, n, k, 1) >= 2 * config.cols)
+
+
+def emit_gemv(sched: Scheduler, k, n, a: Operand, bt: Operand, c: Operand):
+    """Instructions computing the int32 row ``C = A @ B`` (1 x K @ K x N, A signed) as
+    ``C^T = B^T A^T``: A^T is the stationary operand (K scratchpad lines, element ``k`` alone
+    in line ``k``: a LOAD of K one-byte rows from A's row at ``a.address``) and B^T streams
+    through the array, stored tile-major (:func:`~.memory.activation_tiles` of B^T: K tile
+    ``t`` is N lines at ``bt.address + t * bt.stride``). A MATMUL then streams a block of
+    rows of B^T instead of taking one weight tile for one row of A, so the program has
+    about ``rows * cols / mb`` times fewer instructions — decode is bound by the bus, on
+    which every instruction word costs a beat. C^T's rows are C's elements (``c`` is C's
+    row)."""
+    if min(k, n) < 1:
+        raise ValueError(f"GEMV dimensions must be at least 1, got K={k} N={n}")
+    if sched.config.dataflow != "ws":
+        raise ValueError("a transposed GEMV needs a weight-stationary array")
+
+    def load_a_column(slot, k0, kw, n0, nw):
+        sched.load(Memory.SPAD, slot, kw, 1, a.address + k0, 1, a.buffer)
+
+    _gemm_ws(sched, n, k, 1, bt, True, load_a_column, Operand(c.address, 4, c.buffer), False)
 
 
 def _spad_halves(cfg):
