@@ -246,15 +246,16 @@ class VectorUnitsConfig:
 
 
 #: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
-#: accelerator (fits an iCE40 UP5K), a 2x2 array without vector units, one-bank memories
-#: of a few block RAMs, a 32-bit bus, one-word instruction fetches, a two-stage decode,
-#: no instruction queues, two instructions per unit, one DMA burst in flight and
-#: 32-bit counters.
+#: accelerator (aimed at an iCE40 UP5K, which it does not fit yet: see the README), a 2x2
+#: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
+#: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
+#: instruction queues, two instructions per unit, one DMA burst in flight and 32-bit
+#: counters.
 PROFILES = {
     "default": {},
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
-        "acc_banks": 1, "dma_bytes": 4, "queue_depth": 0, "in_flight": 2,
+        "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },

@@ -238,7 +238,8 @@ class Controller(wiring.Component):
         def ceil_div(value, divisor):
             return udiv_const(value + divisor - 1, divisor, len(value) + 1)[:16]
 
-        with m.If(insn.header.opcode == Opcode.VECTOR):
+        # Without vector units every VECTOR is illegal (early_checks): no VECTOR sizes.
+        with m.If((insn.header.opcode == Opcode.VECTOR) if cfg.vector.units else Const(0)):
             # (Its own signal: per_row read while it is driven is a loop to Verilator.)
             to_spad = Signal()
             param_base = Signal(range(max(vector_param_lines(func, 1, cfg.cols)[0]
@@ -272,7 +273,8 @@ class Controller(wiring.Component):
                 per_row.room_dst.eq(Mux(to_acc, cfg.acc_lines, cfg.spad_lines)
                                     - transfer.sram_addr),
             ]
-        m.d.comb += per_row.spad.eq(ceil_div(vector.row_length, cfg.spad_line_bytes))
+        if cfg.vector.units:
+            m.d.comb += per_row.spad.eq(ceil_div(vector.row_length, cfg.spad_line_bytes))
         matmul = insn.matmul
         ws = cfg.dataflow == "ws"
         b_lines = cfg.rows if ws else matmul.length
@@ -291,7 +293,8 @@ class Controller(wiring.Component):
         per_row = data.View(PerRow, per_row)
         lines = per_row.rows * per_row.lines
         # A row of ``cols`` elements fills a scratchpad line when the array is not taller.
-        spad = lines if cfg.spad_line_bytes == cfg.cols else per_row.rows * per_row.spad
+        spad = lines if cfg.spad_line_bytes == cfg.cols or not cfg.vector.units \
+            else per_row.rows * per_row.spad  # (only VECTORs use it)
         return Cat(lines, spad)
 
     def early_checks(self, m, word, per_row):
@@ -327,7 +330,10 @@ class Controller(wiring.Component):
             with m.Elif(per_row.matmul_acc):
                 m.d.comb += early.code.eq(ErrorCode.ACC_RANGE)
         with m.Elif(opcode == Opcode.VECTOR.value):
-            self._early_vector_checks(m, insn.vector, per_row, early)
+            if cfg.vector.units:
+                self._early_vector_checks(m, insn.vector, per_row, early)
+            else:
+                m.d.comb += early.code.eq(ErrorCode.ILLEGAL_INSTRUCTION)
         m.d.comb += [early.room_dst.eq(per_row.room_dst), early.room_src.eq(per_row.room_src),
                      early.room_aux.eq(per_row.room_aux), early.to_spad.eq(per_row.to_spad)]
         return early
@@ -377,7 +383,8 @@ class Controller(wiring.Component):
         early, counts = data.View(EarlyChecks, early), data.View(LineCounts, counts)
         checked = Signal(Checked)
         is_transfer = (opcode == Opcode.LOAD.value) | (opcode == Opcode.STORE.value)
-        is_vector = opcode == Opcode.VECTOR.value
+        # (A VECTOR without vector units failed early: no range checks of its own.)
+        is_vector = (opcode == Opcode.VECTOR.value) if self.config.vector.units else Const(0)
         m.d.comb += [
             checked.early_code.eq(early.code),
             checked.early_bad.eq(early.code != ErrorCode.NONE),
