@@ -11,7 +11,8 @@ icarus, verilator), repeating it on fast backends until it has run for a second.
 Prints cycles, utilization (useful MACs / (rows * cols * cycles)), wall time (including
 elaboration and simulator builds), simulation time and simulated cycles per second (over the
 simulation time); accelerator rows add the setup time (elaboration, or generating Verilog
-and finding or building the simulator) and the speed relative to Amaranth. An Icarus run
+and finding or building the simulator, and a first run that is not measured) and the speed
+relative to Amaranth. An Icarus run
 starts a simulator process and regenerates the Verilog, which its simulation time includes.
 With --json, prints a list of row objects instead (``top`` says which design).
 """
@@ -68,6 +69,12 @@ def measure(backend, rows, cols, dataflow, m, k, n):
     }
 
 
+def check(accelerator, a, b, backend):
+    """Runs ``a @ b`` on ``accelerator`` and checks the result against NumPy."""
+    c = accelerator.matmul(a, b)
+    assert np.array_equal(c, matmul_int8(a, b)), f"{backend} result mismatch"
+
+
 def measure_accelerator(backend, rows, cols, dataflow, m, k, n):
     """One row: the GEMM program on ``backend``'s accelerator, repeated while the simulated
     time is under :data:`MIN_SIM_SECONDS`."""
@@ -75,11 +82,12 @@ def measure_accelerator(backend, rows, cols, dataflow, m, k, n):
     a, b = matmul_case(0, m, k, n)
     start = time.perf_counter()
     accelerator = Accelerator(config, backend)
+    # Backends elaborate or build on their first run: it is setup, not simulation.
+    check(accelerator, a, b, backend)
     setup = time.perf_counter() - start
     sim_s, runs = 0.0, 0
     while sim_s < MIN_SIM_SECONDS:
-        c = accelerator.matmul(a, b)
-        assert np.array_equal(c, matmul_int8(a, b)), f"{backend} result mismatch"
+        check(accelerator, a, b, backend)
         sim_s += accelerator.last_run.wall_s
         runs += 1
     cycles = accelerator.last_run.cycles
