@@ -102,9 +102,16 @@ def synth(target, top, config_file, rows, cols, dataflow, seed, as_json):
     if as_json:
         click.echo(json.dumps(result))
         return
+    # (No Fmax when the design does not fit the device, or when it was not placed.)
+    if result["fmax_mhz"] is not None:
+        fmax = f"Fmax {result['fmax_mhz']:.1f} MHz"
+    elif not result.get("fits", True):
+        fmax = f"does not fit: {', '.join(result['overused'])}"
+    else:
+        fmax = "Fmax not measured"
     click.echo(f"{target} {top} {params}:  "
                f"LUTs {result['luts']}  FFs {result['ffs']}  DSPs {result['dsps']}  "
-               f"BRAMs {result['brams']}  Fmax {result['fmax_mhz']:.1f} MHz  "
+               f"BRAMs {result['brams']}  {fmax}  "
                f"(multipliers in {result['multipliers'].upper()}"
                f"{', cached' if result['cached'] else ''})")
 
