@@ -9,7 +9,7 @@ current activations flow, and result rows are written as they arrive.
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
@@ -83,7 +83,11 @@ class MatmulEngine(wiring.Component):
 
         # Result descriptors: first accumulator line, line count, accumulate.
         result_layout = data.StructLayout({"base": acc_addr, "count": 16, "accumulate": 1})
-        queues = {name: SyncFIFO(width=width, depth=cfg.in_flight) for name, width in (
+        # Buffered queues: the descriptors come from registers (a distributed RAM's output
+        # in front of the sequencers' arithmetic and handshakes was the engine's longest
+        # path) at the cost of one cycle from an instruction to its sequencers.
+        queues = {name: SyncFIFOBuffered(width=width, depth=cfg.in_flight)
+                  for name, width in (
             ("a", data.Layout.cast(seq_a.desc.payload.shape()).size),
             ("b", data.Layout.cast(seq_b.desc.payload.shape()).size),
             ("c", result_layout.size))}
@@ -137,8 +141,9 @@ class MatmulEngine(wiring.Component):
                 self.beat.eq(array.slices.valid & array.slices.ready),
             ]
         writing = self._result_writer(m, array, queues["c"], result_layout)
-        m.d.comb += self.idle.eq(~queues["a"].r_rdy & ~queues["b"].r_rdy & ~queues["c"].r_rdy
-                                 & array.idle & ~writing)
+        # The levels count a descriptor on its way to the queue's output register too.
+        m.d.comb += self.idle.eq((queues["a"].level == 0) & (queues["b"].level == 0)
+                                 & (queues["c"].level == 0) & array.idle & ~writing)
         return m
 
     def _result_writer(self, m, array, queue, layout):
@@ -164,23 +169,29 @@ class MatmulEngine(wiring.Component):
                    "row": Signal(row_shape, name=f"r{s}_row")} for s in (1, 2)]
         first, second = stages
         take = array.out.valid & queue.r_rdy
+        addr = Signal(addr_bits)  # of the row offered now
         m.d.comb += [
+            addr.eq(desc.base + index),
             array.out.ready.eq(queue.r_rdy),
             self.acc_read.en.eq(array.out.valid & queue.r_rdy & desc.accumulate),
-            self.acc_read.addr.eq(desc.base + index),
+            self.acc_read.addr.eq(addr),
             queue.r_en.eq(take & last),
         ]
         with m.If(take):
             m.d.sync += index.eq(Mux(last, 0, index + 1))
         m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
-                     first["add"].eq(desc.accumulate), first["addr"].eq(desc.base + index),
+                     first["add"].eq(desc.accumulate), first["addr"].eq(addr),
                      first["row"].eq(array.out.payload)]
         m.d.sync += [second[key].eq(first[key]) for key in first]
         elem = data.Layout.cast(row_shape).elem_shape
         old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
         held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
-        forward = second["valid"] & (second["addr"] == first["addr"])
+        # "The second stage writes the first stage's line", decided as the two stages fill
+        # (first becomes second, the new row becomes first): the address comparison and
+        # its fan-out to every lane's multiplexer are in different cycles.
+        forward = Signal()
+        m.d.sync += forward.eq(first["valid"] & (first["addr"] == addr))
         for c in range(cols):
             m.d.sync += held[c].eq(Mux(first["add"], Mux(forward, sums[c], old[c]), 0))
             m.d.comb += sums[c].eq(second["row"][c] + held[c])
