@@ -10,6 +10,7 @@ therefore stops ``i`` without losing data, and with ``o`` always ready the unit 
 one beat per cycle.
 """
 
+import zlib
 from contextlib import contextmanager
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
@@ -107,6 +108,7 @@ class Pipeline:
         self._defined = {}
         self._delayed = {}
         self._parallels = 0
+        self._operand_registers = 0  # see _operand_register
 
     def __setitem__(self, key, value):
         if key in self._defined:
@@ -308,14 +310,19 @@ def _pieces(value):
     return pieces + [(high.as_signed() if value.shape().signed else high, top)]
 
 
-def _operand_register(p, value, key, copy):
+def _operand_register(p, value, key):
     """``value`` (of the current stage) in a register of its own defined at the next stage
-    as ``key``. Its reset value, which nothing reads, is ``copy + 1`` (modulo its range):
-    registers of equal inputs but different reset values are not merged by synthesis, so
-    each DSP block gets operands from registers that can be placed next to it."""
+    as ``key``. Its reset value, which nothing reads, differs from the other operand
+    registers' of the unit (a count per pipeline, offset by a hash of the pipeline's name,
+    modulo the register's range), so that synthesis keeps copies of an operand shared by
+    the lanes (a row's reciprocal) apart and each DSP block gets operands from registers
+    that can be placed next to it. Yosys merges flip-flops bit by bit, so the bits whose
+    reset values agree are still merged (about half of them)."""
     shape = Value.cast(value).shape()
     span = 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width
-    reg = Signal(shape, name=f"{p.name}_{key}", init=(copy + 1) % span)
+    p._operand_registers += 1
+    init = (zlib.crc32(p.name.encode()) + p._operand_registers) % span
+    reg = Signal(shape, name=f"{p.name}_{key}", init=init)
     p._registers.d.sync += reg.eq(value)
     p.define(key, reg, p.stage + 1)
 
@@ -329,9 +336,9 @@ def multiply(p, a, b, name):
     per stage."""
     pairs = [((i, x, x_shift), (j, y, y_shift)) for i, (x, x_shift) in enumerate(_pieces(a))
              for j, (y, y_shift) in enumerate(_pieces(b))]
-    for copy, ((i, x, _), (j, y, _)) in enumerate(pairs):
-        _operand_register(p, x, f"{name}_a{i}{j}", 2 * copy)
-        _operand_register(p, y, f"{name}_b{i}{j}", 2 * copy + 1)
+    for (i, x, _), (j, y, _) in pairs:
+        _operand_register(p, x, f"{name}_a{i}{j}")
+        _operand_register(p, y, f"{name}_b{i}{j}")
     p.step()
     products = []
     for (i, _, x_shift), (j, _, y_shift) in pairs:
@@ -389,7 +396,8 @@ def lane_reduce(p, values, op, name):
 
 class Divider(wiring.Component):
     """``floor(numerator / denominator)``: a restoring divider giving one quotient bit per
-    cycle (``quot_bits`` cycles per division).
+    cycle (``quot_bits + 1`` cycles per division: ``start`` is registered before it loads
+    the operands, so no decoding in front of it drives the loads' wide fan-out).
 
     Precondition (the caller's): ``numerator >> quot_bits < denominator``, so the quotient
     fits ``quot_bits`` bits.
@@ -397,7 +405,7 @@ class Divider(wiring.Component):
     Members
     -------
     start : In(1)
-        Pulse with ``numerator`` and ``denominator`` valid; they need not stay stable.
+        Pulse; ``numerator`` and ``denominator`` are sampled in the cycle after it.
     numerator : In(num_width)
     denominator : In(den_width)
     busy : Out(1)
@@ -424,8 +432,10 @@ class Divider(wiring.Component):
         steps = Signal(range(q + 1))
         trial = Cat(low_bits[-1], remainder[:den_width])
         fits = trial >= divisor
-        m.d.comb += self.busy.eq(steps != 0)
-        with m.If(self.start):
+        load = Signal()
+        m.d.sync += load.eq(self.start)
+        m.d.comb += self.busy.eq(load | (steps != 0))
+        with m.If(load):
             m.d.sync += [
                 remainder.eq(self.numerator[q:]),
                 low_bits.eq(self.numerator[:q]),
@@ -444,12 +454,13 @@ class Divider(wiring.Component):
 
 class Isqrt(wiring.Component):
     """``floor(sqrt(value))`` of a ``2 * root_bits``-bit value: the restoring square root,
-    one result bit per cycle (``root_bits`` cycles).
+    one result bit per cycle (``root_bits + 1`` cycles: ``start`` is registered before it
+    loads, as in :class:`Divider`).
 
     Members
     -------
     start : In(1)
-        Pulse with ``value`` valid.
+        Pulse; ``value`` is sampled in the cycle after it.
     value : In(2 * root_bits)
     busy : Out(1)
         High from the cycle after ``start`` until ``root`` is final.
@@ -470,8 +481,10 @@ class Isqrt(wiring.Component):
         shifted = Cat(pending[-2:], remainder[:n])
         trial = Cat(Const(1, 2), self.root)
         fits = shifted >= trial
-        m.d.comb += self.busy.eq(steps != 0)
-        with m.If(self.start):
+        load = Signal()
+        m.d.sync += load.eq(self.start)
+        m.d.comb += self.busy.eq(load | (steps != 0))
+        with m.If(load):
             m.d.sync += [remainder.eq(0), pending.eq(self.value), self.root.eq(0),
                          steps.eq(n)]
         with m.Elif(self.busy):
