@@ -3,8 +3,9 @@
 A core like the accelerator has hundreds of ports (two AXI buses) — more than an iCE40 UP5K
 has pins — and unconnected ports would let synthesis delete the logic they drive. The
 harness feeds every input of the core from one shift register clocked in from a single pin,
-registers every output and folds them into one output pin with an XOR tree, so the whole
-core survives synthesis, every path starts and ends at a flip-flop, and two pins suffice.
+registers every output and folds them into one output pin with a pipelined XOR tree (16
+bits per registered level, so the harness is never the critical path), so the whole core
+survives synthesis, every path starts and ends at a flip-flop, and two pins suffice.
 The harness's own flip-flops (:attr:`SynthHarness.harness_ffs`) are subtracted from reports.
 """
 
@@ -13,6 +14,18 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["SynthHarness"]
+
+#: Bits XOR-folded into one per registered level of the output tree: two LUT4 levels.
+FOLD = 16
+
+
+def fold_widths(bits):
+    """Widths of the registered levels that fold ``bits`` bits into one, ``FOLD`` to one."""
+    widths = []
+    while bits > 1:
+        bits = -(-bits // FOLD)
+        widths.append(bits)
+    return widths
 
 
 class SynthHarness(wiring.Component):
@@ -42,8 +55,8 @@ class SynthHarness(wiring.Component):
         self.input_bits = sum(len(v) for v in self._inputs) + 1  # + the core's reset
         self.output_bits = sum(len(v) for v in self._outputs)
         #: Flip-flops the harness adds around the core (input shift register, output
-        #: register, and the XOR result register).
-        self.harness_ffs = self.input_bits + self.output_bits + 1
+        #: register, and the levels of the XOR tree).
+        self.harness_ffs = self.input_bits + self.output_bits + sum(fold_widths(self.output_bits))
         super().__init__()
 
     def elaborate(self, platform):
@@ -63,7 +76,10 @@ class SynthHarness(wiring.Component):
                      ResetSignal("sync").eq(shift[offset])]
         captured = Signal(self.output_bits)
         m.d.io += captured.eq(Cat(*self._outputs))
-        folded = Signal()
-        m.d.io += folded.eq(captured.xor())
+        folded = captured
+        for width in fold_widths(self.output_bits):
+            level = Signal(width)
+            m.d.io += level.eq(Cat(folded[i:i + FOLD].xor() for i in range(0, len(folded), FOLD)))
+            folded = level
         m.d.comb += self.serial_out.eq(folded)
         return m
