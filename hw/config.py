@@ -95,6 +95,11 @@ class HardwareConfig:
     counter_width
         Bits of each performance counter (it wraps at ``2**counter_width``; the registers
         still read 64 bits, the high bits zero).
+    queue_ram_width
+        The load and store units' queues at least this many bits wide keep their entries in
+        block RAM (0: none, the synthesis tool decides). For FPGAs without distributed RAM
+        (iCE40), where a small queue otherwise becomes flip-flops and multiplexers; each such
+        queue takes ``ceil(bits / 16)`` iCE40 block RAMs. Behaviour is the same either way.
     vector
         The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
         on the host.
@@ -115,6 +120,7 @@ class HardwareConfig:
     fetch_words: int = 8
     decode_stages: int = 4
     counter_width: int = 64
+    queue_ram_width: int = 0
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
@@ -144,6 +150,10 @@ class HardwareConfig:
                 or not 32 <= self.counter_width <= 64:
             raise ValueError(f"counter_width must be an integer in 32..64, "
                              f"not {self.counter_width!r}")
+        if isinstance(self.queue_ram_width, bool) or not isinstance(self.queue_ram_width, int) \
+                or not 0 <= self.queue_ram_width <= 4096:
+            raise ValueError(f"queue_ram_width must be an integer in 0..4096, "
+                             f"not {self.queue_ram_width!r}")
         if isinstance(self.vector, dict):  # as to_dict() wrote it
             unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
             if unknown:
@@ -167,6 +177,11 @@ class HardwareConfig:
     @property
     def acc_bank_lines(self):
         return self.acc_lines // self.acc_banks
+
+    def queue_in_block_ram(self, bits):
+        """Whether a queue of ``bits``-bit entries keeps them in block RAM
+        (``queue_ram_width``)."""
+        return self.queue_ram_width != 0 and bits >= self.queue_ram_width
 
     def to_dict(self):
         return asdict(self)
@@ -249,14 +264,14 @@ class VectorUnitsConfig:
 #: accelerator (aimed at an iCE40 UP5K, which it does not fit yet: see the README), a 2x2
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
-#: instruction queues, two instructions per unit, one DMA burst in flight and 32-bit
-#: counters.
+#: instruction queues, two instructions per unit, one DMA burst in flight, 32-bit
+#: counters, and its widest load and store queues (lines and bus beats) in block RAM.
 PROFILES = {
     "default": {},
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
-        "vector": dict.fromkeys(VECTOR_UNITS, False),
+        "queue_ram_width": 37, "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

@@ -18,7 +18,7 @@ from .compute import memory_ports
 from .config import HardwareConfig
 from .dma import beat_layout, command_layout
 from .isa import Memory, Transfer
-from .memory import Repacker, StreamQueue, WritePortSignature
+from .memory import Repacker, WritePortSignature, unit_queue
 
 __all__ = ["RowCommands", "LoadUnit"]
 
@@ -128,10 +128,10 @@ class LoadUnit(wiring.Component):
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         # The beat side needs each instruction's memory and rows; the line side also its
         # first line. Both queues are filled as the instruction is taken.
-        m.submodules.intake_queue = intake_queue = StreamQueue(
-            data.StructLayout({"mem": 1, "rows": 16}), cfg.in_flight)
-        m.submodules.write_queue = write_queue = StreamQueue(
-            data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), cfg.in_flight)
+        m.submodules.intake_queue = intake_queue = unit_queue(
+            cfg, data.StructLayout({"mem": 1, "rows": 16}), cfg.in_flight)
+        m.submodules.write_queue = write_queue = unit_queue(
+            cfg, data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), cfg.in_flight)
         ready = commands.block.ready & intake_queue.i.ready & write_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),
@@ -150,7 +150,7 @@ class LoadUnit(wiring.Component):
         ]
 
         # Beats: through a queue into the repacker, tagged with the instruction's line width.
-        m.submodules.beats = beats = StreamQueue(beat_layout(cfg.dma_bytes))
+        m.submodules.beats = beats = unit_queue(cfg, beat_layout(cfg.dma_bytes))
         wiring.connect(m, wiring.flipped(self.dma_data), beats.i)
         m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, widths, unit)
         intake = intake_queue.o
@@ -171,7 +171,7 @@ class LoadUnit(wiring.Component):
             m.d.comb += intake.ready.eq(final_row)
 
         # Lines: through a queue to the target memory's write port, line sram_addr + n.
-        m.submodules.lines = lines = StreamQueue(repacker.o.payload.shape())
+        m.submodules.lines = lines = unit_queue(cfg, repacker.o.payload.shape())
         wiring.connect(m, repacker.o, lines.i)
         target = write_queue.o.payload
         line = lines.o.payload

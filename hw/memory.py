@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
-           "LineReader", "StreamQueue", "Repacker"]
+           "LineReader", "StreamQueue", "unit_queue", "Repacker"]
 
 
 class ReadPortSignature(wiring.Signature):
@@ -201,22 +201,31 @@ class StreamQueue(wiring.Component):
     compared from the fill level, so ``i.ready`` of a full queue rises in the cycle after
     an entry moved to the output register.
 
+    With ``block_ram`` the entries and the output register are asked to be a block RAM
+    (``ram_style``; as the queue never reads an entry in the cycle it is written, the
+    RAM's read-during-write behaviour needs no extra logic: ``no_rw_check``), unless
+    ``depth`` is 2 (one entry: a register either way).
+
     Members
     -------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
     """
 
-    def __init__(self, layout, depth=3):
+    def __init__(self, layout, depth=3, *, block_ram=False):
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer >= 2, not {depth!r}")
-        self.depth = depth
+        self.depth, self.block_ram = depth, block_ram and depth > 2
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
         entries = self.depth - 1  # besides the output register
-        storage = Memory(shape=len(self.i.payload.as_value()), depth=entries, init=[])
+        # (Level 0: nothing is read; level ``entries``: nothing is written. So the read and
+        # the write of a cycle never meet at one address.)
+        attrs = {"ram_style": "block", "no_rw_check": 1} if self.block_ram else None
+        storage = Memory(shape=len(self.i.payload.as_value()), depth=entries, init=[],
+                         attrs=attrs)
         m.submodules.storage = storage
         write, read = storage.write_port(), storage.read_port()
         produce, consume = Signal(range(entries)), Signal(range(entries))
@@ -244,6 +253,13 @@ class StreamQueue(wiring.Component):
         with m.If(do_read & ~do_write):
             m.d.sync += [level.eq(level - 1), ready.eq(1)]
         return m
+
+
+def unit_queue(config, layout, depth=3):
+    """A :class:`StreamQueue` of a unit of ``config`` (a :class:`HardwareConfig`): in block
+    RAM if its entries are at least ``queue_ram_width`` bits wide."""
+    bits = data.Layout.cast(layout).size
+    return StreamQueue(layout, depth, block_ram=config.queue_in_block_ram(bits))
 
 
 class Repacker(wiring.Component):

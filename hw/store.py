@@ -17,7 +17,7 @@ from .config import HardwareConfig
 from .dma import beat_layout, command_layout, done_layout
 from .isa import Memory, Transfer
 from .load import RowCommands, transfer_widths
-from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue
+from .memory import LineReader, ReadPortSignature, Repacker, unit_queue
 
 __all__ = ["StoreUnit"]
 
@@ -70,10 +70,10 @@ class StoreUnit(wiring.Component):
 
         m.submodules.commands = commands = RowCommands(cfg.addr_width)
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
-        m.submodules.read_queue = read_queue = StreamQueue(data.StructLayout({
+        m.submodules.read_queue = read_queue = unit_queue(cfg, data.StructLayout({
             "mem": 1, "sram_addr": 16, "rows": 16, "row_bytes": 12}), cfg.in_flight)
-        m.submodules.done_queue = done_queue = StreamQueue(
-            data.StructLayout({"rows": 16}), cfg.in_flight)
+        m.submodules.done_queue = done_queue = unit_queue(
+            cfg, data.StructLayout({"rows": 16}), cfg.in_flight)
         ready = commands.block.ready & read_queue.i.ready & done_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),
@@ -98,7 +98,7 @@ class StoreUnit(wiring.Component):
         m.submodules.repacker = repacker = Repacker(line_bytes, (cfg.dma_bytes,), unit,
                                                     mask_inputs=False)
         # Lines reach the repacker from registers (its fill arithmetic follows their count).
-        m.submodules.lines = lines = StreamQueue(reader.lines.payload.shape())
+        m.submodules.lines = lines = unit_queue(cfg, reader.lines.payload.shape())
         wiring.connect(m, reader.lines, lines.i)
         line = lines.o.payload
         m.d.comb += [
@@ -108,7 +108,7 @@ class StoreUnit(wiring.Component):
             repacker.i.payload.count.eq(line.tag.count),
             repacker.i.payload.last.eq(line.tag.last),
         ]
-        m.submodules.beats = beats = StreamQueue(beat_layout(cfg.dma_bytes))
+        m.submodules.beats = beats = unit_queue(cfg, beat_layout(cfg.dma_bytes))
         wiring.connect(m, repacker.o, beats.i)
         wiring.connect(m, beats.o, wiring.flipped(self.dma_data))
 

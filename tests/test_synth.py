@@ -95,9 +95,45 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("fetch_words", 0),
                         ("fetch_words", 3), ("decode_stages", 1), ("decode_stages", 5),
                         ("decode_stages", 2.0), ("counter_width", 31),
-                        ("counter_width", 65), ("counter_width", 32.0)):
+                        ("counter_width", 65), ("counter_width", 32.0),
+                        ("queue_ram_width", -1), ("queue_ram_width", 4097),
+                        ("queue_ram_width", True)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
+
+
+def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
+    """``queue_ram_width``: exactly the load and store queues at least that wide ask for
+    block RAM (the default asks for none); see test_tiny_profile_runs_the_accelerator_programs
+    and tests/test_transfer_units.py for their behaviour."""
+    from amaranth.back import verilog
+
+    from systolic.hw.accelerator import AcceleratorTop
+    from systolic.hw.memory import StreamQueue
+
+    def block_queues(config):
+        widths = []
+        original = StreamQueue.elaborate
+
+        def elaborate(self, platform):
+            if self.block_ram:
+                widths.append(len(self.i.payload.as_value()))
+            return original(self, platform)
+
+        StreamQueue.elaborate = elaborate
+        try:
+            text = verilog.convert(AcceleratorTop(config), emit_src=False)
+        finally:
+            StreamQueue.elaborate = original
+        assert text.count('ram_style = "block"') == len(widths)
+        return sorted(widths)
+
+    tiny = HardwareConfig.profile("tiny")
+    assert block_queues(tiny) == [37, 37, 69, 70]  # bus beats and lines of load and store
+    assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=60)) == [69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == []
+    assert HardwareConfig().queue_ram_width == 0
+    assert tiny.queue_in_block_ram(37) and not tiny.queue_in_block_ram(36)
 
 
 @pytest.mark.parametrize("backend", ["amaranth", "verilator"])
