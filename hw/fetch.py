@@ -81,15 +81,7 @@ class Fetch(wiring.Component):
         pointer_bits = buffer_words.bit_length()  # one bit more than an index
 
         # Beats to words; the fetch never holds its beats back (room was reserved).
-        m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, (INSTRUCTION_BYTES,))
-        beat = self.dma_data.payload
-        m.d.comb += [
-            repacker.i.valid.eq(self.dma_data.valid), self.dma_data.ready.eq(repacker.i.ready),
-            repacker.i.payload.data.eq(beat.data), repacker.i.payload.count.eq(beat.count),
-            repacker.i.payload.last.eq(beat.last), repacker.i.payload.error.eq(beat.error),
-            repacker.o.ready.eq(1),
-        ]
-        word = repacker.o
+        word = self._words(m)
 
         running, fault = Signal(), Signal()
         # Next word to request and first word not yet committed: address, words from it to
@@ -207,3 +199,38 @@ class Fetch(wiring.Component):
                          out_pc.eq(0)]
         m.d.comb += self.busy.eq(running | fault | (in_flight != 0))
         return m
+
+    def _words(self, m):
+        """The words of the beats on ``dma_data``, each valid for one cycle (``data``, and
+        ``last`` and ``error`` of its command), a cycle after its last beat arrived.
+
+        A bus no wider than a word needs no :class:`Repacker`: every command is whole words
+        and the reader's beats are then all full, so a word is its last few beats, gathered
+        in a shift register. (Cycle for cycle the same as the repacker's output.)"""
+        beat_bits = 8 * self.config.dma_bytes
+        beat = self.dma_data.payload
+        if beat_bits > INSTRUCTION_BITS:
+            m.submodules.repacker = repacker = Repacker(self.config.dma_bytes,
+                                                        (INSTRUCTION_BYTES,))
+            m.d.comb += [
+                repacker.i.valid.eq(self.dma_data.valid),
+                self.dma_data.ready.eq(repacker.i.ready),
+                repacker.i.payload.data.eq(beat.data), repacker.i.payload.count.eq(beat.count),
+                repacker.i.payload.last.eq(beat.last), repacker.i.payload.error.eq(beat.error),
+                repacker.o.ready.eq(1),
+            ]
+            return repacker.o
+        word = stream.Signature(data.StructLayout({
+            "data": INSTRUCTION_BITS, "last": 1, "error": 1})).create()
+        beats = INSTRUCTION_BITS // beat_bits
+        index = Signal(range(beats))  # of the next beat in its word
+        m.d.comb += self.dma_data.ready.eq(1)
+        take = self.dma_data.valid
+        with m.If(take):
+            # Little endian: the first beat ends at the bottom.
+            m.d.sync += [word.payload.data.eq(Cat(word.payload.data[beat_bits:], beat.data)),
+                         index.eq(Mux(index == beats - 1, 0, index + 1))]
+        complete = take & (index == beats - 1)
+        m.d.sync += [word.valid.eq(complete), word.payload.last.eq(complete & beat.last),
+                     word.payload.error.eq(complete & beat.last & beat.error)]
+        return word
