@@ -9,14 +9,14 @@ wins and the others see ``ready`` low and retry, so bank conflicts cost cycles, 
 
 from math import gcd
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import FIFOInterface, SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
-           "LineReader", "StreamQueue", "unit_queue", "Repacker"]
+           "LineReader", "BlockRAMFIFO", "StreamQueue", "unit_queue", "Repacker"]
 
 
 class ReadPortSignature(wiring.Signature):
@@ -147,7 +147,8 @@ class LineSequencer(wiring.Component):
 class LineReader(wiring.Component):
     """Reads the SRAM line of each address on ``addrs`` through ``port`` and streams it, with
     its tag, on ``lines`` at up to one line per cycle, honouring back-pressure (lines wait in
-    a small queue; a read is only issued when its line will have room).
+    a small queue; a read is only issued when its line will have room). With
+    ``block_ram`` the queue is a :class:`BlockRAMFIFO` (same behaviour).
 
     Members
     -------
@@ -158,8 +159,8 @@ class LineReader(wiring.Component):
 
     DEPTH = 4
 
-    def __init__(self, addr_bits, data_bits, tag):
-        self.tag = tag
+    def __init__(self, addr_bits, data_bits, tag, *, block_ram=False):
+        self.tag, self.block_ram = tag, block_ram
         super().__init__({
             "addrs": In(stream.Signature(data.StructLayout({"addr": addr_bits, "tag": tag}))),
             "port": Out(ReadPortSignature(addr_bits, data_bits)),
@@ -169,7 +170,8 @@ class LineReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout = data.Layout.cast(self.lines.payload.shape())
-        m.submodules.queue = queue = SyncFIFO(width=layout.size, depth=self.DEPTH)
+        fifo = BlockRAMFIFO if self.block_ram else SyncFIFO
+        m.submodules.queue = queue = fifo(width=layout.size, depth=self.DEPTH)
         in_flight = Signal()
         tag = Signal(self.tag)
         room = queue.level + in_flight < self.DEPTH
@@ -187,6 +189,46 @@ class LineReader(wiring.Component):
         m.d.sync += in_flight.eq(accepted)
         with m.If(accepted):
             m.d.sync += tag.eq(self.addrs.payload.tag)
+        return m
+
+
+class BlockRAMFIFO(FIFOInterface, Elaboratable):
+    """Cycle for cycle a ``SyncFIFO(width=width, depth=depth)`` (``r_data`` shows the head
+    in the cycle it becomes readable), with its entries in a block RAM: the RAM's
+    synchronous read port reads the next cycle's head (the entry after the head when this
+    cycle reads) and is transparent, so an entry written to an empty queue is on ``r_data``
+    in the next cycle, as from ``SyncFIFO``'s asynchronous read."""
+
+    def __init__(self, *, width, depth):
+        super().__init__(width=width, depth=depth)
+        self.level = Signal(range(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        storage = Memory(shape=self.width, depth=depth, init=[], attrs={"ram_style": "block"})
+        m.submodules.storage = storage
+        write = storage.write_port()
+        read = storage.read_port(transparent_for=(write,))
+        produce, consume = Signal(range(depth)), Signal(range(depth))
+        do_write = self.w_en & self.w_rdy
+        do_read = self.r_en & self.r_rdy
+
+        def successor(pointer):
+            return Mux(pointer == depth - 1, 0, pointer + 1)
+
+        m.d.comb += [
+            self.w_rdy.eq(self.level != depth), self.r_rdy.eq(self.level != 0),
+            self.w_level.eq(self.level), self.r_level.eq(self.level),
+            write.addr.eq(produce), write.data.eq(self.w_data), write.en.eq(do_write),
+            read.addr.eq(Mux(do_read, successor(consume), consume)),
+            self.r_data.eq(read.data),
+        ]
+        with m.If(do_write):
+            m.d.sync += produce.eq(successor(produce))
+        with m.If(do_read):
+            m.d.sync += consume.eq(successor(consume))
+        m.d.sync += self.level.eq(self.level + do_write - do_read)
         return m
 
 

@@ -132,7 +132,10 @@ class StoreUnit(wiring.Component):
         spad_addr, _, acc_addr, _ = memory_ports(self.config)
         addr_bits = max(spad_addr, acc_addr)
         tag = data.StructLayout({"count": range(line_bytes + 1), "last": 1})
-        m.submodules.reader = reader = LineReader(addr_bits + 1, 8 * line_bytes, tag)
+        width = 8 * line_bytes + data.Layout.cast(tag).size
+        m.submodules.reader = reader = LineReader(
+            addr_bits + 1, 8 * line_bytes, tag,
+            block_ram=self.config.queue_in_block_ram(width))
         port = reader.port
         acc = port.addr[addr_bits]
         served_acc = Signal()  # the memory that answers the read of the previous cycle

@@ -18,7 +18,7 @@ from systolic.hw.dma import DMAReader, DMAWriter
 from systolic.hw.fetch import Fetch
 from systolic.hw.isa import Memory, Opcode, decode, encode
 from systolic.hw.load import LoadUnit
-from systolic.hw.memory import BankedMemory, Repacker
+from systolic.hw.memory import BankedMemory, BlockRAMFIFO, Repacker
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.store import StoreUnit
 from systolic.sim import SimulationHang
@@ -312,6 +312,41 @@ def repack_reference(row, width):
         groups.append((bytes(chunk) + bytes(width - len(chunk)), len(chunk),
                        at + width >= len(row)))
     return groups
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_block_ram_fifo_is_a_sync_fifo(depth):
+    """BlockRAMFIFO (the store unit's line queue with queue_ram_width) against
+    amaranth's SyncFIFO, fed the same random writes and reads: the same readiness, level
+    and head in every cycle."""
+    from amaranth.lib.fifo import SyncFIFO
+    m = Module()
+    m.submodules.ram = ram = BlockRAMFIFO(width=12, depth=depth)
+    m.submodules.ref = ref = SyncFIFO(width=12, depth=depth)
+    for port in ("w_en", "w_data", "r_en"):
+        m.d.comb += getattr(ram, port).eq(getattr(ref, port))
+    rng = random.Random(depth)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+
+    async def testbench(ctx):
+        compared = 0
+        for cycle in range(3000):
+            # Bursts of mostly writes, then mostly reads, so the queue fills and drains.
+            writes = 0.8 if cycle // 100 % 2 else 0.3
+            ctx.set(ref.w_en, rng.random() < writes)
+            ctx.set(ref.w_data, rng.randrange(1 << 12))
+            ctx.set(ref.r_en, rng.random() < 1.1 - writes)
+            for name in ("w_rdy", "r_rdy", "level"):
+                assert ctx.get(getattr(ram, name)) == ctx.get(getattr(ref, name)), (cycle, name)
+            if ctx.get(ref.r_rdy):
+                assert ctx.get(ram.r_data) == ctx.get(ref.r_data), cycle
+                compared += 1
+            await ctx.tick()
+        assert compared > 1000
+
+    sim.add_testbench(testbench)
+    sim.run()
 
 
 @pytest.mark.parametrize("in_bytes, out_widths, unit", [
