@@ -10,6 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, OPERAND_WIDTH
+from .dsp import MULTIPLY_LATENCY, PipelinedMultiplier
 
 __all__ = ["PRODUCT_LATENCY", "pipelined_product", "row_index", "widen_activation", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
 
@@ -22,15 +23,14 @@ Accum = signed(ACC_WIDTH)
 #: Cycles from a PE's operands to their product: the operands are registered (the weight
 #: bank has been selected) and so is the product, which keeps the DSP block between two
 #: registers; the partial-sum adder follows in a third stage.
-PRODUCT_LATENCY = 2
+PRODUCT_LATENCY = MULTIPLY_LATENCY
 
 
 def pipelined_product(m, a, b):
-    """``a * b`` delayed by :data:`PRODUCT_LATENCY` cycles."""
-    a_reg, b_reg = Signal.like(a), Signal.like(b)
-    product = Signal(signed(len(a) + len(b)))
-    m.d.sync += [a_reg.eq(a), b_reg.eq(b), product.eq(a_reg * b_reg)]
-    return product
+    """``a * b`` delayed by :data:`PRODUCT_LATENCY` cycles (a :class:`PipelinedMultiplier`)."""
+    m.submodules.multiplier = multiplier = PipelinedMultiplier(a.shape(), b.shape())
+    m.d.comb += [multiplier.a.eq(a), multiplier.b.eq(b)]
+    return multiplier.p
 
 
 def widen_activation(value, unsigned):

@@ -20,6 +20,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MAX_LANES
+from .dsp import DSP_WIDTH, MULTIPLY_LATENCY, PipelinedMultiplier
 from .formats import OUT_BITS
 
 __all__ = [
@@ -108,7 +109,7 @@ class Pipeline:
         self._defined = {}
         self._delayed = {}
         self._parallels = 0
-        self._operand_registers = 0  # see _operand_register
+        self._operand_registers = 0  # see _operand_init
 
     def __setitem__(self, key, value):
         if key in self._defined:
@@ -294,12 +295,9 @@ def saturate_out(p, value, out_bits, name):
                Mux(out_bits == OutBits.INT16, clamp(16), clamp(32)))
 
 
-#: Operand width of one DSP multiplier (ECP5 MULT18X18D); wider operands are cut into
-#: unsigned 17-bit pieces and a signed top piece.
-DSP_WIDTH = 18
-
-
 def _pieces(value):
+    """``value`` cut into pieces for DSP blocks: unsigned 17-bit pieces and a signed top
+    piece (each at most :data:`DSP_WIDTH` bits), with their shifts."""
     value = Value.cast(value)
     if len(value) <= DSP_WIDTH:
         return [(value, 0)]
@@ -310,41 +308,34 @@ def _pieces(value):
     return pieces + [(high.as_signed() if value.shape().signed else high, top)]
 
 
-def _operand_register(p, value, key):
-    """``value`` (of the current stage) in a register of its own defined at the next stage
-    as ``key``. Its reset value, which nothing reads, differs from the other operand
-    registers' of the unit (a count per pipeline, offset by a hash of the pipeline's name,
-    modulo the register's range), so that synthesis keeps copies of an operand shared by
-    the lanes (a row's reciprocal) apart and each DSP block gets operands from registers
-    that can be placed next to it. Yosys merges flip-flops bit by bit, so the bits whose
-    reset values agree are still merged (about half of them)."""
-    shape = Value.cast(value).shape()
+def _operand_init(p, shape):
+    """A reset value for the next operand register of pipeline ``p``: a count per pipeline,
+    offset by a hash of the pipeline's name, modulo the register's range (see
+    :class:`PipelinedMultiplier`: distinct values keep copies of an operand shared by the
+    lanes, such as a row's reciprocal, apart). Yosys merges flip-flops bit by bit, so the
+    bits whose reset values agree are still merged (about half of them)."""
     span = 2 ** (shape.width - 1) if shape.signed else 2 ** shape.width
     p._operand_registers += 1
-    init = (zlib.crc32(p.name.encode()) + p._operand_registers) % span
-    reg = Signal(shape, name=f"{p.name}_{key}", init=init)
-    p._registers.d.sync += reg.eq(value)
-    p.define(key, reg, p.stage + 1)
+    return (zlib.crc32(p.name.encode()) + p._operand_registers) % span
 
 
 def multiply(p, a, b, name):
     """``a * b`` of two values of the current stage as a register: every pair of operand
-    pieces (at most 18 bits each, one DSP block) gets its own operand registers (placed
-    next to its DSP block: a register feeding several DSP blocks cannot be next to all of
-    them, and the routing into a DSP block is slow) and gives a registered partial
-    product, and the partial products are summed by a tree of registered adders, one level
-    per stage."""
-    pairs = [((i, x, x_shift), (j, y, y_shift)) for i, (x, x_shift) in enumerate(_pieces(a))
-             for j, (y, y_shift) in enumerate(_pieces(b))]
-    for (i, x, _), (j, y, _) in pairs:
-        _operand_register(p, x, f"{name}_a{i}{j}")
-        _operand_register(p, y, f"{name}_b{i}{j}")
-    p.step()
+    pieces (at most 18 bits each, one DSP block) is a :class:`PipelinedMultiplier` of its
+    own (operand registers next to its DSP block, or inside it on ECP5) giving a registered
+    partial product, and the partial products are summed by a tree of registered adders,
+    one level per stage."""
     products = []
-    for (i, _, x_shift), (j, _, y_shift) in pairs:
-        p[f"{name}_pp{i}{j}"] = p[f"{name}_a{i}{j}"] * p[f"{name}_b{i}{j}"]
-        products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
-    p.step()
+    for i, (x, x_shift) in enumerate(_pieces(a)):
+        for j, (y, y_shift) in enumerate(_pieces(b)):
+            x_shape, y_shape = Value.cast(x).shape(), Value.cast(y).shape()
+            multiplier = PipelinedMultiplier(x_shape, y_shape, a_init=_operand_init(p, x_shape),
+                                             b_init=_operand_init(p, y_shape))
+            p._registers.submodules[f"{p.name}_{name}_mul{i}{j}"] = multiplier
+            p._registers.d.comb += [multiplier.a.eq(x), multiplier.b.eq(y)]
+            p.define(f"{name}_pp{i}{j}", multiplier.p, p.stage + MULTIPLY_LATENCY)
+            products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
+    p.step(MULTIPLY_LATENCY)
     return lane_reduce(p, [p[key] << shift for key, shift in products],
                        lambda x, y: x + y, f"{name}_sum")
 

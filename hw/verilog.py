@@ -48,7 +48,9 @@ def module_name(top):
     return f"systolic_{top}"
 
 
-def generate_verilog(top, **params):
-    """Plain Verilog-2005 text of ``top`` (module ``systolic_<top>``), with a timescale."""
+def generate_verilog(top, platform=None, **params):
+    """Plain Verilog-2005 text of ``top`` (module ``systolic_<top>``), with a timescale;
+    ``platform`` a :class:`~systolic.hw.dsp.SynthesisPlatform` for FPGA primitives."""
     component = build_top(top, **params)
-    return TIMESCALE + verilog.convert(component, name=module_name(top), emit_src=False)
+    return TIMESCALE + verilog.convert(component, name=module_name(top), platform=platform,
+                                       emit_src=False)

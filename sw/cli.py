@@ -46,10 +46,15 @@ def config_options(command):
 @click.option("--lanes", type=int, help="Vector unit lanes (1..64).")
 @click.option("--max-row", type=int, help="Row buffer length of a row vector unit "
               "(softmax, layernorm, rmsnorm, rowquant).")
+@click.option("--dsp", type=click.Choice(["generic", "ecp5"]), default="generic",
+              show_default=True, help="ecp5: every multiplier a MULT18X18D with its registers "
+              "inside (as `systolic synth` builds it; Yosys does not move registers into ECP5 "
+              "DSP blocks); generic: registers around a `*`, for any tool and simulator.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Verilog file to write (default: build/<top>.v).")
-def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, output):
+def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, dsp, output):
     """Write plain Verilog-2005 of a generated block."""
+    from systolic.hw.dsp import SynthesisPlatform
     from systolic.hw.verilog import generate_verilog
 
     if top == "accelerator":
@@ -62,7 +67,8 @@ def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, output):
                   (("rows", rows), ("cols", cols), ("dataflow", dataflow), ("lanes", lanes),
                    ("max_row", max_row)) if value is not None}
     try:
-        text = generate_verilog(top, **params)
+        text = generate_verilog(top, SynthesisPlatform(dsp) if dsp != "generic" else None,
+                                **params)
     except (ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from error
     output = output or Path("build") / f"{top}.v"

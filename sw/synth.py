@@ -4,7 +4,9 @@ generated design, no vendor tools needed.
 
 The design is synthesized inside :class:`~systolic.hw.harness.SynthHarness` (two data pins)
 so that its hundreds of ports fit any package and every path is register to register; the
-harness's flip-flops are subtracted from the reported count. When an ECP5 design needs
+harness's flip-flops are subtracted from the reported count. For ECP5 it is elaborated
+with :class:`~systolic.hw.dsp.SynthesisPlatform`, so that its multipliers are MULT18X18D
+blocks with their registers inside (their flip-flops are not counted as FFs). When an ECP5 design needs
 more DSP blocks than the device has, its narrowest multipliers (the cheapest in LUTs) are
 built from LUTs and the others keep DSP blocks (``"multipliers": "mixed"``, and
 ``"lut_multipliers"`` counts the LUT-built ones by place in the hierarchy and widths, e.g.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from systolic.hw.dsp import DSP_WIDTH, SynthesisPlatform
 from systolic.hw.harness import SynthHarness
 
 __all__ = ["TARGETS", "Target", "SynthesisError", "synthesize", "synthesize_config"]
@@ -112,7 +115,7 @@ _ECP5_DSP_MAP = ("techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDT
                  "-D DSP_A_MINWIDTH=2 -D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18 {cells}; "
                  "chtype -set $mul t:$__soft_mul; techmap -map +/lattice/dsp_map_18x18.v")
 #: Widest operand of an ECP5 DSP block's multiplier.
-_ECP5_DSP_WIDTH = 18
+_ECP5_DSP_WIDTH = DSP_WIDTH
 
 
 def _multipliers(work):
@@ -168,6 +171,14 @@ def _yosys_mixed(work, width):
     return (work / "stat.txt").read_text()
 
 
+def _verilog(component, platform=None):
+    """Verilog of ``component`` inside the synthesis harness, elaborated for ``platform``,
+    and the harness's flip-flops."""
+    harness = SynthHarness(component)
+    return verilog.convert(harness, name="synth_top", emit_src=False, platform=platform), \
+        harness.harness_ffs
+
+
 def _utilisation(log):
     """``{cell: (used, available)}`` from nextpnr's "Device utilisation" report."""
     return {name: (int(used), int(available)) for name, used, available in
@@ -195,8 +206,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
     ``dsps``, ``brams``, ``fmax_mhz``, ``multipliers`` ("dsp", "mixed" with
     ``lut_multipliers``, or "lut"; see the module docstring), ``target``,
-    ``harness_ffs``, ``cached`` and ``cache_dir`` (the logs and nextpnr's ``report.json``);
-    placed, also ``fits`` (False: ``fmax_mhz`` None and ``overused`` lists the cells the
+    ``harness_ffs``, ``cached`` and ``cache_dir`` (the synthesized ``top.v``, the logs and
+    nextpnr's ``report.json``); placed, also ``fits`` (False: ``fmax_mhz`` None and ``overused`` lists the cells the
     device lacks). ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no
     seed). ``cached_only``: None instead of running the tools if the result is not cached.
     ``multipliers="lut"`` builds every multiplier from LUTs even when the DSP blocks would
@@ -206,11 +217,15 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     if multipliers not in ("auto", "lut"):
         raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
     target = TARGETS[target_name]
-    harness = SynthHarness(component)
-    text = verilog.convert(harness, name="synth_top", emit_src=False)
+    text, harness_ffs = _verilog(component)
+    # On ECP5 the multipliers become DSP primitives with their registers inside
+    # (systolic.hw.dsp); the key covers that version too.
+    ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
+    primitives = _verilog(component, SynthesisPlatform("ecp5"))[0] if ecp5_dsp else ""
     mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "")
     tools = " ".join(target.args) if place else ""
-    key = hashlib.sha1(f"{target_name}:{mode}:{tools}:{text}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{target_name}:{mode}:{tools}:{text}:{primitives}".encode()) \
+        .hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
     if cached.exists():
         return {**json.loads(cached.read_text()), "cached": True,
@@ -221,7 +236,7 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     try:
         (work / "top.v").write_text(text)
         use_dsp, lut_multipliers = multipliers == "auto", {}
-        if use_dsp and target.synth.startswith("synth_ecp5"):
+        if ecp5_dsp:
             # Too few DSP blocks: the narrowest multipliers are built from LUTs.
             cells = _multipliers(work)
             width = lut_threshold(cells, target.dsps_available)
@@ -230,26 +245,34 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
                 if use_dsp and max(a, b) <= width:
                     group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
                     lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
-        stat = _yosys_mixed(work, width) if lut_multipliers else _yosys(target, work, use_dsp)
+            if use_dsp:
+                (work / "top.v").write_text(primitives if not width else _verilog(
+                    component, SynthesisPlatform("ecp5", lut_width=width))[0])
+        if lut_multipliers:
+            _multipliers(work)  # the coarse netlist of the primitives' version
+            stat = _yosys_mixed(work, width)
+        else:
+            stat = _yosys(target, work, use_dsp)
         if use_dsp and _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > \
                 target.dsps_available:
             use_dsp, lut_multipliers = False, {}
+            (work / "top.v").write_text(text)
             stat = _yosys(target, work, use_dsp)
         if place:
             result = _place(target, work, stat, seed)
         else:
             result = {**_stat_resources(target, stat), "fmax_mhz": None, "placed": False}
         result = {
-            "target": target_name, **result, "ffs": result["ffs"] - harness.harness_ffs,
+            "target": target_name, **result, "ffs": result["ffs"] - harness_ffs,
             "multipliers": ("mixed" if lut_multipliers else "dsp") if use_dsp else "lut",
             **({"lut_multipliers": lut_multipliers} if use_dsp and lut_multipliers else {}),
-            "harness_ffs": harness.harness_ffs,
+            "harness_ffs": harness_ffs,
             "seed": seed if place else None,
         }
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(result, indent=1))
-        logs = ("yosys.log", "nextpnr.log", "report.json", "stat.txt") if place else \
-            ("yosys.log", "stat.txt")
+        logs = ("top.v", "yosys.log", "nextpnr.log", "report.json", "stat.txt") if place else \
+            ("top.v", "yosys.log", "stat.txt")
         for log in logs:
             if (work / log).exists():  # no report.json when the design does not fit
                 shutil.copy(work / log, cached.parent / log)

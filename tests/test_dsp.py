@@ -1,0 +1,162 @@
+"""PipelinedMultiplier: the product of every operand pair two cycles later, as NumPy computes
+it, from the generic gateware (Amaranth's simulator) and from the ECP5 DSP primitive
+(Icarus, with a behavioural MULT18X18D written here from Lattice's description of the
+block: 18-bit operands, two's complement where SIGNEDA/SIGNEDB is high, input and output
+registers on CLK0 with clock enable CE0 and synchronous reset RST0). The same vectors run
+on both."""
+
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.sim import Simulator
+from click.testing import CliRunner
+
+from systolic.hw.dsp import DSP_WIDTH, MULTIPLY_LATENCY, PipelinedMultiplier, SynthesisPlatform
+from systolic.sw.cli import main
+
+#: Operand shapes: the PE's (int8/uint8 activation widened to 9 bits x int8 weight), the
+#: vector units' pieces (unsigned 17-bit low pieces, signed top pieces), the widest
+#: unsigned and signed operands, mixed signedness, one bit.
+SHAPES = [(signed(9), signed(8)), (unsigned(17), signed(18)), (signed(18), unsigned(18)),
+          (unsigned(18), unsigned(18)), (signed(18), signed(18)), (signed(5), unsigned(1)),
+          (unsigned(3), signed(11))]
+
+
+def _limits(shape):
+    return (-(1 << shape.width - 1), (1 << shape.width - 1) - 1) if shape.signed else \
+        (0, (1 << shape.width) - 1)
+
+
+def _vectors(a_shape, b_shape, count=120, seed=0):
+    """Operand pairs: every pair of extremes (-2**(w-1), -1, 0, 1, max), then random."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for shape in (Shape.cast(a_shape), Shape.cast(b_shape)):
+        lo, hi = _limits(shape)
+        columns.append(([v for v in (lo, -1, 0, 1, hi) if lo <= v <= hi],
+                        rng.integers(lo, hi, endpoint=True, size=count)))
+    pairs = [(x, y) for x in columns[0][0] for y in columns[1][0]]
+    pairs += list(zip(columns[0][1].tolist(), columns[1][1].tolist()))
+    return pairs
+
+
+def _amaranth_products(a_shape, b_shape, pairs):
+    dut = PipelinedMultiplier(a_shape, b_shape, a_init=1, b_init=1)
+    seen = []
+
+    async def testbench(ctx):
+        for a, b in pairs + [(0, 0)] * MULTIPLY_LATENCY:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            await ctx.tick()
+            seen.append(ctx.get(dut.p))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return seen[MULTIPLY_LATENCY - 1:][:len(pairs)]
+
+
+def _mult18x18d_model():
+    bits = lambda name, n: ", ".join(f"{name}{i}" for i in range(n))  # noqa: E731
+    cat = lambda name, n: "{" + ", ".join(f"{name}{i}" for i in reversed(range(n))) + "}"  # noqa: E731
+    return f"""
+module MULT18X18D #(parameter REG_INPUTA_CLK = "NONE", parameter REG_INPUTB_CLK = "NONE",
+                    parameter REG_OUTPUT_CLK = "NONE", parameter RESETMODE = "SYNC",
+                    parameter GSR = "ENABLED") (
+    input {bits("A", 18)}, input {bits("B", 18)}, input {bits("C", 18)},
+    input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0,
+    output {bits("P", 36)});
+  reg [17:0] a, b;
+  reg [35:0] p;
+  wire [35:0] wide_a = {{{{18{{SIGNEDA & a[17]}}}}, a}};
+  wire [35:0] wide_b = {{{{18{{SIGNEDB & b[17]}}}}, b}};
+  assign {cat("P", 36)} = p;
+  initial if (REG_INPUTA_CLK != "CLK0" || REG_INPUTB_CLK != "CLK0" || REG_OUTPUT_CLK != "CLK0"
+              || RESETMODE != "SYNC") begin
+    $display("unmodelled MULT18X18D mode"); $finish;
+  end
+  always @(posedge CLK0)
+    if (RST0) begin a <= 0; b <= 0; p <= 0; end
+    else if (CE0) begin a <= {cat("A", 18)}; b <= {cat("B", 18)}; p <= wide_a * wide_b; end
+endmodule
+"""
+
+
+def _icarus_products(a_shape, b_shape, pairs, tmp_path):
+    dut = PipelinedMultiplier(a_shape, b_shape)
+    text = verilog.convert(dut, name="dut", platform=SynthesisPlatform("ecp5"), emit_src=False)
+    assert "MULT18X18D" in text and " * " not in text
+    a_width, b_width, p_width = len(dut.a), len(dut.b), len(dut.p)
+    stimulus = tmp_path / "stimulus.hex"
+    stimulus.write_text("".join(f"{a & (1 << a_width) - 1:x} {b & (1 << b_width) - 1:x}\n"
+                                for a, b in pairs))
+    tb = f"""
+module tb;
+  reg clk = 0, rst = 1;
+  reg [{a_width - 1}:0] a = 0;
+  reg [{b_width - 1}:0] b = 0;
+  wire [{p_width - 1}:0] p;
+  reg [{a_width - 1}:0] as [0:{len(pairs) - 1}];
+  reg [{b_width - 1}:0] bs [0:{len(pairs) - 1}];
+  integer i, f, code;
+  dut dut (.clk(clk), .rst(rst), .a(a), .b(b), .p(p));
+  always #5 clk = ~clk;
+  initial begin
+    f = $fopen("{stimulus}", "r");
+    for (i = 0; i < {len(pairs)}; i = i + 1) code = $fscanf(f, "%h %h\\n", as[i], bs[i]);
+    @(negedge clk); @(negedge clk); rst = 0;
+    for (i = 0; i < {len(pairs) + MULTIPLY_LATENCY}; i = i + 1) begin
+      if (i < {len(pairs)}) begin a = as[i]; b = bs[i]; end
+      @(posedge clk); #1;
+      if (i >= {MULTIPLY_LATENCY - 1}) $display("%h", p);
+      @(negedge clk);
+    end
+    $finish;
+  end
+endmodule
+"""
+    (tmp_path / "all.v").write_text(_mult18x18d_model() + text + tb)
+    subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "sim"), str(tmp_path / "all.v")],
+                   check=True)
+    run = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], check=True, capture_output=True,
+                         text=True)
+    values = [int(line, 16) for line in run.stdout.split()][:len(pairs)]
+    signed_p = dut.p.shape().signed
+    return [v - (1 << p_width) if signed_p and v >> p_width - 1 else v for v in values]
+
+
+@pytest.mark.parametrize("a_shape,b_shape", SHAPES, ids=lambda s: repr(s))
+def test_generic_and_ecp5_products_are_exact(a_shape, b_shape, tmp_path):
+    pairs = _vectors(a_shape, b_shape)
+    expected = [int(np.int64(a) * np.int64(b)) for a, b in pairs]
+    assert _amaranth_products(a_shape, b_shape, pairs) == expected
+    assert _icarus_products(a_shape, b_shape, pairs, tmp_path) == expected
+
+
+def test_operands_wider_than_a_dsp_block_are_rejected():
+    with pytest.raises(ValueError, match="operand b must be at most 18 bits"):
+        PipelinedMultiplier(signed(8), unsigned(DSP_WIDTH + 1))
+
+
+def test_lut_width_leaves_narrow_multipliers_generic():
+    narrow = verilog.convert(PipelinedMultiplier(signed(9), signed(8)), name="dut",
+                             platform=SynthesisPlatform("ecp5", lut_width=9))
+    wide = verilog.convert(PipelinedMultiplier(signed(10), signed(8)), name="dut",
+                           platform=SynthesisPlatform("ecp5", lut_width=9))
+    assert "MULT18X18D" not in narrow and " * " in narrow
+    assert "MULT18X18D" in wide
+
+
+def test_verilog_cli_emits_one_dsp_primitive_per_pe(tmp_path):
+    runner = CliRunner()
+    for dsp, primitives in (("ecp5", 6), ("generic", 0)):
+        out = tmp_path / f"{dsp}.v"
+        result = runner.invoke(main, ["verilog", "--top", "array", "--rows", "2", "--cols", "3",
+                                      "--dsp", dsp, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.read_text().count("MULT18X18D #(") == primitives
