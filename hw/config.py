@@ -58,6 +58,16 @@ def _check_power_of_two(name, value, low, high):
         raise ValueError(f"{name} must be a power of two in {low}..{high}, not {value!r}")
 
 
+class ProgramTooLongError(ValueError):
+    """A program has more instructions than the configuration's program indices count
+    (``HardwareConfig.max_program``, from ``pc_width``)."""
+
+    def __init__(self, count, config):
+        super().__init__(f"program of {count} instructions exceeds the {config.max_program} "
+                         f"that pc_width={config.pc_width} allows")
+        self.count, self.max_program = count, config.max_program
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
     """Everything that shapes a generated accelerator; the gateware and the compiler both
@@ -101,6 +111,13 @@ class HardwareConfig:
         decides). For FPGAs without distributed RAM (iCE40), where a small queue otherwise
         becomes flip-flops and multiplexers; each such queue takes ``ceil(bits / 16)``
         iCE40 block RAMs. Behaviour is the same either way.
+    pc_width
+        Bits of a program index (8..32): a program holds at most ``2**pc_width - 1``
+        instructions (:attr:`max_program`). ``PROG_COUNT`` keeps only its low ``pc_width``
+        bits, and the fetch unit, the controller's decode stages and dependency-token gates
+        and ``ERROR_PC`` carry indices of that width. The driver and the compiler raise
+        :class:`ProgramTooLongError` for a longer program (the hardware would run a
+        truncated count).
     vector
         The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
         on the host.
@@ -122,6 +139,7 @@ class HardwareConfig:
     decode_stages: int = 4
     counter_width: int = 64
     queue_ram_width: int = 0
+    pc_width: int = 32
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
@@ -155,6 +173,9 @@ class HardwareConfig:
                 or not 0 <= self.queue_ram_width <= 4096:
             raise ValueError(f"queue_ram_width must be an integer in 0..4096, "
                              f"not {self.queue_ram_width!r}")
+        if isinstance(self.pc_width, bool) or not isinstance(self.pc_width, int) \
+                or not 8 <= self.pc_width <= 32:
+            raise ValueError(f"pc_width must be an integer in 8..32, not {self.pc_width!r}")
         if isinstance(self.vector, dict):  # as to_dict() wrote it
             unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
             if unknown:
@@ -178,6 +199,17 @@ class HardwareConfig:
     @property
     def acc_bank_lines(self):
         return self.acc_lines // self.acc_banks
+
+    @property
+    def max_program(self):
+        """Most instructions a program may hold (``2**pc_width - 1``)."""
+        return (1 << self.pc_width) - 1
+
+    def check_program_length(self, count):
+        """Raise :class:`ProgramTooLongError` if a program of ``count`` instruction words is
+        longer than :attr:`max_program`."""
+        if count > self.max_program:
+            raise ProgramTooLongError(count, self)
 
     def queue_in_block_ram(self, bits):
         """Whether a queue of ``bits``-bit entries keeps them in block RAM
@@ -266,13 +298,14 @@ class VectorUnitsConfig:
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, 32-bit
-#: counters, and its widest load and store queues (lines and bus beats) in block RAM.
+#: counters, its widest load and store queues (lines and bus beats) in block RAM, and
+#: 16-bit program indices (programs of at most 65,535 instructions).
 PROFILES = {
     "default": {},
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
-        "queue_ram_width": 37, "vector": dict.fromkeys(VECTOR_UNITS, False),
+        "queue_ram_width": 37, "pc_width": 16, "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

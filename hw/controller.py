@@ -27,11 +27,20 @@ from .isa import (ALLOWED_DEPS, INSTRUCTION_BITS, VECTOR_PARAMS, VECTOR_UNIT, In
                   vector_row_limit)
 from .pwl import PWL_WIDTH, SEG_LOG2
 
-__all__ = ["FetchedWord", "DirectQueue", "UnitGate", "Controller", "udiv_const", "UNITS",
+__all__ = ["FetchedWord", "fetched_word", "DirectQueue", "UnitGate", "Controller", "udiv_const", "UNITS",
            "TOKEN_QUEUES"]
 
-#: A fetched instruction word and its index in the program.
-FetchedWord = data.StructLayout({"word": INSTRUCTION_BITS, "pc": 32})
+
+
+def fetched_word(pc_width=32):
+    """A fetched instruction word and its index in the program (``pc_width`` bits, of the
+    configuration)."""
+    return data.StructLayout({"word": INSTRUCTION_BITS, "pc": pc_width})
+
+
+#: A fetched instruction word and its 32-bit index in the program (the default
+#: ``pc_width``).
+FetchedWord = fetched_word()
 
 #: Units, the opcodes they execute, the dependency flags they pop and push, and the token
 #: queue each flag uses.
@@ -104,13 +113,13 @@ class DirectQueue(FIFOInterface, Elaboratable):
 
 class UnitGate(wiring.Component):
     """Dependency-token gate in front of one unit, which may hold up to ``depth``
-    unfinished instructions.
+    unfinished instructions (program indices of ``pc_width`` bits).
 
     Members
     -------
-    queue : In(stream.Signature(FetchedWord))
+    queue : In(stream.Signature(fetched_word(pc_width)))
         The unit's instruction queue.
-    insn : Out(stream.Signature(FetchedWord))
+    insn : Out(stream.Signature(fetched_word(pc_width)))
         To the unit, once the instruction's pop tokens are available.
     done : In(1)
         The unit finished its oldest instruction: push that instruction's tokens.
@@ -118,7 +127,7 @@ class UnitGate(wiring.Component):
         Per pop flag (in ``pops`` order): its token queue holds a token.
     pop, push : Out(len(pops)), Out(len(pushes))
         Tokens taken / given this cycle.
-    done_pc : Out(32)
+    done_pc : Out(pc_width)
         Program index of the unit's oldest unfinished instruction.
     stalled : Out(1)
         An instruction waits for tokens.
@@ -128,16 +137,17 @@ class UnitGate(wiring.Component):
         Nothing queued at the unit and nothing unfinished.
     """
 
-    def __init__(self, pops, pushes, depth):
+    def __init__(self, pops, pushes, depth, pc_width=32):
         self.pops, self.pushes, self.depth = list(pops), list(pushes), depth
+        layout = fetched_word(pc_width)
         super().__init__({
-            "queue": In(stream.Signature(FetchedWord)),
-            "insn": Out(stream.Signature(FetchedWord)),
+            "queue": In(stream.Signature(layout)),
+            "insn": Out(stream.Signature(layout)),
             "done": In(1),
             "available": In(max(len(self.pops), 1)),
             "pop": Out(max(len(self.pops), 1)),
             "push": Out(max(len(self.pushes), 1)),
-            "done_pc": Out(32),
+            "done_pc": Out(pc_width),
             "stalled": Out(1),
             "drop": In(1),
             "idle": Out(1),
@@ -150,7 +160,7 @@ class UnitGate(wiring.Component):
         wanted = Cat(*(getattr(deps, flag) for flag in self.pops)) if self.pops else Const(0, 1)
         pushes = Cat(*(getattr(deps, flag) for flag in self.pushes)) if self.pushes \
             else Const(0, 1)
-        m.submodules.in_flight = in_flight = SyncFIFO(width=len(pushes) + 32,
+        m.submodules.in_flight = in_flight = SyncFIFO(width=len(pushes) + len(self.done_pc),
                                                       depth=self.depth)
         tokens_ok = (wanted & ~self.available) == 0
         issue = self.queue.valid & tokens_ok & in_flight.w_rdy & ~self.drop
@@ -177,16 +187,17 @@ class Controller(wiring.Component):
     -------
     start : In(1)
         Pulse: a program starts (clears the error and the tokens).
-    fetched : In(stream.Signature(FetchedWord))
-        Words from the fetch unit, in program order.
+    fetched : In(stream.Signature(fetched_word(pc_width)))
+        Words from the fetch unit, in program order (indices of the configuration's
+        ``pc_width`` bits, as every ``*_pc`` below).
     fetch_busy : In(1)
         The fetch unit still has words to deliver.
     fetch_error : In(1)
         Pulse: an instruction fetch got an AXI error; ``fetch_error_pc`` names the word.
-    fetch_error_pc : In(32)
+    fetch_error_pc : In(pc_width)
     stop_fetch : Out(1)
         Pulse: HALT or an error — fetch no further.
-    load, compute, store : Out(stream.Signature(FetchedWord))
+    load, compute, store : Out(stream.Signature(fetched_word(pc_width)))
         Instructions for the units (``word`` is cast to the unit's layout).
     load_done, compute_done, store_done : In(1)
         A unit finished its oldest instruction.
@@ -199,7 +210,7 @@ class Controller(wiring.Component):
         Pulse: the program ended (all work done, or stopped by an error).
     error : Out(ErrorCode width)
         First error of the program (``ErrorCode.NONE`` if none).
-    error_pc : Out(32)
+    error_pc : Out(pc_width)
     decoded : Out(1)
         A program word was taken from the fetch stream and acted on (dispatched, or
         FENCE, HALT or an error); words fetched after HALT or an error do not count.
@@ -211,19 +222,20 @@ class Controller(wiring.Component):
 
     def __init__(self, config: HardwareConfig):
         self.config = config
+        layout, pc_width = fetched_word(config.pc_width), config.pc_width
         super().__init__({
             "start": In(1),
-            "fetched": In(stream.Signature(FetchedWord)),
-            "fetch_busy": In(1), "fetch_error": In(1), "fetch_error_pc": In(32),
+            "fetched": In(stream.Signature(layout)),
+            "fetch_busy": In(1), "fetch_error": In(1), "fetch_error_pc": In(pc_width),
             "stop_fetch": Out(1),
-            "load": Out(stream.Signature(FetchedWord)),
-            "compute": Out(stream.Signature(FetchedWord)),
-            "store": Out(stream.Signature(FetchedWord)),
+            "load": Out(stream.Signature(layout)),
+            "compute": Out(stream.Signature(layout)),
+            "store": Out(stream.Signature(layout)),
             "load_done": In(1), "compute_done": In(1), "store_done": In(1),
             "load_error": In(1), "store_error": In(1),
             "units_idle": In(1),
             "busy": Out(1), "finished": Out(1), "decoded": Out(1),
-            "error": Out(8), "error_pc": Out(32),
+            "error": Out(8), "error_pc": Out(pc_width),
             "stalled": Out(3), "completed": Out(2),
         })
 
@@ -435,7 +447,9 @@ class Controller(wiring.Component):
 
         # The decode pipeline: the fetched word, then with its PerRow, its LineCounts and
         # EarlyChecks, and its error code; the last stage dispatches.
-        stages = [(Signal(FetchedWord, name=f"s{i}"), Signal(name=f"s{i}_valid"))
+        pc_width = self.config.pc_width
+        layout = fetched_word(pc_width)
+        stages = [(Signal(layout, name=f"s{i}"), Signal(name=f"s{i}_valid"))
                   for i in range(1, 5)]
         s2_per_row, s3_counts, s3_early = Signal(PerRow), Signal(LineCounts), Signal(EarlyChecks)
         last, last_valid = stages[-1]
@@ -443,10 +457,10 @@ class Controller(wiring.Component):
 
         # Buffered: a queue's head is a register, out of the paths through the gates. (With
         # no entries, a word waiting for tokens holds back every word behind it.)
-        width = data.Layout.cast(FetchedWord).size
+        width = data.Layout.cast(layout).size
         queues = {name: SyncFIFOBuffered(width=width, depth=depth) if depth
                   else DirectQueue(width=width) for name in UNITS}
-        gates = {name: UnitGate(pops, pushes, 2 * self.config.in_flight)
+        gates = {name: UnitGate(pops, pushes, 2 * self.config.in_flight, pc_width)
                  for name, (_, pops, pushes) in UNITS.items()}
         for name in UNITS:
             m.submodules[f"queue_{name}"] = queues[name]
@@ -518,7 +532,7 @@ class Controller(wiring.Component):
         # Tokens. A push that takes a queue past MAX_TOKENS is an error reported a cycle
         # later with the index of the pushing unit's instruction (kept from its done pulse),
         # out of the error logic's paths.
-        finished_pc = {name: Signal(32, name=f"finished_pc_{name}") for name in UNITS}
+        finished_pc = {name: Signal(pc_width, name=f"finished_pc_{name}") for name in UNITS}
         for name, gate in gates.items():
             with m.If(gate.done):
                 m.d.sync += finished_pc[name].eq(gate.done_pc)

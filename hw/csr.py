@@ -53,7 +53,8 @@ _FIXED = [
     Register("IRQ_ENABLE", 0x08, "rw", "bit 0: raise `irq` when done or on error"),
     Register("PROG_ADDR_LO", 0x0C, "rw", "host byte address of the program, low word"),
     Register("PROG_ADDR_HI", 0x10, "rw", "host byte address of the program, high word"),
-    Register("PROG_COUNT", 0x14, "rw", "instructions in the program (fetch also stops at HALT)"),
+    Register("PROG_COUNT", 0x14, "rw", "instructions in the program (fetch also stops at HALT); "
+             "only the low `pc_width` bits of the configuration are kept (32 by default)"),
     Register("ERROR_CODE", 0x18, "ro", "an `ErrorCode` (0 = none)"),
     Register("ERROR_PC", 0x1C, "ro", "index of the instruction that raised the error"),
     Register("HW_INFO", 0x20, "ro", "bits 7:0 rows, 15:8 cols, 16 dataflow (1 = os), "

@@ -23,9 +23,10 @@ from .memory import Repacker
 __all__ = ["fetch_layout", "Fetch"]
 
 
-def fetch_layout():
-    """A fetched instruction word and its index in the program."""
-    return data.StructLayout({"word": INSTRUCTION_BITS, "pc": 32})
+def fetch_layout(pc_width=32):
+    """A fetched instruction word and its index in the program (``pc_width`` bits, of the
+    configuration)."""
+    return data.StructLayout({"word": INSTRUCTION_BITS, "pc": pc_width})
 
 
 class Fetch(wiring.Component):
@@ -43,15 +44,15 @@ class Fetch(wiring.Component):
     start : In(1)
     stop : In(1)
     prog_addr : In(addr_width)
-    count : In(32)
-    insn : Out(stream.Signature(fetch_layout()))
+    count : In(pc_width)
+    insn : Out(stream.Signature(fetch_layout(pc_width)))
         Words in program order with their index ``pc``.
     fetched : Out(1)
         Pulses when a word is taken from ``insn`` (16 bytes for FETCH_BYTES).
     busy : Out(1)
         Words remain to be handed out, an error to be reported, or commands to be drained.
     error : Out(1)
-    error_pc : Out(32)
+    error_pc : Out(pc_width)
         Index of the word whose fetch failed, when ``error`` pulses.
     dma_cmd : Out(stream.Signature(command_layout(addr_width)))
     dma_data : In(stream.Signature(beat_layout(dma_bytes)))
@@ -63,9 +64,10 @@ class Fetch(wiring.Component):
         self.config = config
         super().__init__({
             "start": In(1), "stop": In(1),
-            "prog_addr": In(config.addr_width), "count": In(32),
-            "insn": Out(stream.Signature(fetch_layout())),
-            "fetched": Out(1), "busy": Out(1), "error": Out(1), "error_pc": Out(32),
+            "prog_addr": In(config.addr_width), "count": In(config.pc_width),
+            "insn": Out(stream.Signature(fetch_layout(config.pc_width))),
+            "fetched": Out(1), "busy": Out(1), "error": Out(1),
+            "error_pc": Out(config.pc_width),
             "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
             "dma_data": In(stream.Signature(beat_layout(config.dma_bytes))),
         })
@@ -87,8 +89,8 @@ class Fetch(wiring.Component):
         # Next word to request and first word not yet committed: address, words from it to
         # the end of the program. (Kept as such so that no wide adder precedes a decision.)
         issue_addr, commit_addr = Signal(cfg.addr_width), Signal(cfg.addr_width)
-        issue_left, commit_left = Signal(32), Signal(32)
-        out_pc, final_pc = Signal(32), Signal(32)
+        issue_left, commit_left = Signal(cfg.pc_width), Signal(cfg.pc_width)
+        out_pc, final_pc = Signal(cfg.pc_width), Signal(cfg.pc_width)
         retry_left = Signal(range(chunk_words + 1))  # words to request one by one
         retrying = Signal()  # retry_left != 0, in a register of its own
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)

@@ -34,11 +34,12 @@ class RegisterBlock(wiring.Component):
         Pulses from CTRL writes.
     irq_enable : Out(1)
     prog_addr : Out(addr_width)
-    prog_count : Out(32)
+    prog_count : Out(pc_width)
+        The low ``pc_width`` bits of ``PROG_COUNT`` (the register keeps no more).
     busy, finished : In(1)
         Program running; pulse when it ends (sets DONE, and the interrupt if enabled).
     error : In(8)
-    error_pc : In(32)
+    error_pc : In(pc_width)
     counters : In(64).array(len(COUNTERS))
         In ``COUNTERS`` order.
     irq : Out(1)
@@ -50,8 +51,9 @@ class RegisterBlock(wiring.Component):
         super().__init__({
             "bus": In(RegisterBusSignature(CSR_ADDR_WIDTH, 32)),
             "start": Out(1), "clear": Out(1), "irq_enable": Out(1),
-            "prog_addr": Out(config.addr_width), "prog_count": Out(32),
-            "busy": In(1), "finished": In(1), "error": In(8), "error_pc": In(32),
+            "prog_addr": Out(config.addr_width), "prog_count": Out(config.pc_width),
+            "busy": In(1), "finished": In(1), "error": In(8),
+            "error_pc": In(config.pc_width),
             "counters": In(64).array(len(COUNTERS)),
             "irq": Out(1),
         })
@@ -128,6 +130,6 @@ class RegisterBlock(wiring.Component):
 
     @staticmethod
     def _write_bytes(m, target, data, strobes):
-        for byte in range(4):
+        for byte in range(min(4, (len(target) + 7) // 8)):  # (a narrower target: fewer)
             with m.If(strobes[byte]):
                 m.d.sync += target[8 * byte:8 * byte + 8].eq(data[8 * byte:8 * byte + 8])

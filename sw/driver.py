@@ -294,7 +294,9 @@ class Accelerator:
         :class:`~systolic.sw.compiler.memory.DeviceMemory` (in place when the backend can);
         returns the backend's result, raises :class:`AcceleratorError` on a hardware error.
         ``max_cycles`` raises the hang limit of a cycle-accurate backend for this run (a
-        long program is not a hang)."""
+        long program is not a hang). A program longer than the configuration's
+        ``max_program`` raises :class:`~systolic.hw.config.ProgramTooLongError`."""
+        self.config.check_program_length(count)
         limit = getattr(self._sim, "max_cycles", None)
         if limit is not None and max_cycles is not None:
             self._sim.max_cycles = max(limit, max_cycles)
@@ -313,7 +315,10 @@ class Accelerator:
 
     def run_program(self, words, image: HostImage, useful_macs=0):
         """Run instruction ``words`` appended to ``image``; returns the final host memory.
-        Raises :class:`AcceleratorError` if the hardware reports one."""
+        Raises :class:`AcceleratorError` if the hardware reports one, and
+        :class:`~systolic.hw.config.ProgramTooLongError` for more words than the
+        configuration's ``max_program``."""
+        self.config.check_program_length(len(words))
         prog_addr = image.add(_program_bytes(words))
         memory = image.array()
         start = time.perf_counter()

@@ -18,7 +18,7 @@ from systolic.sim.functional import FunctionalSimulator
 from systolic.sw.cli import main
 
 from test_accelerator import (check_error_programs, check_matmul,  # noqa: I001
-                              check_state_persists, gemm_program)
+                              check_same, check_state_persists, gemm_program)
 
 
 def test_synth_small_array_on_ice40(tmp_path, monkeypatch):
@@ -97,7 +97,8 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("decode_stages", 2.0), ("counter_width", 31),
                         ("counter_width", 65), ("counter_width", 32.0),
                         ("queue_ram_width", -1), ("queue_ram_width", 4097),
-                        ("queue_ram_width", True)):
+                        ("queue_ram_width", True), ("pc_width", 7), ("pc_width", 33),
+                        ("pc_width", 16.0), ("pc_width", True)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
 
@@ -152,3 +153,44 @@ def test_tiny_profile_runs_the_accelerator_programs(backend):
                  functional)
     check_error_programs(config, rtl, functional)
     check_state_persists(config, rtl)
+
+
+def test_pc_width_bounds_programs():
+    """``pc_width``: the tiny profile's 16-bit program indices; a program of
+    ``max_program`` words runs and an error in its last word names it, on the functional
+    simulator and the RTL alike; the driver and the compiler raise ProgramTooLongError
+    for a longer one (never a silently truncated PROG_COUNT)."""
+    from systolic.hw.config import ProgramTooLongError
+    from systolic.hw.csr import ErrorCode
+    from systolic.sw.assembler import assemble
+    from systolic.sw.compiler.gemm import compile_gemm
+    from systolic.sw.driver import Accelerator, HostImage, _program_bytes
+
+    assert HardwareConfig().pc_width == 32 and HardwareConfig().max_program == 2**32 - 1
+    tiny = HardwareConfig.profile("tiny")
+    assert (tiny.pc_width, tiny.max_program) == (16, 65535)
+    config = HardwareConfig.profile("tiny", spad_lines=64, acc_lines=32, pc_width=8)
+    assert config.max_program == 255
+    # 254 FENCEs, then a LOAD past the scratchpad at index 254 (all eight index bits set
+    # but the lowest).
+    words = assemble("fence\n" * 254 + "load mem=spad sram_addr=60 rows=5 row_bytes=4 "
+                     "dram_addr=0x2000")
+    memory = np.zeros(8192, dtype=np.uint8)
+    memory[:16 * len(words)] = _program_bytes(words)
+    reference = FunctionalSimulator(config).run(memory, 0, len(words))
+    assert (reference.error, reference.error_pc) == (ErrorCode.SPAD_RANGE, 254)
+    check_same(reference, create_backend("amaranth", config).run(memory, 0, len(words)))
+    halted = assemble("fence\n" * 254 + "halt")
+    memory[:16 * len(halted)] = _program_bytes(halted)
+    assert create_backend("amaranth", config).run(memory, 0, 255).error == ErrorCode.NONE
+
+    acc = Accelerator(config)
+    with pytest.raises(ProgramTooLongError, match="256 instructions exceeds the 255"):
+        acc.run_program(words + halted[-1:], HostImage())
+    with pytest.raises(ProgramTooLongError) as info:
+        acc.run_image(None, 0, 300)
+    assert (info.value.count, info.value.max_program) == (300, 255)
+    a, b = np.ones((16, 16), np.int8), np.ones((16, 16), np.int8)
+    with pytest.raises(ProgramTooLongError):
+        compile_gemm(config, a, b, HostImage())  # 775 words on 2 x 2
+    assert np.array_equal(Accelerator(tiny).matmul(a, b), np.full((16, 16), 16))

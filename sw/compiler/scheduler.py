@@ -194,7 +194,10 @@ class Scheduler:
         self._host_writes.clear()
 
     def words(self):
-        """The encoded instruction words (no HALT)."""
+        """The encoded instruction words (no HALT). Raises
+        :class:`~systolic.hw.config.ProgramTooLongError` when they and a HALT would exceed
+        the configuration's ``max_program``."""
+        self.config.check_program_length(len(self.instructions) + 1)
         return [insn.encode() for insn in self.instructions]
 
     # -- hazards ----------------------------------------------------------------------------
