@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .config import ACC_WIDTH
 from .formats import MANT_WIDTH, ROW_EXP_WIDTH, SHIFT_WIDTH
 from .vector import (OutBits, StreamingPipeline, out_bits_port, beat_layout, check_lanes, dyadic_scale,
-                     multiply, out_layout, saturate, saturate_out)
+                     multiply, out_layout, saturate_next, saturate_out)
 
 __all__ = ["Requantize", "requantize_layout"]
 
@@ -67,9 +67,8 @@ class Requantize(wiring.Component):
             p[f"{name}_total_shift"] = (p["beat"].lanes[lane].s - p["beat"].exp)[:SHIFT_WIDTH]
             scaled = dyadic_scale(p, p["beat"].lanes[lane].acc, mult, p[f"{name}_total_shift"],
                                   name)
-            p[f"{name}_sat32"] = saturate(scaled, ACC_WIDTH)
-            p.step()
-            p[f"{name}_biased"] = p[f"{name}_sat32"] + p["beat"].lanes[lane].bias
+            sat32 = saturate_next(p, scaled, ACC_WIDTH, f"{name}_sat32")
+            p[f"{name}_biased"] = sat32 + p["beat"].lanes[lane].bias
             p.step()
             return saturate_out(p, p[f"{name}_biased"], self.out_bits, f"{name}_out")
 

@@ -26,8 +26,8 @@ from .formats import OUT_BITS
 __all__ = [
     "OutBits", "out_bits_port", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
     "out_layout", "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage",
-    "signed_range", "fits_signed", "saturate", "saturate_out", "multiply", "dyadic_scale",
-    "round_shift", "lane_reduce", "Divider", "Isqrt", "RowBuffer", "RowReader", "row_reduce",
+    "signed_range", "fits_signed", "saturate", "saturate_next", "saturate_out", "multiply",
+    "dyadic_scale", "round_shift", "lane_reduce", "Divider", "Isqrt", "RowBuffer", "RowReader", "row_reduce",
     "lane_magnitudes", "lane_valid", "maximum", "StateMachine",
 ]
 
@@ -276,23 +276,38 @@ def saturate(value, bits, signed_result=True):
     return Mux(value[bits:] == 0, value[:bits], (1 << bits) - 1)
 
 
+def _registered_clamps(p, value, widths, name):
+    """``value`` (signed, of the current stage) clamped to the signed range of each of
+    ``widths`` (at most 32 bits): the range checks are registered, and ``{bits: clamp}``
+    is returned (combinational) one stage later."""
+    value = Value.cast(value)
+    p[f"{name}_value"] = value[:ACC_WIDTH].as_signed()
+    p[f"{name}_negative"] = value[-1]
+    for bits in widths:
+        p[f"{name}_fits{bits}"] = fits_signed(value, bits)
+    p.step()
+    clamps = {}
+    for bits in widths:
+        lo, hi = signed_range(bits)
+        clamps[bits] = Mux(p[f"{name}_fits{bits}"], p[f"{name}_value"],
+                           Mux(p[f"{name}_negative"], lo, hi))
+    return clamps
+
+
+def saturate_next(p, value, bits, name):
+    """:func:`saturate` of ``value`` (of the current stage) to ``bits`` (at most 32), one
+    stage later: the range check of a wide value is registered (with the selection in the
+    same cycle it was the slowest path of the requantize unit)."""
+    return _registered_clamps(p, value, (bits,), name)[bits]
+
+
 def saturate_out(p, value, out_bits, name):
     """``value`` (signed, of the current stage) clamped to the signed range selected by
     ``out_bits`` (an :class:`OutBits` signal): the range checks are registered, and the
     selection is returned (combinational) one stage later."""
-    value = Value.cast(value)
-    p[f"{name}_value"] = value[:ACC_WIDTH]
-    p[f"{name}_negative"] = value[-1]
-    for bits in (8, 16, 32):
-        p[f"{name}_fits{bits}"] = fits_signed(value, bits)
-    p.step()
-
-    def clamp(bits):
-        lo, hi = signed_range(bits)
-        return Mux(p[f"{name}_fits{bits}"], p[f"{name}_value"],
-                   Mux(p[f"{name}_negative"], lo, hi))
-    return Mux(out_bits == OutBits.INT8, clamp(8),
-               Mux(out_bits == OutBits.INT16, clamp(16), clamp(32)))
+    clamp = _registered_clamps(p, value, (8, 16, 32), name)
+    return Mux(out_bits == OutBits.INT8, clamp[8],
+               Mux(out_bits == OutBits.INT16, clamp[16], clamp[32]))
 
 
 def _pieces(value):

