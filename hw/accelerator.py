@@ -159,7 +159,8 @@ class AcceleratorTop(wiring.Component):
         ]
 
     def _counters(self, m, cfg, regs, ctrl, compute):
-        """The performance counters of ``hw/csr.py``, cleared at start."""
+        """The performance counters of ``hw/csr.py`` (without ``perf_counters``: CYCLES
+        alone), cleared at start."""
         def transfer_bytes(port):
             # Added a cycle after the instruction is taken: the multiplier sees only the
             # queue's head, not the unit's handshake.
@@ -183,6 +184,8 @@ class AcceleratorTop(wiring.Component):
         }
         assert list(increments) == list(COUNTERS)
         for index, (name, step) in enumerate(increments.items()):
+            if not cfg.perf_counters and name != "CYCLES":
+                continue
             counter = Signal(cfg.counter_width, name=f"count_{name.lower()}")
             with m.If(regs.start):
                 m.d.sync += counter.eq(0)

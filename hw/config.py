@@ -111,6 +111,10 @@ class HardwareConfig:
         decides). For FPGAs without distributed RAM (iCE40), where a small queue otherwise
         becomes flip-flops and multiplexers; each such queue takes ``ceil(bits / 16)``
         iCE40 block RAMs. Behaviour is the same either way.
+    perf_counters
+        Whether the performance counters other than ``CYCLES`` exist (False: they are
+        absent, their registers read 0, ``HW_INFO`` bit 23 says so, and the RTL backends
+        report ``cycles`` alone).
     pc_width
         Bits of a program index (8..32): a program holds at most ``2**pc_width - 1``
         instructions (:attr:`max_program`). ``PROG_COUNT`` keeps only its low ``pc_width``
@@ -139,6 +143,7 @@ class HardwareConfig:
     decode_stages: int = 4
     counter_width: int = 64
     queue_ram_width: int = 0
+    perf_counters: bool = True
     pc_width: int = 32
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
@@ -173,6 +178,9 @@ class HardwareConfig:
                 or not 0 <= self.queue_ram_width <= 4096:
             raise ValueError(f"queue_ram_width must be an integer in 0..4096, "
                              f"not {self.queue_ram_width!r}")
+        if not isinstance(self.perf_counters, bool):
+            raise ValueError(f"perf_counters must be True or False, "
+                             f"not {self.perf_counters!r}")
         if isinstance(self.pc_width, bool) or not isinstance(self.pc_width, int) \
                 or not 8 <= self.pc_width <= 32:
             raise ValueError(f"pc_width must be an integer in 8..32, not {self.pc_width!r}")
@@ -297,8 +305,8 @@ class VectorUnitsConfig:
 #: accelerator (aimed at an iCE40 UP5K, which it does not fit yet: see the README), a 2x2
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
-#: instruction queues, two instructions per unit, one DMA burst in flight, 32-bit
-#: counters, its widest load and store queues (lines and bus beats) in block RAM, and
+#: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
+#: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM, and
 #: 16-bit program indices (programs of at most 65,535 instructions).
 PROFILES = {
     "default": {},
@@ -306,6 +314,7 @@ PROFILES = {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
-        "queue_ram_width": 37, "pc_width": 16, "vector": dict.fromkeys(VECTOR_UNITS, False),
+        "queue_ram_width": 37, "perf_counters": False, "pc_width": 16,
+        "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

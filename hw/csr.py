@@ -9,7 +9,8 @@ word first: it latches the high word, so the pair is consistent).
 import enum
 from dataclasses import dataclass
 
-__all__ = ["ErrorCode", "Register", "REGISTERS", "COUNTERS", "register", "registers_markdown"]
+__all__ = ["ErrorCode", "Register", "REGISTERS", "COUNTERS", "NO_PERF_COUNTERS",
+           "present_counters", "register", "registers_markdown"]
 
 
 class ErrorCode(enum.IntEnum):
@@ -58,7 +59,8 @@ _FIXED = [
     Register("ERROR_CODE", 0x18, "ro", "an `ErrorCode` (0 = none)"),
     Register("ERROR_PC", 0x1C, "ro", "index of the instruction that raised the error"),
     Register("HW_INFO", 0x20, "ro", "bits 7:0 rows, 15:8 cols, 16 dataflow (1 = os), "
-             "23:17 log2(dma_bytes), 31:24 ISA version"),
+             "22:17 log2(dma_bytes), 23 only `CYCLES` counts (the other counters are absent "
+             "and read 0), 31:24 ISA version"),
 ]
 
 REGISTERS = _FIXED + [
@@ -66,6 +68,17 @@ REGISTERS = _FIXED + [
     for index, (name, doc) in enumerate(COUNTERS.items())
     for word, half in enumerate(("LO", "HI"))
 ]
+
+#: ``HW_INFO`` bit: the performance counters other than ``CYCLES`` are absent (configuration
+#: ``perf_counters=False``) and read 0.
+NO_PERF_COUNTERS = 1 << 23
+
+
+def present_counters(hw_info):
+    """Names of the counters (of :data:`COUNTERS`) an accelerator whose ``HW_INFO`` reads
+    ``hw_info`` implements."""
+    return ["CYCLES"] if hw_info & NO_PERF_COUNTERS else list(COUNTERS)
+
 
 #: Bumped whenever the instruction encoding changes incompatibly.
 ISA_VERSION = 1

@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import RegisterBusSignature
 from .config import HardwareConfig
-from .csr import COUNTERS, ISA_VERSION, REGISTERS, register
+from .csr import (COUNTERS, ISA_VERSION, NO_PERF_COUNTERS, REGISTERS, present_counters,
+                  register)
 
 __all__ = ["RegisterBlock", "CSR_ADDR_WIDTH", "hw_info"]
 
@@ -18,7 +19,8 @@ CSR_ADDR_WIDTH = 8
 def hw_info(config: HardwareConfig):
     """The constant ``HW_INFO`` register of ``config`` (layout in ``hw/csr.py``)."""
     return (config.rows | config.cols << 8 | (config.dataflow == "os") << 16
-            | (config.dma_bytes.bit_length() - 1) << 17 | ISA_VERSION << 24)
+            | (config.dma_bytes.bit_length() - 1) << 17
+            | (0 if config.perf_counters else NO_PERF_COUNTERS) | ISA_VERSION << 24)
 
 
 class RegisterBlock(wiring.Component):
@@ -41,7 +43,8 @@ class RegisterBlock(wiring.Component):
     error : In(8)
     error_pc : In(pc_width)
     counters : In(64).array(len(COUNTERS))
-        In ``COUNTERS`` order.
+        In ``COUNTERS`` order; without ``perf_counters`` only ``CYCLES`` is read, the other
+        counters' registers read 0.
     irq : Out(1)
         Interrupt request (level): done or error, while enabled, until cleared.
     """
@@ -114,10 +117,12 @@ class RegisterBlock(wiring.Component):
                 for address, value in values.items():
                     with m.Case(address):
                         m.d.sync += [bus.r_data.eq(value), read_error.eq(0), keep_latch]
+                present = present_counters(hw_info(self.config))
                 for index, name in enumerate(COUNTERS):
+                    counter = self.counters[index] if name in present else Const(0, 64)
                     with m.Case(offset(f"{name}_LO")):
-                        m.d.sync += [bus.r_data.eq(self.counters[index][:32]),
-                                     high_latch.eq(self.counters[index][32:]),
+                        m.d.sync += [bus.r_data.eq(counter[:32]),
+                                     high_latch.eq(counter[32:]),
                                      read_error.eq(0)]
                     with m.Case(offset(f"{name}_HI")):
                         m.d.sync += [bus.r_data.eq(high_latch), read_error.eq(0), keep_latch]

@@ -5,7 +5,7 @@ access a register of ``hw/csr.py`` through its AXI4-Lite port, and one that wait
 interrupt; :func:`start_program` and :func:`collect_results` do the rest.
 """
 
-from systolic.hw.csr import COUNTERS, ErrorCode
+from systolic.hw.csr import ErrorCode, present_counters
 
 __all__ = ["start_program", "collect_results"]
 
@@ -20,7 +20,8 @@ async def start_program(write, prog_addr, count):
 
 
 async def collect_results(read, write):
-    """After the interrupt: ``(error, error_pc, counters)`` (counters by lower-case name),
+    """After the interrupt: ``(error, error_pc, counters)`` (counters by lower-case name:
+    those ``HW_INFO`` says exist, so ``cycles`` alone without the performance counters),
     then clear DONE/ERROR and the interrupt."""
     status = await read("STATUS")
     if not status & 0b10:
@@ -28,7 +29,7 @@ async def collect_results(read, write):
     error = ErrorCode(await read("ERROR_CODE"))
     error_pc = await read("ERROR_PC")
     counters = {}
-    for name in COUNTERS:
+    for name in present_counters(await read("HW_INFO")):
         low = await read(f"{name}_LO")
         counters[name.lower()] = low | await read(f"{name}_HI") << 32
     await write("CTRL", 2)

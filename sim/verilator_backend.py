@@ -29,7 +29,8 @@ import numpy as np
 
 from systolic.hw.axi import BOUNDARY_BYTES, BURST_INCR, RESP_DECERR, RESP_OKAY
 from systolic.hw.config import HardwareConfig
-from systolic.hw.csr import COUNTERS, ErrorCode, register
+from systolic.hw.csr import COUNTERS, ErrorCode, present_counters, register
+from systolic.hw.registers import hw_info
 from systolic.hw.verilog import generate_verilog, module_name
 
 from . import SimulationHang
@@ -217,6 +218,9 @@ class VerilatorBackend:
             # A sample takes two register reads per counter: keep them apart.
             raise ValueError(f"sample_every must be an integer in 256..2**32-1, not "
                              f"{sample_every!r}")
+        if sample_every is not None and not config.perf_counters:
+            raise ValueError("sample_every needs the performance counters "
+                             "(perf_counters=False)")
         self.config, self.max_cycles = config, max_cycles
         self.library_path = build_library(config, build_root=build_root, vcd=vcd is not None)
         lib = self._lib = ctypes.CDLL(str(self.library_path.resolve()))
@@ -280,7 +284,10 @@ class VerilatorBackend:
         failure = list(OUTCOMES.values())[status]
         if failure is not None:
             raise failure(message.value.decode())
-        counters = {name.lower(): int(value) for name, value in zip(COUNTERS, counters)}
+        # (Without the performance counters only CYCLES exists: the others read 0.)
+        present = present_counters(hw_info(self.config))
+        counters = {name.lower(): int(value) for name, value in zip(COUNTERS, counters)
+                    if name in present}
         return RunResult(memory, counters, ErrorCode(error.value), error_pc.value,
                          counters["cycles"], self._take_samples())
 

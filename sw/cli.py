@@ -296,7 +296,8 @@ def _plot_timeline(stats, config, path):
 
 def _summary(stats):
     """One line about a run's cost."""
-    parts = [f"{stats.backend}: {stats.instructions} instructions",
+    counted = "uncounted" if stats.instructions is None else stats.instructions  # (no counters)
+    parts = [f"{stats.backend}: {counted} instructions",
              f"{stats.useful_macs / 1e6:.1f} M useful MACs"]
     if stats.cycles is not None:
         parts.append(f"{stats.cycles} cycles, utilization {stats.utilization:.1%}")

@@ -49,8 +49,10 @@ class RunStats:
     Members
     -------
     backend : str
-    instructions, macs : int
-        Instructions executed and MACs issued to the array (tile padding included).
+    instructions, macs : int or None
+        Instructions executed and MACs issued to the array (tile padding included); None
+        when the accelerator has no such counters (``perf_counters=False``: its RTL
+        backends report ``cycles`` alone).
     useful_macs : int
         MACs of the computation itself.
     cycles : int or None
@@ -118,8 +120,11 @@ class RunStats:
             self._extend_timeline(before + rows)
         for name, value in result.counters.items():
             self.counters[name] = self.counters.get(name, 0) + int(value)
-        self.instructions = self.counters.get("instructions", 0)
-        self.macs = self.counters.get("macs", 0)
+        if "macs" in result.counters and self.macs is not None:
+            self.instructions = self.counters.get("instructions", 0)
+            self.macs = self.counters.get("macs", 0)
+        else:  # (a run without the performance counters: not counted)
+            self.instructions = self.macs = None
         if result.cycles is None or (self.programs > 1 and self.cycles is None):
             self.cycles = None
         else:
@@ -147,7 +152,9 @@ class RunStats:
         measured = all(run.cycles is not None for run in runs)
         for run in runs:
             for name in ("instructions", "macs", "useful_macs", "programs"):
-                setattr(total, name, getattr(total, name) + getattr(run, name))
+                mine, theirs = getattr(total, name), getattr(run, name)
+                # (None: not counted, perf_counters=False.)
+                setattr(total, name, None if None in (mine, theirs) else mine + theirs)
             if measured:
                 total.cycles = (total.cycles or 0) + run.cycles
             if run.predicted_cycles is not None:

@@ -98,7 +98,8 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("counter_width", 65), ("counter_width", 32.0),
                         ("queue_ram_width", -1), ("queue_ram_width", 4097),
                         ("queue_ram_width", True), ("pc_width", 7), ("pc_width", 33),
-                        ("pc_width", 16.0), ("pc_width", True)):
+                        ("pc_width", 16.0), ("pc_width", True), ("perf_counters", 1),
+                        ("perf_counters", "no")):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
 
@@ -148,7 +149,9 @@ def test_tiny_profile_runs_the_accelerator_programs(backend):
     need)."""
     config = HardwareConfig.profile("tiny", spad_lines=64, acc_lines=32)
     rtl, functional = create_backend(backend, config), FunctionalSimulator(config)
-    check_matmul(config, rtl, gemm_program(config, 9, 17, 7, seed=1), functional)
+    result = check_matmul(config, rtl, gemm_program(config, 9, 17, 7, seed=1), functional)
+    # perf_counters=False: the RTL counts cycles alone (check_same compares no counter).
+    assert set(result.counters) == {"cycles"} and result.cycles > 0
     check_matmul(config, rtl, gemm_program(config, 1, 5, 3, seed=2, a_unsigned=True),
                  functional)
     check_error_programs(config, rtl, functional)
@@ -194,3 +197,54 @@ def test_pc_width_bounds_programs():
     with pytest.raises(ProgramTooLongError):
         compile_gemm(config, a, b, HostImage())  # 775 words on 2 x 2
     assert np.array_equal(Accelerator(tiny).matmul(a, b), np.full((16, 16), 16))
+
+
+def test_perf_counters_absent_on_the_tiny_profile():
+    """``perf_counters=False`` (the tiny profile): HW_INFO bit 23 is set, the counters but
+    CYCLES read 0 however they are driven, the RTL backends report cycles alone and the
+    driver leaves instructions and MACs uncounted (None); sampling them is refused."""
+    from amaranth.lib import wiring as _wiring
+
+    from systolic.hw.axi import RESP_OKAY, AXI4LiteSlave
+    from systolic.hw.csr import COUNTERS, NO_PERF_COUNTERS, present_counters, register
+    from systolic.hw.registers import CSR_ADDR_WIDTH, RegisterBlock, hw_info
+    from systolic.sim.axi_models import AXI4LiteMaster
+    from systolic.sim.verilator_backend import VerilatorBackend
+    from systolic.sw.driver import Accelerator
+
+    tiny = HardwareConfig.profile("tiny")
+    assert not tiny.perf_counters and HardwareConfig().perf_counters
+    assert hw_info(tiny) & NO_PERF_COUNTERS and not hw_info(HardwareConfig()) & NO_PERF_COUNTERS
+    assert present_counters(hw_info(tiny)) == ["CYCLES"]
+    assert present_counters(hw_info(HardwareConfig())) == list(COUNTERS)
+
+    m = Module()
+    m.submodules.slave = slave = AXI4LiteSlave(CSR_ADDR_WIDTH, 32)
+    m.submodules.regs = regs = RegisterBlock(tiny)
+    _wiring.connect(m, slave.regs, regs.bus)
+    master = AXI4LiteMaster(slave.bus)
+    seen = {}
+
+    async def bench(ctx):
+        for index in range(len(COUNTERS)):
+            ctx.set(regs.counters[index], 0x5_0000_0007)
+        for name in COUNTERS:
+            expected = (7, 5) if name == "CYCLES" else (0, 0)
+            low = await master.read(ctx, register(f"{name}_LO").offset)
+            high = await master.read(ctx, register(f"{name}_HI").offset)
+            assert (low, high) == ((expected[0], RESP_OKAY), (expected[1], RESP_OKAY)), name
+        seen["info"] = await master.read(ctx, register("HW_INFO").offset)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["info"] == (hw_info(tiny), RESP_OKAY)
+
+    a, b = np.ones((3, 5), np.int8), np.ones((5, 2), np.int8)
+    acc = Accelerator(tiny, "amaranth")
+    assert np.array_equal(acc.matmul(a, b), np.full((3, 2), 5))
+    assert acc.last_run.cycles > 0 and acc.last_run.macs is None
+    assert acc.last_run.instructions is None and set(acc.last_run.counters) == {"cycles"}
+    with pytest.raises(ValueError, match="sample_every needs the performance counters"):
+        VerilatorBackend(tiny, sample_every=256)
