@@ -83,7 +83,9 @@ class Fetch(wiring.Component):
         pointer_bits = buffer_words.bit_length()  # one bit more than an index
 
         # Beats to words; the fetch never holds its beats back (room was reserved).
-        word = self._words(m)
+        # ``beat_lanes``: with a bus no wider than a word, which lane of the word the beat
+        # on ``dma_data`` fills (none: no beat), written straight into the buffer.
+        word, beat_lanes = self._words(m)
 
         running, fault = Signal(), Signal()
         # Next word to request and first word not yet committed: address, words from it to
@@ -104,16 +106,34 @@ class Fetch(wiring.Component):
         # Buffer.
         buffer = Memory(shape=INSTRUCTION_BITS, depth=buffer_words, init=[])
         m.submodules.buffer = buffer
-        buffer_write = buffer.write_port()
+        beat_bits = 8 * cfg.dma_bytes
+        buffer_write = buffer.write_port(
+            granularity=beat_bits if beat_lanes is not None and len(beat_lanes) > 1 else None)
         buffer_read = buffer.read_port(domain="comb")
         dropping = stale != 0
         keep = word.valid & ~dropping
         command_end = word.valid & word.payload.last
         kept_end = keep & word.payload.last
         failed = kept_end & word.payload.error
+        if beat_lanes is None:
+            m.d.comb += [buffer_write.addr.eq(write_ptr),
+                         buffer_write.data.eq(word.payload.data), buffer_write.en.eq(keep)]
+        else:
+            # Each beat goes to its lane of the word at the buffer slot write_ptr has in the
+            # next cycle (a word completing in this cycle moves it on). A word's slot then
+            # holds it when it completes, as a shift register of its beats would. Beats of a
+            # dropped word land in a slot no committed word holds (the one write_ptr then
+            # points to: after a cancel or a failure nothing is committed past it), and the
+            # next kept word overwrites every lane of it.
+            next_write = Signal(pointer_bits)
+            m.d.comb += [
+                next_write.eq(Mux(self.start | self.stop, 0,
+                                  Mux(failed, commit_ptr, write_ptr + keep))),
+                buffer_write.addr.eq(next_write),
+                buffer_write.data.eq(Cat(*[self.dma_data.payload.data] * len(beat_lanes))),
+                buffer_write.en.eq(beat_lanes),
+            ]
         m.d.comb += [
-            buffer_write.addr.eq(write_ptr), buffer_write.data.eq(word.payload.data),
-            buffer_write.en.eq(keep),
             buffer_read.addr.eq(read_ptr),
             self.insn.valid.eq(read_ptr != commit_ptr),
             self.insn.payload.word.eq(buffer_read.data),
@@ -203,12 +223,15 @@ class Fetch(wiring.Component):
         return m
 
     def _words(self, m):
-        """The words of the beats on ``dma_data``, each valid for one cycle (``data``, and
-        ``last`` and ``error`` of its command), a cycle after its last beat arrived.
+        """``(word, beat_lanes)``: the words of the beats on ``dma_data``, each valid for
+        one cycle (``data``, and ``last`` and ``error`` of its command), a cycle after its
+        last beat arrived; and None, or with a bus no wider than a word, the one-hot lane
+        of the word the beat on ``dma_data`` fills (0 without a beat).
 
         A bus no wider than a word needs no :class:`Repacker`: every command is whole words
-        and the reader's beats are then all full, so a word is its last few beats, gathered
-        in a shift register. (Cycle for cycle the same as the repacker's output.)"""
+        and the reader's beats are then all full, so a word is its last few beats, each
+        written straight into its lane of the buffer (``word`` then has no ``data``).
+        (Cycle for cycle the same as the repacker's output.)"""
         beat_bits = 8 * self.config.dma_bytes
         beat = self.dma_data.payload
         if beat_bits > INSTRUCTION_BITS:
@@ -221,18 +244,18 @@ class Fetch(wiring.Component):
                 repacker.i.payload.last.eq(beat.last), repacker.i.payload.error.eq(beat.error),
                 repacker.o.ready.eq(1),
             ]
-            return repacker.o
-        word = stream.Signature(data.StructLayout({
-            "data": INSTRUCTION_BITS, "last": 1, "error": 1})).create()
+            return repacker.o, None
+        word = stream.Signature(data.StructLayout({"last": 1, "error": 1})).create()
         beats = INSTRUCTION_BITS // beat_bits
         index = Signal(range(beats))  # of the next beat in its word
         m.d.comb += self.dma_data.ready.eq(1)
         take = self.dma_data.valid
+        # Little endian: the first beat is the bottom lane.
+        lanes = Signal(beats)
+        m.d.comb += lanes.eq(Cat(take & (index == lane) for lane in range(beats)))
         with m.If(take):
-            # Little endian: the first beat ends at the bottom.
-            m.d.sync += [word.payload.data.eq(Cat(word.payload.data[beat_bits:], beat.data)),
-                         index.eq(Mux(index == beats - 1, 0, index + 1))]
+            m.d.sync += index.eq(Mux(index == beats - 1, 0, index + 1))
         complete = take & (index == beats - 1)
         m.d.sync += [word.valid.eq(complete), word.payload.last.eq(complete & beat.last),
                      word.payload.error.eq(complete & beat.last & beat.error)]
-        return word
+        return word, lanes

@@ -585,11 +585,13 @@ def test_fetch_programs(data_bytes):
     check_fetch(memory, programs, out["results"], data_bytes)
 
 
-def test_fetch_errors():
+@pytest.mark.parametrize("data_bytes, fetch_words", [(8, 8), (4, 1), (4, 2)])
+def test_fetch_errors(data_bytes, fetch_words):
     """A failing chunk is fetched again word by word: the words before the faulting one go
     out, then error names it; a fetch running off the end of memory stops where the
-    functional simulator does; a new start after an error works."""
-    config = HardwareConfig(dma_bytes=8)
+    functional simulator does; a new start after an error works. (Buses no wider than a
+    word write each beat straight into the fetch buffer, beats of dropped words too.)"""
+    config = HardwareConfig(dma_bytes=data_bytes, fetch_words=fetch_words)
     rng = np.random.default_rng(9)
     memory = rng.integers(0, 256, 2 * 4096, dtype=np.uint8)
     error_ranges = [(1000, 1001), (3000, 3100)]
