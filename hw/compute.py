@@ -74,8 +74,9 @@ class MatmulEngine(wiring.Component):
         # One sequencer + reader per scratchpad stream; flags carry a_unsigned.
         seq_a = m.submodules.seq_a = LineSequencer(spad_addr, flags=1)
         seq_b = m.submodules.seq_b = LineSequencer(spad_addr, flags=1)
-        read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag)
-        read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag)
+        depth = cfg.compute_read_depth
+        read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag, depth=depth)
+        read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag, depth=depth)
         wiring.connect(m, seq_a.addrs, read_a.addrs)
         wiring.connect(m, seq_b.addrs, read_b.addrs)
         wiring.connect(m, read_a.port, wiring.flipped(self.spad_a))

@@ -122,6 +122,11 @@ class HardwareConfig:
         and ``ERROR_PC`` carry indices of that width. The driver and the compiler raise
         :class:`ProgramTooLongError` for a longer program (the hardware would run a
         truncated count).
+    compute_read_depth
+        Lines each of the matmul engine's two scratchpad readers reads ahead (3 or 4,
+        default 4). 3 is the least that streams a line per cycle (a line is readable two
+        cycles after its read is issued): results are the same, with fewer queue
+        registers.
     vector
         The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
         on the host.
@@ -145,6 +150,7 @@ class HardwareConfig:
     queue_ram_width: int = 0
     perf_counters: bool = True
     pc_width: int = 32
+    compute_read_depth: int = 4
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
@@ -184,6 +190,9 @@ class HardwareConfig:
         if isinstance(self.pc_width, bool) or not isinstance(self.pc_width, int) \
                 or not 8 <= self.pc_width <= 32:
             raise ValueError(f"pc_width must be an integer in 8..32, not {self.pc_width!r}")
+        if type(self.compute_read_depth) is not int or self.compute_read_depth not in (3, 4):
+            raise ValueError(f"compute_read_depth must be 3 or 4, "
+                             f"not {self.compute_read_depth!r}")
         if isinstance(self.vector, dict):  # as to_dict() wrote it
             unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
             if unknown:
@@ -306,8 +315,9 @@ class VectorUnitsConfig:
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
-#: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM, and
-#: 16-bit program indices (programs of at most 65,535 instructions).
+#: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM,
+#: 16-bit program indices (programs of at most 65,535 instructions), and matmul scratchpad
+#: readers three lines ahead.
 PROFILES = {
     "default": {},
     "tiny": {
@@ -315,6 +325,7 @@ PROFILES = {
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
         "queue_ram_width": 37, "perf_counters": False, "pc_width": 16,
+        "compute_read_depth": 3,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

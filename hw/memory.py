@@ -148,7 +148,8 @@ class LineReader(wiring.Component):
     """Reads the SRAM line of each address on ``addrs`` through ``port`` and streams it, with
     its tag, on ``lines`` at up to one line per cycle, honouring back-pressure (lines wait in
     a small queue; a read is only issued when its line will have room). With
-    ``block_ram`` the queue is a :class:`BlockRAMFIFO` (same behaviour).
+    ``block_ram`` the queue is a :class:`BlockRAMFIFO` (same behaviour). ``depth`` lines
+    (default :attr:`DEPTH`) are read ahead; 3 still streams one line per cycle.
 
     Members
     -------
@@ -159,8 +160,8 @@ class LineReader(wiring.Component):
 
     DEPTH = 4
 
-    def __init__(self, addr_bits, data_bits, tag, *, block_ram=False):
-        self.tag, self.block_ram = tag, block_ram
+    def __init__(self, addr_bits, data_bits, tag, *, block_ram=False, depth=DEPTH):
+        self.tag, self.block_ram, self.depth = tag, block_ram, depth
         super().__init__({
             "addrs": In(stream.Signature(data.StructLayout({"addr": addr_bits, "tag": tag}))),
             "port": Out(ReadPortSignature(addr_bits, data_bits)),
@@ -171,10 +172,10 @@ class LineReader(wiring.Component):
         m = Module()
         layout = data.Layout.cast(self.lines.payload.shape())
         fifo = BlockRAMFIFO if self.block_ram else SyncFIFO
-        m.submodules.queue = queue = fifo(width=layout.size, depth=self.DEPTH)
+        m.submodules.queue = queue = fifo(width=layout.size, depth=self.depth)
         in_flight = Signal()
         tag = Signal(self.tag)
-        room = queue.level + in_flight < self.DEPTH
+        room = queue.level + in_flight < self.depth
         m.d.comb += [
             self.port.en.eq(self.addrs.valid & room),
             self.port.addr.eq(self.addrs.payload.addr),

@@ -99,7 +99,9 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("queue_ram_width", -1), ("queue_ram_width", 4097),
                         ("queue_ram_width", True), ("pc_width", 7), ("pc_width", 33),
                         ("pc_width", 16.0), ("pc_width", True), ("perf_counters", 1),
-                        ("perf_counters", "no")):
+                        ("perf_counters", "no"), ("compute_read_depth", 2),
+                        ("compute_read_depth", 5), ("compute_read_depth", 3.0),
+                        ("compute_read_depth", True)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
 
@@ -197,6 +199,29 @@ def test_pc_width_bounds_programs():
     with pytest.raises(ProgramTooLongError):
         compile_gemm(config, a, b, HostImage())  # 775 words on 2 x 2
     assert np.array_equal(Accelerator(tiny).matmul(a, b), np.full((16, 16), 16))
+
+
+def test_compute_read_depth_three_on_the_tiny_profile():
+    """``compute_read_depth=3`` (the tiny profile): the matmul engine's scratchpad readers
+    read three lines ahead; a GEMM gives the same result in the same cycles as with 4."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_accelerator import check_matmul, gemm_program
+
+    from systolic.hw.memory import LineReader
+    from systolic.sim.backends import create_backend
+
+    assert HardwareConfig.profile("tiny").compute_read_depth == 3
+    assert HardwareConfig().compute_read_depth == LineReader.DEPTH == 4
+    runs = []
+    for depth in (3, 4):
+        config = HardwareConfig.profile("tiny", spad_lines=64, acc_lines=32,
+                                        compute_read_depth=depth)
+        result = check_matmul(config, create_backend("amaranth", config),
+                              gemm_program(config, 5, 9, 3, seed=2))
+        runs.append((result.cycles, bytes(result.memory)))
+    assert runs[0] == runs[1]
 
 
 def test_perf_counters_absent_on_the_tiny_profile():
