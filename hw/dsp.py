@@ -14,7 +14,7 @@ registers into ECP5 DSP blocks, hence the instance.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,11 +42,12 @@ class SynthesisPlatform:
 class PipelinedMultiplier(wiring.Component):
     """``p = a * b``, :data:`MULTIPLY_LATENCY` cycles after ``a`` and ``b``; free-running.
 
-    ``a_init`` and ``b_init`` are the operand registers' reset values. Nothing reads them,
-    but distinct values keep synthesis from merging the operand registers of multipliers
-    that share an operand (a register feeding several DSP blocks cannot sit next to all of
-    them). The ECP5 block's registers reset to zero instead; the product of a reset is
-    zero in both.
+    The registers are datapath and have no reset (whoever uses the product knows from its
+    own valid flags when it is meaningful), so the design's reset does not fan out to every
+    multiplier. ``a_init`` and ``b_init`` are the operand registers' initial values. Nothing
+    reads them, but distinct values keep synthesis from merging the operand registers of
+    multipliers that share an operand (a register feeding several DSP blocks cannot sit
+    next to all of them). The ECP5 block's registers start at zero instead.
 
     Members
     -------
@@ -73,9 +74,11 @@ class PipelinedMultiplier(wiring.Component):
         if getattr(platform, "family", None) == "ecp5" and widest > platform.lut_width:
             self._mult18x18d(m)
             return m
-        a = Signal(self.a.shape(), init=self.a_init)
-        b = Signal(self.b.shape(), init=self.b_init)
-        m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(a * b)]
+        a = Signal(self.a.shape(), init=self.a_init, reset_less=True)
+        b = Signal(self.b.shape(), init=self.b_init, reset_less=True)
+        product = Signal(self.p.shape(), reset_less=True)
+        m.d.sync += [a.eq(self.a), b.eq(self.b), product.eq(a * b)]
+        m.d.comb += self.p.eq(product)
         return m
 
     def _mult18x18d(self, m):
@@ -93,7 +96,7 @@ class PipelinedMultiplier(wiring.Component):
             p_RESETMODE="SYNC", p_GSR="DISABLED",
             i_SIGNEDA=int(self.a.shape().signed), i_SIGNEDB=int(self.b.shape().signed),
             i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=ResetSignal("sync"),
+            i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0,
             **{f"i_C{bit}": 0 for bit in range(DSP_WIDTH)},
             **ports)
         m.d.comb += self.p.eq(product.as_signed() if signed else product)

@@ -5,7 +5,7 @@ its timing is fixed by position: an operand that enters row ``r`` on the left an
 ``c`` at the top meets its partner in PE(r, c) after ``r + c`` hops.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,6 +36,15 @@ def pipelined_product(m, a, b):
 def widen_activation(value, unsigned):
     """An int8 (``unsigned`` low) or uint8 (``unsigned`` high) activation as 9-bit signed."""
     return Cat(value, value[-1] & ~unsigned).as_signed()
+
+
+def data_register(m, value, name):
+    """``value`` one cycle later from a flip-flop without reset: operands, weights and sums
+    mean something only where the control that travels with them says so, and leaving them
+    out of the reset keeps its fan-out to the control bits."""
+    register = Signal(Value.cast(value).shape(), name=name, reset_less=True)
+    m.d.sync += register.eq(value)
+    return register
 
 
 def row_index(count):
@@ -87,16 +96,21 @@ class WeightStationaryPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        weights = [Signal(Operand, name=f"weight{bank}") for bank in range(2)]
+        weights = [Signal(Operand, name=f"weight{bank}", reset_less=True) for bank in range(2)]
         product = pipelined_product(m, self.a_in, Mux(self.bank_in, weights[1], weights[0]))
         # The product arrives PRODUCT_LATENCY cycles after the activation, and so does the
         # partial sum of the same activation from the PE above (it went through the same
         # pipeline one cycle earlier, one row up): the column stays aligned.
+        m.d.comb += [
+            self.a_out.eq(data_register(m, self.a_in, "a")),
+            self.psum_out.eq(data_register(m, self.psum_in + product, "psum")),
+            self.w_out.data.eq(data_register(m, self.w_in.data, "w_data")),
+            self.w_out.row.eq(data_register(m, self.w_in.row, "w_row")),
+        ]
         m.d.sync += [
-            self.a_out.eq(self.a_in),
             self.bank_out.eq(self.bank_in),
-            self.psum_out.eq(self.psum_in + product),
-            self.w_out.eq(self.w_in),
+            self.w_out.valid.eq(self.w_in.valid),
+            self.w_out.bank.eq(self.w_in.bank),
         ]
         with m.If(self.w_in.valid & (self.w_in.row == self.row)):
             with m.If(self.w_in.bank):
@@ -150,8 +164,9 @@ class OutputStationaryPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        acc = Signal(Accum)
+        acc = Signal(Accum)  # restarts every tile, also after a reset
         total = Signal(Accum)
+        result = Signal(Accum, reset_less=True)
         product = pipelined_product(m, self.a_in, self.b_in)
         ctrl = self.ctrl_in
         for stage in range(PRODUCT_LATENCY):  # control follows its product
@@ -159,17 +174,18 @@ class OutputStationaryPE(wiring.Component):
             m.d.sync += delayed.eq(ctrl)
             ctrl = delayed
         m.d.comb += total.eq(acc + product)
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.ctrl_out.eq(self.ctrl_in),
-            self.b_out.eq(self.b_in),
+        m.d.comb += [
+            self.a_out.eq(data_register(m, self.a_in, "a")),
+            self.b_out.eq(data_register(m, self.b_in, "b")),
+            self.result.eq(result),
         ]
+        m.d.sync += self.ctrl_out.eq(self.ctrl_in)
         with m.If(ctrl.valid):
             m.d.sync += acc.eq(Mux(ctrl.last, 0, total))
         # The controller never drains a column while one of its PEs captures (see
         # SystolicArray: last slices are at least 2*rows cycles apart).
         with m.If(ctrl.valid & ctrl.last):
-            m.d.sync += self.result.eq(total)
+            m.d.sync += result.eq(total)
         with m.Elif(self.drain):
-            m.d.sync += self.result.eq(self.result_in)
+            m.d.sync += result.eq(self.result_in)
         return m

@@ -98,6 +98,11 @@ class Pipeline:
 
     Helpers that take values and step the pipeline must store their arguments with
     ``p[key] = arg`` on entry and read them back with ``p[key]`` where they use them.
+
+    Only one-bit values (``valid`` and the other flags that say what a beat is) have
+    resettable delay registers; wider values are data, which matters only where a flag
+    says so, and their registers have no reset: the reset then reaches a few hundred
+    flip-flops instead of every one, and the data registers need no reset logic.
     """
 
     def __init__(self, m, name):
@@ -132,7 +137,9 @@ class Pipeline:
             raise KeyError(f"pipeline value {key!r} of stage {stage} read at {at}")
         for s in range(stage + 1, at + 1):
             if (key, s) not in self._delayed:
-                reg = Signal(_shape_of(value), name=f"{self.name}_{key}_s{s}")
+                shape = _shape_of(value)
+                reg = Signal(shape, name=f"{self.name}_{key}_s{s}",
+                             reset_less=Shape.cast(shape).width > 1)
                 self._registers.d.sync += reg.eq(value)
                 self._delayed[key, s] = reg
             value = self._delayed[key, s]
@@ -400,6 +407,23 @@ def lane_reduce(p, values, op, name):
     return values[0]
 
 
+def iterations(m, start, busy, count):
+    """Sequencing of an iterative unit that runs ``count`` steps after a ``start`` pulse:
+    returns ``load``, high the cycle after ``start`` (the unit loads its operands), and
+    drives ``busy`` from then until the last step. ``busy`` is an OR of two flip-flops
+    (the step count's end is registered a step ahead), so a state machine that waits on
+    it sees no counter compare in front of its decision."""
+    load, running = Signal(), Signal()
+    steps = Signal(range(count + 1))
+    m.d.sync += load.eq(start)
+    m.d.comb += busy.eq(load | running)
+    with m.If(load):
+        m.d.sync += [steps.eq(count), running.eq(count != 0)]
+    with m.Elif(running):
+        m.d.sync += [steps.eq(steps - 1), running.eq(steps != 1)]
+    return load
+
+
 class Divider(wiring.Component):
     """``floor(numerator / denominator)``: a restoring divider giving one quotient bit per
     cycle (``quot_bits + 1`` cycles per division: ``start`` is registered before it loads
@@ -435,25 +459,20 @@ class Divider(wiring.Component):
         remainder = Signal(den_width + 1)
         low_bits = Signal(q)
         divisor = Signal(den_width)
-        steps = Signal(range(q + 1))
         trial = Cat(low_bits[-1], remainder[:den_width])
         fits = trial >= divisor
-        load = Signal()
-        m.d.sync += load.eq(self.start)
-        m.d.comb += self.busy.eq(load | (steps != 0))
+        load = iterations(m, self.start, self.busy, q)
         with m.If(load):
             m.d.sync += [
                 remainder.eq(self.numerator[q:]),
                 low_bits.eq(self.numerator[:q]),
                 divisor.eq(self.denominator),
-                steps.eq(q),
             ]
         with m.Elif(self.busy):
             m.d.sync += [
                 remainder.eq(Mux(fits, trial - divisor, trial)),
                 low_bits.eq(low_bits << 1),
                 self.quotient.eq(Cat(fits, self.quotient[:-1])),
-                steps.eq(steps - 1),
             ]
         return m
 
@@ -483,22 +502,17 @@ class Isqrt(wiring.Component):
         n = self.root_bits
         remainder = Signal(n + 2)
         pending = Signal(2 * n)
-        steps = Signal(range(n + 1))
         shifted = Cat(pending[-2:], remainder[:n])
         trial = Cat(Const(1, 2), self.root)
         fits = shifted >= trial
-        load = Signal()
-        m.d.sync += load.eq(self.start)
-        m.d.comb += self.busy.eq(load | (steps != 0))
+        load = iterations(m, self.start, self.busy, n)
         with m.If(load):
-            m.d.sync += [remainder.eq(0), pending.eq(self.value), self.root.eq(0),
-                         steps.eq(n)]
+            m.d.sync += [remainder.eq(0), pending.eq(self.value), self.root.eq(0)]
         with m.Elif(self.busy):
             m.d.sync += [
                 remainder.eq(Mux(fits, shifted - trial, shifted)),
                 pending.eq(pending << 2),
                 self.root.eq(Cat(fits, self.root[:-1])),
-                steps.eq(steps - 1),
             ]
         return m
 
