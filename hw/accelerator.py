@@ -20,7 +20,7 @@ from .csr import COUNTERS
 from .dma import DMAReader, DMAWriter
 from .isa import Instruction, Opcode
 from .fetch import Fetch
-from .load import LoadUnit
+from .load import LoadUnit, dma_length_width
 from .memory import BankedMemory
 from .read_arbiter import ReadArbiter
 from .registers import CSR_ADDR_WIDTH, RegisterBlock
@@ -77,11 +77,16 @@ class AcceleratorTop(wiring.Component):
                                                 readers=3, writers=1 + (vector is not None))
         m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
                                               readers=2 + (vector is not None), writers=2)
+        # Commands no longer than a row or a fetch: beat counts of that width.
+        length_width = dma_length_width(cfg)
         m.submodules.reader = reader = DMAReader(addr_width, dma_bytes,
-                                                 max_outstanding=cfg.dma_outstanding)
+                                                 max_outstanding=cfg.dma_outstanding,
+                                                 length_width=length_width)
         m.submodules.writer = writer = DMAWriter(addr_width, dma_bytes,
-                                                 max_outstanding=cfg.dma_outstanding)
-        m.submodules.read_arbiter = arbiter = ReadArbiter(addr_width, dma_bytes, clients=2)
+                                                 max_outstanding=cfg.dma_outstanding,
+                                                 length_width=length_width)
+        m.submodules.read_arbiter = arbiter = ReadArbiter(addr_width, dma_bytes, clients=2,
+                                                          length_width=length_width)
 
         # Host side.
         wiring.connect(m, wiring.flipped(self.csr), csr_slave.bus)

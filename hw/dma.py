@@ -7,6 +7,9 @@ between bus lanes and stream lanes. The reader drops the bytes before the start 
 (byte 0 of the region lands in lane 0 of the first stream beat); the writer shifts the
 stream up to the start address's lane and strobes only the region's bytes.
 
+Command lengths are ``length_width`` bits (default ``addr_width``): the longest command a
+client issues, so that the beat counts are no wider than they need be.
+
 Stream beats (:func:`beat_layout`) carry ``data`` (``data_bytes`` bytes, byte ``i`` in bits
 ``8i..8i+7``), ``count`` (bytes of the region in this beat: ``data_bytes`` except perhaps on
 the last beat), ``last`` (last beat of the command) and ``error`` (on the last beat: some
@@ -29,9 +32,15 @@ __all__ = ["DATA_BYTES", "check_dma_params", "command_layout", "beat_layout", "d
 DATA_BYTES = (4, 8, 16, 32)
 
 
-def check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width=1):
+def check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width=1,
+                     length_width=None):
     """Raise :class:`ValueError`/:class:`TypeError` naming the first invalid DMA parameter."""
     check_addr_width(addr_width, minimum=12)
+    if length_width is not None and (isinstance(length_width, bool)
+                                     or not isinstance(length_width, int)
+                                     or not 8 <= length_width <= addr_width):
+        raise ValueError(f"length_width must be an integer in 8..addr_width ({addr_width}), "
+                         f"not {length_width!r}")
     if isinstance(data_bytes, bool) or not isinstance(data_bytes, int):
         raise TypeError(f"data_bytes must be an integer, not {data_bytes!r}")
     if data_bytes not in DATA_BYTES:
@@ -46,9 +55,16 @@ def check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_widt
     check_id_width(id_width)
 
 
-def command_layout(addr_width):
-    """A transfer: start byte ``addr`` and byte ``length`` (any alignment)."""
-    return data.StructLayout({"addr": addr_width, "length": addr_width})
+def command_layout(addr_width, length_width=None):
+    """A transfer: start byte ``addr`` and byte ``length`` (any alignment) of
+    ``length_width`` bits (default ``addr_width``)."""
+    return data.StructLayout({"addr": addr_width, "length": length_width or addr_width})
+
+
+def _beats_width(length_width, data_bytes):
+    """Bits of a count of the bus beats a command of ``length_width`` bits spans (its full
+    beats, plus up to two partial ones)."""
+    return length_width - (data_bytes.bit_length() - 1) + 1
 
 
 def beat_layout(data_bytes):
@@ -62,9 +78,9 @@ def done_layout():
     return data.StructLayout({"error": 1})
 
 
-def _realign_layout(addr_width, data_bytes):
+def _realign_layout(length_width, data_bytes):
     return data.StructLayout({
-        "beats": addr_width,             # input beats of the command
+        "beats": _beats_width(length_width, data_bytes),  # input beats of the command
         "none": 1,                       # beats == 0
         "single": 1,                     # beats == 1 (both: no wide comparison downstream)
         "shift": range(data_bytes + 1),  # 1..data_bytes: see Realigner
@@ -95,16 +111,16 @@ class Realigner(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(_realign_layout(addr_width, data_bytes)))
+    cmd : In(stream.Signature(_realign_layout(length_width, data_bytes)))
     i : In(stream.Signature(StructLayout({"data": 8 * data_bytes, "error": 1})))
     o : Out(stream.Signature(StructLayout({"data": ..., "lead": ..., "count": ...,
                                            "last": 1, "error": 1})))
     """
 
-    def __init__(self, addr_width, data_bytes):
+    def __init__(self, length_width, data_bytes):
         self.data_bytes = data_bytes
         super().__init__({
-            "cmd": In(stream.Signature(_realign_layout(addr_width, data_bytes))),
+            "cmd": In(stream.Signature(_realign_layout(length_width, data_bytes))),
             "i": In(stream.Signature(data.StructLayout({"data": 8 * data_bytes,
                                                         "error": 1}))),
             "o": Out(stream.Signature(data.StructLayout({
@@ -167,24 +183,26 @@ class BurstSplitter(wiring.Component):
     where the previous ended and is as long as possible without exceeding ``max_burst``
     beats or crossing a 4 KiB boundary; ``last`` marks the command's final burst. A command
     of length 0 has no bursts. A command is only taken once every burst of the previous one
-    has been emitted. Addresses wrap at ``2**addr_width``.
+    has been emitted. Addresses wrap at ``2**addr_width``; lengths are ``length_width``
+    bits.
 
     Members
     -------
-    cmd : In(stream.Signature(command_layout(addr_width)))
-    align : Out(stream.Signature(_realign_layout(addr_width, data_bytes)))
+    cmd : In(stream.Signature(command_layout(addr_width, length_width)))
+    align : Out(stream.Signature(_realign_layout(length_width, data_bytes)))
     bursts : Out(stream.Signature(StructLayout({"addr": addr_width, "len": 8, "last": 1})))
         ``addr`` is bus-word aligned; ``len`` is beats - 1 (AXI ``AxLEN``).
     """
 
-    def __init__(self, addr_width, data_bytes, max_burst, direction):
+    def __init__(self, addr_width, data_bytes, max_burst, direction, length_width=None):
         if direction not in ("read", "write"):
             raise ValueError(f"direction must be 'read' or 'write', not {direction!r}")
         self.addr_width, self.data_bytes = addr_width, data_bytes
+        self.length_width = length_width or addr_width
         self.max_burst, self.direction = max_burst, direction
         super().__init__({
-            "cmd": In(stream.Signature(command_layout(addr_width))),
-            "align": Out(stream.Signature(_realign_layout(addr_width, data_bytes))),
+            "cmd": In(stream.Signature(command_layout(addr_width, self.length_width))),
+            "align": Out(stream.Signature(_realign_layout(self.length_width, data_bytes))),
             "bursts": Out(stream.Signature(data.StructLayout({
                 "addr": addr_width, "len": 8, "last": 1}))),
         })
@@ -203,7 +221,7 @@ class BurstSplitter(wiring.Component):
         lanes = Signal(lane_bits + 1)  # offset + low: the bytes past the last full beats
         m.d.comb += lanes.eq(offset + low)
         extra = Mux(lanes == 0, 0, Mux(lanes <= db, 1, 2))
-        bus_beats = Signal(self.addr_width)
+        bus_beats = Signal(_beats_width(self.length_width, db))
         m.d.comb += bus_beats.eq(Mux(empty, 0, high + extra))
         partial = low != 0
         data_beats = high + partial
@@ -248,7 +266,7 @@ class BurstSplitter(wiring.Component):
 
         busy = Signal()
         beat = Signal(self.addr_width - lane_bits)  # bus-word address of the next burst
-        left = Signal(self.addr_width)              # bus beats still to request
+        left = Signal(_beats_width(self.length_width, db))  # bus beats still to request
         # Beats from `beat` to the next 4 KiB boundary and the burst length that allows, the
         # length of every burst but a command's last: registers, so that a burst's update
         # (beat + cap, left - cap) has no comparison in front of its adders.
@@ -310,15 +328,17 @@ class _Engine(wiring.Component):
     through a queue of realigner commands (so the splitter can run up to
     ``max_outstanding`` commands ahead of the data)."""
 
-    def __init__(self, addr_width, data_bytes, max_burst, max_outstanding, id_width, members):
+    def __init__(self, addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                 length_width, members):
         self.addr_width, self.data_bytes = addr_width, data_bytes
         self.max_burst, self.max_outstanding, self.id_width = max_burst, max_outstanding, id_width
+        self.length_width = length_width or addr_width
         super().__init__(members)
 
     def _datapath(self, m, direction):
         m.submodules.splitter = splitter = BurstSplitter(
-            self.addr_width, self.data_bytes, self.max_burst, direction)
-        m.submodules.realigner = realigner = Realigner(self.addr_width, self.data_bytes)
+            self.addr_width, self.data_bytes, self.max_burst, direction, self.length_width)
+        m.submodules.realigner = realigner = Realigner(self.length_width, self.data_bytes)
         m.submodules.align_queue = queue = SyncFIFO(
             width=len(splitter.align.payload.as_value()), depth=self.max_outstanding)
         m.d.comb += [
@@ -347,16 +367,18 @@ class DMAReader(_Engine):
 
     Members
     -------
-    cmd : In(stream.Signature(command_layout(addr_width)))
+    cmd : In(stream.Signature(command_layout(addr_width, length_width)))
     data : Out(stream.Signature(beat_layout(data_bytes)))
     bus : Out(AXI4ReadSignature(addr_width, 8 * data_bytes, id_width))
     """
 
     def __init__(self, addr_width=32, data_bytes=8, *, max_burst=MAX_BURST_BEATS,
-                 max_outstanding=4, id_width=1):
-        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width)
-        super().__init__(addr_width, data_bytes, max_burst, max_outstanding, id_width, {
-            "cmd": In(stream.Signature(command_layout(addr_width))),
+                 max_outstanding=4, id_width=1, length_width=None):
+        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                         length_width)
+        super().__init__(addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                         length_width, {
+            "cmd": In(stream.Signature(command_layout(addr_width, length_width))),
             "data": Out(stream.Signature(beat_layout(data_bytes))),
             "bus": Out(AXI4ReadSignature(addr_width, 8 * data_bytes, id_width)),
         })
@@ -411,17 +433,19 @@ class DMAWriter(_Engine):
 
     Members
     -------
-    cmd : In(stream.Signature(command_layout(addr_width)))
+    cmd : In(stream.Signature(command_layout(addr_width, length_width)))
     data : In(stream.Signature(beat_layout(data_bytes)))
     done : Out(stream.Signature(done_layout()))
     bus : Out(AXI4WriteSignature(addr_width, 8 * data_bytes, id_width))
     """
 
     def __init__(self, addr_width=32, data_bytes=8, *, max_burst=MAX_BURST_BEATS,
-                 max_outstanding=4, id_width=1):
-        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width)
-        super().__init__(addr_width, data_bytes, max_burst, max_outstanding, id_width, {
-            "cmd": In(stream.Signature(command_layout(addr_width))),
+                 max_outstanding=4, id_width=1, length_width=None):
+        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                         length_width)
+        super().__init__(addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                         length_width, {
+            "cmd": In(stream.Signature(command_layout(addr_width, length_width))),
             "data": In(stream.Signature(beat_layout(data_bytes))),
             "done": Out(stream.Signature(done_layout())),
             "bus": Out(AXI4WriteSignature(addr_width, 8 * data_bytes, id_width)),
@@ -517,23 +541,25 @@ class DMA(wiring.Component):
 
     Members
     -------
-    read_cmd : In(stream.Signature(command_layout(addr_width)))
+    read_cmd : In(stream.Signature(command_layout(addr_width, length_width)))
     read_data : Out(stream.Signature(beat_layout(data_bytes)))
-    write_cmd : In(stream.Signature(command_layout(addr_width)))
+    write_cmd : In(stream.Signature(command_layout(addr_width, length_width)))
     write_data : In(stream.Signature(beat_layout(data_bytes)))
     write_done : Out(stream.Signature(done_layout()))
     bus : Out(AXI4Signature(addr_width, 8 * data_bytes, id_width))
     """
 
     def __init__(self, addr_width=32, data_bytes=8, *, max_burst=MAX_BURST_BEATS,
-                 max_outstanding=4, id_width=1):
-        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width)
+                 max_outstanding=4, id_width=1, length_width=None):
+        check_dma_params(addr_width, data_bytes, max_burst, max_outstanding, id_width,
+                         length_width)
         self._params = dict(addr_width=addr_width, data_bytes=data_bytes, max_burst=max_burst,
-                            max_outstanding=max_outstanding, id_width=id_width)
+                            max_outstanding=max_outstanding, id_width=id_width,
+                            length_width=length_width)
         super().__init__({
-            "read_cmd": In(stream.Signature(command_layout(addr_width))),
+            "read_cmd": In(stream.Signature(command_layout(addr_width, length_width))),
             "read_data": Out(stream.Signature(beat_layout(data_bytes))),
-            "write_cmd": In(stream.Signature(command_layout(addr_width))),
+            "write_cmd": In(stream.Signature(command_layout(addr_width, length_width))),
             "write_data": In(stream.Signature(beat_layout(data_bytes))),
             "write_done": Out(stream.Signature(done_layout())),
             "bus": Out(AXI4Signature(addr_width, 8 * data_bytes, id_width)),

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from .config import INSTRUCTION_BYTES, HardwareConfig
 from .dma import beat_layout, command_layout
 from .isa import INSTRUCTION_BITS
+from .load import dma_length_width
 from .memory import Repacker
 
 __all__ = ["fetch_layout", "Fetch"]
@@ -54,7 +55,7 @@ class Fetch(wiring.Component):
     error : Out(1)
     error_pc : Out(pc_width)
         Index of the word whose fetch failed, when ``error`` pulses.
-    dma_cmd : Out(stream.Signature(command_layout(addr_width)))
+    dma_cmd : Out(stream.Signature(command_layout(addr_width, dma_length_width(config))))
     dma_data : In(stream.Signature(beat_layout(dma_bytes)))
         To a :class:`~systolic.hw.dma.DMAReader` (or a
         :class:`~systolic.hw.read_arbiter.ReadArbiter`).
@@ -68,7 +69,8 @@ class Fetch(wiring.Component):
             "insn": Out(stream.Signature(fetch_layout(config.pc_width))),
             "fetched": Out(1), "busy": Out(1), "error": Out(1),
             "error_pc": Out(config.pc_width),
-            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
+            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width,
+                                                           dma_length_width(config)))),
             "dma_data": In(stream.Signature(beat_layout(config.dma_bytes))),
         })
 

@@ -10,12 +10,12 @@ memory's line bytes). Rows are consecutive lines, so line ``sram_addr + n`` rece
 
 from math import gcd
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .compute import memory_ports
-from .config import HardwareConfig
+from .config import INSTRUCTION_BYTES, HardwareConfig
 from .dma import beat_layout, command_layout
 from .isa import Memory, Transfer
 from .memory import Repacker, WritePortSignature, unit_queue
@@ -39,16 +39,16 @@ class RowCommands(wiring.Component):
     Members
     -------
     block : In(stream.Signature(row_layout(addr_width)))
-    cmd : Out(stream.Signature(command_layout(addr_width)))
+    cmd : Out(stream.Signature(command_layout(addr_width, length_width)))
     busy : Out(1)
         Commands of a block remain to be issued.
     """
 
-    def __init__(self, addr_width):
+    def __init__(self, addr_width, length_width=None):
         self.addr_width = addr_width
         super().__init__({
             "block": In(stream.Signature(row_layout(addr_width))),
-            "cmd": Out(stream.Signature(command_layout(addr_width))),
+            "cmd": Out(stream.Signature(command_layout(addr_width, length_width))),
             "busy": Out(1),
         })
 
@@ -70,6 +70,13 @@ class RowCommands(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [addr.eq(addr + stride), left.eq(left - 1)]
         return m
+
+
+def dma_length_width(config: HardwareConfig):
+    """Bits of the length of every DMA command the accelerator issues: a LOAD or STORE row
+    (``Transfer.row_bytes``) or a fetch command (``fetch_words`` instruction words)."""
+    row_bytes = Shape.cast(data.Layout.cast(Transfer)["row_bytes"].shape).width
+    return max(row_bytes, (config.fetch_words * INSTRUCTION_BYTES).bit_length())
 
 
 def transfer_widths(config: HardwareConfig):
@@ -98,7 +105,7 @@ class LoadUnit(wiring.Component):
     error : Out(1)
         Pulses with ``done`` if the DMA reported an AXI error for any row of the
         instruction (whose lines are then written with whatever data arrived).
-    dma_cmd : Out(stream.Signature(command_layout(addr_width)))
+    dma_cmd : Out(stream.Signature(command_layout(addr_width, dma_length_width(config))))
     dma_data : In(stream.Signature(beat_layout(dma_bytes)))
         To a :class:`~systolic.hw.dma.DMAReader` (possibly through a
         :class:`~systolic.hw.read_arbiter.ReadArbiter`).
@@ -112,7 +119,8 @@ class LoadUnit(wiring.Component):
         super().__init__({
             "insn": In(stream.Signature(Transfer)),
             "done": Out(1), "error": Out(1),
-            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
+            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width,
+                                                           dma_length_width(config)))),
             "dma_data": In(stream.Signature(beat_layout(config.dma_bytes))),
             "spad_write": Out(WritePortSignature(spad_addr, spad_bits)),
             "acc_write": Out(WritePortSignature(acc_addr, acc_bits)),
@@ -124,7 +132,7 @@ class LoadUnit(wiring.Component):
         widths, unit = transfer_widths(cfg)
         insn = self.insn.payload
 
-        m.submodules.commands = commands = RowCommands(cfg.addr_width)
+        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg))
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         # The beat side needs each instruction's memory and rows; the line side also its
         # first line. Both queues are filled as the instruction is taken.

@@ -15,12 +15,12 @@ class ReadClientSignature(wiring.Signature):
 
     Members
     -------
-    cmd : Out(stream.Signature(command_layout(addr_width)))
+    cmd : Out(stream.Signature(command_layout(addr_width, length_width)))
     data : In(stream.Signature(beat_layout(data_bytes)))
     """
 
-    def __init__(self, addr_width, data_bytes):
-        super().__init__({"cmd": Out(stream.Signature(command_layout(addr_width))),
+    def __init__(self, addr_width, data_bytes, length_width=None):
+        super().__init__({"cmd": Out(stream.Signature(command_layout(addr_width, length_width))),
                           "data": In(stream.Signature(beat_layout(data_bytes)))})
 
 
@@ -35,19 +35,20 @@ class ReadArbiter(wiring.Component):
 
     Members
     -------
-    clients : In(ReadClientSignature(addr_width, data_bytes)).array(clients)
-    cmd : Out(stream.Signature(command_layout(addr_width)))
+    clients : In(ReadClientSignature(addr_width, data_bytes, length_width)).array(clients)
+    cmd : Out(stream.Signature(command_layout(addr_width, length_width)))
     data : In(stream.Signature(beat_layout(data_bytes)))
         To the reader.
     """
 
-    def __init__(self, addr_width, data_bytes, clients=2, depth=8):
+    def __init__(self, addr_width, data_bytes, clients=2, depth=8, length_width=None):
         if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
             raise ValueError(f"clients must be an integer >= 1, not {clients!r}")
         self.count, self.depth = clients, depth
         super().__init__({
-            "clients": In(ReadClientSignature(addr_width, data_bytes)).array(clients),
-            "cmd": Out(stream.Signature(command_layout(addr_width))),
+            "clients": In(ReadClientSignature(addr_width, data_bytes,
+                                              length_width)).array(clients),
+            "cmd": Out(stream.Signature(command_layout(addr_width, length_width))),
             "data": In(stream.Signature(beat_layout(data_bytes))),
         })
 

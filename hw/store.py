@@ -16,7 +16,7 @@ from .compute import memory_ports
 from .config import HardwareConfig
 from .dma import beat_layout, command_layout, done_layout
 from .isa import Memory, Transfer
-from .load import RowCommands, transfer_widths
+from .load import RowCommands, dma_length_width, transfer_widths
 from .memory import LineReader, ReadPortSignature, Repacker, unit_queue
 
 __all__ = ["StoreUnit"]
@@ -42,7 +42,7 @@ class StoreUnit(wiring.Component):
         Pulses with ``done`` if any row's completion reported an AXI error.
     spad_read, acc_read : Out(ReadPortSignature)
         Line reads from the scratchpad and the accumulator.
-    dma_cmd : Out(stream.Signature(command_layout(addr_width)))
+    dma_cmd : Out(stream.Signature(command_layout(addr_width, dma_length_width(config))))
     dma_data : Out(stream.Signature(beat_layout(dma_bytes)))
     dma_done : In(stream.Signature(done_layout()))
         To a :class:`~systolic.hw.dma.DMAWriter`.
@@ -56,7 +56,8 @@ class StoreUnit(wiring.Component):
             "done": Out(1), "error": Out(1),
             "spad_read": Out(ReadPortSignature(spad_addr, spad_bits)),
             "acc_read": Out(ReadPortSignature(acc_addr, acc_bits)),
-            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width))),
+            "dma_cmd": Out(stream.Signature(command_layout(config.addr_width,
+                                                           dma_length_width(config)))),
             "dma_data": Out(stream.Signature(beat_layout(config.dma_bytes))),
             "dma_done": In(stream.Signature(done_layout())),
         })
@@ -68,7 +69,7 @@ class StoreUnit(wiring.Component):
         line_bytes = max(widths)
         insn = self.insn.payload
 
-        m.submodules.commands = commands = RowCommands(cfg.addr_width)
+        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg))
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         m.submodules.read_queue = read_queue = unit_queue(cfg, data.StructLayout({
             "mem": 1, "sram_addr": 16, "rows": 16, "row_bytes": 12}), cfg.in_flight)

@@ -126,8 +126,8 @@ class Harness:
         self.sim.run()
 
 
-def command_words(transfers, addr_width=32):
-    layout = command_layout(addr_width)
+def command_words(transfers, addr_width=32, length_width=None):
+    layout = command_layout(addr_width, length_width)
     return [layout.const({"addr": a, "length": n}).as_value().value for a, n in transfers]
 
 
@@ -144,18 +144,18 @@ def memory_image(seed, size=SPAN):
 
 def run_reads(transfers, memory, *, data_bytes=8, max_burst=256, max_outstanding=4,
               error_ranges=(), ready_probability=1.0, valid_probability=1.0, latency=1,
-              out_stall=0.0, cmd_gap=0.0, seed=0):
+              out_stall=0.0, cmd_gap=0.0, seed=0, length_width=None):
     """Read ``transfers`` from ``memory``; return (per-transfer (bytes, counts, error),
     the memory model, cycles)."""
     dut = DMAReader(data_bytes=data_bytes, max_burst=max_burst,
-                    max_outstanding=max_outstanding)
+                    max_outstanding=max_outstanding, length_width=length_width)
     model = AXI4MemoryModel(dut.bus, memory, error_ranges=error_ranges,
                             ready_probability=ready_probability,
                             valid_probability=valid_probability, read_latency=latency,
                             seed=seed)
     harness = Harness(dut, seed)
     harness.sim.add_process(model.process)
-    harness.source(dut.cmd, command_words(transfers), cmd_gap)
+    harness.source(dut.cmd, command_words(transfers, length_width=length_width), cmd_gap)
     last_bit = beat_layout(data_bytes)["last"].offset
     taken = harness.sink(dut.data, out_stall, len(transfers), lambda word: word >> last_bit & 1)
     harness.run()
@@ -194,18 +194,27 @@ def check_reads(transfers, results, memory, data_bytes, error_ranges=()):
                                           err_msg=f"read of {length} bytes at {addr:#x}")
 
 
-@pytest.mark.parametrize("data_bytes, max_burst, max_outstanding, seed", [
-    (4, 256, 4, 1), (8, 16, 2, 2), (16, 256, 4, 3), (32, 8, 3, 4),
+#: Random transfers with ``length_width`` 12 (the accelerator's: a row of at most 4095
+#: bytes) also include the longest ones.
+LONGEST_TRANSFERS = [(3, 4095), (BOUNDARY_BYTES + 2, 4094)]
+
+
+@pytest.mark.parametrize("data_bytes, max_burst, max_outstanding, seed, length_width", [
+    (4, 256, 4, 1, None), (8, 16, 2, 2, None), (16, 256, 4, 3, None), (32, 8, 3, 4, None),
+    (4, 256, 1, 5, 12), (8, 16, 2, 6, 12),
 ])
-def test_reads_random(data_bytes, max_burst, max_outstanding, seed):
+def test_reads_random(data_bytes, max_burst, max_outstanding, seed, length_width):
     memory = memory_image(seed)
     transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes) + EDGE_TRANSFERS
+    if length_width:
+        transfers += LONGEST_TRANSFERS
     assert any(a % BOUNDARY_BYTES + n > BOUNDARY_BYTES for a, n in transfers)
     assert len({a % data_bytes for a, _ in transfers}) > 1
     results, model = run_reads(transfers, memory.copy(), data_bytes=data_bytes,
                                max_burst=max_burst, max_outstanding=max_outstanding,
                                ready_probability=0.7, valid_probability=0.7, latency=3,
-                               out_stall=0.3, cmd_gap=0.2, seed=seed)
+                               out_stall=0.3, cmd_gap=0.2, seed=seed,
+                               length_width=length_width)
     check_reads(transfers, results, memory, data_bytes)
     assert model.reads == [b for a, n in transfers
                            for b in split_bursts(a, n, data_bytes, max_burst)]
@@ -238,18 +247,18 @@ def expected_writes(memory, transfers, payloads, data_bytes, max_burst, error_ra
 
 def run_writes(transfers, payloads, memory, *, data_bytes=8, max_burst=256, max_outstanding=4,
                error_ranges=(), ready_probability=1.0, valid_probability=1.0, latency=1,
-               done_stall=0.0, data_gap=0.0, cmd_gap=0.0, seed=0):
+               done_stall=0.0, data_gap=0.0, cmd_gap=0.0, seed=0, length_width=None):
     """Write ``payloads`` to ``transfers`` in ``memory`` (changed in place); return the done
     errors, the memory model, and the harness's (data taken, done) cycle lists."""
     dut = DMAWriter(data_bytes=data_bytes, max_burst=max_burst,
-                    max_outstanding=max_outstanding)
+                    max_outstanding=max_outstanding, length_width=length_width)
     model = AXI4MemoryModel(dut.bus, memory, error_ranges=error_ranges,
                             ready_probability=ready_probability,
                             valid_probability=valid_probability, write_latency=latency,
                             seed=seed)
     harness = Harness(dut, seed)
     harness.sim.add_process(model.process)
-    harness.source(dut.cmd, command_words(transfers), cmd_gap)
+    harness.source(dut.cmd, command_words(transfers, length_width=length_width), cmd_gap)
     rng = np.random.default_rng(seed)
     data_taken = harness.source(dut.data, beat_words(transfers, payloads, data_bytes, rng),
                                 data_gap)
@@ -263,18 +272,22 @@ def random_payloads(transfers, seed):
     return [rng.integers(0, 256, length, dtype=np.uint8) for _, length in transfers]
 
 
-@pytest.mark.parametrize("data_bytes, max_burst, max_outstanding, seed", [
-    (4, 256, 4, 11), (8, 16, 2, 12), (16, 256, 4, 13), (32, 8, 3, 14),
+@pytest.mark.parametrize("data_bytes, max_burst, max_outstanding, seed, length_width", [
+    (4, 256, 4, 11, None), (8, 16, 2, 12, None), (16, 256, 4, 13, None), (32, 8, 3, 14, None),
+    (4, 256, 1, 15, 12), (8, 16, 2, 16, 12),
 ])
-def test_writes_random(data_bytes, max_burst, max_outstanding, seed):
+def test_writes_random(data_bytes, max_burst, max_outstanding, seed, length_width):
     memory = memory_image(seed)
     transfers = random_transfers(seed, 24, span=SPAN, data_bytes=data_bytes) + EDGE_TRANSFERS
+    if length_width:
+        transfers += LONGEST_TRANSFERS
     payloads = random_payloads(transfers, seed)
     expected = expected_writes(memory, transfers, payloads, data_bytes, max_burst)
     errors, model, _ = run_writes(transfers, payloads, memory, data_bytes=data_bytes,
                                   max_burst=max_burst, max_outstanding=max_outstanding,
                                   ready_probability=0.7, valid_probability=0.6, latency=3,
-                                  done_stall=0.3, data_gap=0.3, cmd_gap=0.2, seed=seed)
+                                  done_stall=0.3, data_gap=0.3, cmd_gap=0.2, seed=seed,
+                                  length_width=length_width)
     np.testing.assert_array_equal(memory, expected)
     assert errors == [0] * len(transfers)
     assert model.writes == [b for a, n in transfers
@@ -416,6 +429,8 @@ def test_dma_reads_and_writes_concurrently():
     ({"max_burst": 257}, ValueError, "max_burst"),
     ({"max_outstanding": 0}, ValueError, "max_outstanding"),
     ({"id_width": 0}, ValueError, "id_width"),
+    ({"length_width": 33}, ValueError, "length_width"),
+    ({"length_width": 7}, ValueError, "length_width"),
 ])
 @pytest.mark.parametrize("engine", [DMAReader, DMAWriter, DMA])
 @pytest.mark.filterwarnings("ignore:.*created but never used")  # the half-built components

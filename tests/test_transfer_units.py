@@ -17,7 +17,7 @@ from systolic.hw.config import HardwareConfig
 from systolic.hw.dma import DMAReader, DMAWriter
 from systolic.hw.fetch import Fetch
 from systolic.hw.isa import Memory, Opcode, decode, encode
-from systolic.hw.load import LoadUnit
+from systolic.hw.load import LoadUnit, dma_length_width
 from systolic.hw.memory import BankedMemory, BlockRAMFIFO, Repacker
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.store import StoreUnit
@@ -119,7 +119,8 @@ class Bench:
         m.submodules.acc = self.acc = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
                                                    readers=3, writers=3)
         engine = dict(addr_width=config.addr_width, data_bytes=config.dma_bytes,
-                      max_burst=max_burst, max_outstanding=4)
+                      max_burst=max_burst, max_outstanding=4,
+                      length_width=dma_length_width(config))
         self.units = {}
         readers = []
         if "fetch" in units:
@@ -147,7 +148,7 @@ class Bench:
                 wiring.connect(m, reader.data, readers[0].dma_data)
             else:
                 m.submodules.arbiter = arbiter = self.arbiter = ReadArbiter(
-                    config.addr_width, config.dma_bytes)
+                    config.addr_width, config.dma_bytes, length_width=engine["length_width"])
                 for client, unit in zip(arbiter.clients, readers):
                     wiring.connect(m, unit.dma_cmd, client.cmd)
                     wiring.connect(m, client.data, unit.dma_data)
