@@ -7,6 +7,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, SOFTMAX_DEFAULT_ROW
+from .dsp import MULTIPLY_LATENCY, PipelinedMultiplier
 from .formats import (EXP_FRAC_BITS, EXP_ONE_BITS, EXP_TABLE, EXP_ZERO_FROM,
                       INT32_MASK_NEG_INF, MANT_WIDTH, PROB_BITS, ROW_EXP_WIDTH, SHIFT_WIDTH,
                       SOFTMAX_MAX_ROW)
@@ -118,7 +119,6 @@ class Softmax(wiring.Component):
         any_valid = Signal()
         mant = Signal(MANT_WIDTH)
         exp = Signal(signed(ROW_EXP_WIDTH))
-        mm = Signal(2 * MANT_WIDTH - 1)
         total = Signal(sum_bits)
         shifts = Signal(range(sum_bits + 1))
         recip = Signal(RECIP_QUOT_BITS)
@@ -139,7 +139,15 @@ class Softmax(wiring.Component):
         q["valid_exp"] = reader.issue & ~output_pass
         q["valid_out"] = reader.issue & output_pass
         q["first"] = q["index"] == 0
-        q["mx"], q["mm"], q["any"], q["recip"] = mx, mm, any_valid, recip
+        # mult * mant from a pipelined multiplier (registered on both sides, as the lanes'
+        # multipliers): mant is set by the hand-off, the product is there
+        # MULTIPLY_LATENCY = 2 cycles after it, just as the first beat reaches stage 0
+        # (SCALE, EXPONENTIALS with the reader's go, then the first issue).
+        assert MULTIPLY_LATENCY <= 2, "the row scale must be ready for the first beat"
+        m.submodules.row_scale = row_scale = PipelinedMultiplier(self.mult.shape(),
+                                                                 mant.shape())
+        m.d.comb += [row_scale.a.eq(self.mult), row_scale.b.eq(mant)]
+        q["mx"], q["mm"], q["any"], q["recip"] = mx, row_scale.p, any_valid, recip
         q["u_shift"] = (self.shift - exp)[:SHIFT_WIDTH]
         q["p_shift"] = (sum_bits - shifts + EXP_ONE_BITS - PROB_BITS)[:SHIFT_WIDTH]
         q.read(e_read, q["index"], "e_read")
@@ -202,7 +210,7 @@ class Softmax(wiring.Component):
                              exp.eq(in_exp)]
                 fsm.goto("SCALE")
         with fsm.state("SCALE"):
-            m.d.sync += [mm.eq(self.mult * mant), output_pass.eq(0)]
+            m.d.sync += output_pass.eq(0)
             fsm.goto("EXPONENTIALS")
         with fsm.state("EXPONENTIALS"):
             m.d.comb += reader.go.eq(1)
