@@ -93,8 +93,8 @@ class HardwareConfig:
         instruction waiting for tokens holds back every one behind it).
     in_flight
         Instructions each of those units holds at once (its own queue); the controller's
-        dependency-token gate in front of it keeps the tokens of up to ``2 * in_flight``
-        unfinished ones.
+        dependency-token gate in front of it keeps the tokens of up to ``in_flight + 1``
+        (load, store) or ``2 * in_flight`` (compute) unfinished ones.
     dma_outstanding
         AXI bursts each DMA engine (reader, writer) keeps in flight.
     fetch_words

@@ -28,7 +28,7 @@ from .isa import (ALLOWED_DEPS, INSTRUCTION_BITS, VECTOR_PARAMS, VECTOR_UNIT, In
 from .pwl import PWL_WIDTH, SEG_LOG2
 
 __all__ = ["FetchedWord", "fetched_word", "DirectQueue", "UnitGate", "Controller", "udiv_const", "UNITS",
-           "TOKEN_QUEUES"]
+           "TOKEN_QUEUES", "gate_depth"]
 
 
 
@@ -51,6 +51,15 @@ UNITS = {
     "store": ((Opcode.STORE,), {"pop_prev": "c2s"}, {"push_prev": "s2c"}),
 }
 TOKEN_QUEUES = ("l2c", "c2l", "c2s", "s2c")
+
+
+def gate_depth(unit, in_flight):
+    """Unfinished instructions the :class:`UnitGate` of ``unit`` keeps tokens for, so that
+    it never holds back an instruction the unit would take. The load and store units hold
+    at most ``in_flight`` unfinished instructions (their instruction queues) and report one
+    done in the cycle after it left them, in which they may take the next: one entry more.
+    The compute unit's results pass two pipeline stages after its queue."""
+    return 2 * in_flight if unit == "compute" else in_flight + 1
 #: Tokens a queue can hold (the functional simulator's MAX_TOKENS).
 MAX_TOKENS = 255
 #: What the decode checks need of an instruction's sizes and addresses, computed over two
@@ -460,7 +469,7 @@ class Controller(wiring.Component):
         width = data.Layout.cast(layout).size
         queues = {name: SyncFIFOBuffered(width=width, depth=depth) if depth
                   else DirectQueue(width=width) for name in UNITS}
-        gates = {name: UnitGate(pops, pushes, 2 * self.config.in_flight, pc_width)
+        gates = {name: UnitGate(pops, pushes, gate_depth(name, self.config.in_flight), pc_width)
                  for name, (_, pops, pushes) in UNITS.items()}
         for name in UNITS:
             m.submodules[f"queue_{name}"] = queues[name]

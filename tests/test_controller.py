@@ -11,7 +11,8 @@ from systolic.hw.isa import Memory, Opcode, encode
 from systolic.sim.amaranth_sim import AmaranthBackend
 from systolic.sim.functional import FunctionalSimulator
 
-from test_accelerator import check_error_programs, check_matmul, gemm_program  # noqa: I001
+from test_accelerator import (check_error_programs, check_matmul, check_same,  # noqa: I001
+                              gemm_program, text_program)
 from test_vector_engine import decode_codes  # noqa: I001
 
 #: Errors that come after decode (the functional simulator runs the transfer).
@@ -84,3 +85,41 @@ def test_three_decode_stages_and_two_word_fetches_run_the_programs():
     rtl, functional = AmaranthBackend(config), FunctionalSimulator(config)
     check_matmul(config, rtl, gemm_program(config, 9, 17, 7, seed=3), functional)
     check_error_programs(config, rtl, functional)
+
+
+def transfer_burst(count=24):
+    """``(memory, prog_addr, count)`` of ``count`` independent LOADs of short rows, a FENCE
+    and as many STOREs of them: the load and store units keep taking instructions as soon
+    as they have room."""
+    def transfers(opcode, dram_base, stride):
+        return [f"{opcode} mem={'acc' if i % 3 == 0 else 'spad'} sram_addr={2 * i} "
+                f"rows={1 + i % 2} row_bytes={1 + 3 * i % 7} dram_addr={dram_base + stride * i}"
+                for i in range(count)]
+    text = "\n".join(transfers("load", 0x800, 5) + ["fence"] + transfers("store", 0xA00, 16)
+                     + ["halt"])
+    return text_program(text, bytes(range(200)))
+
+
+@pytest.mark.parametrize("config", [
+    HardwareConfig.profile("tiny", spad_lines=128, acc_lines=128),
+    HardwareConfig(rows=2, cols=2, spad_lines=128, acc_lines=128, in_flight=4,
+                   vector=dict.fromkeys(VECTOR_UNITS, False)),
+], ids=["tiny", "2x2"])
+def test_unit_gates_never_hold_back_an_instruction(config, monkeypatch):
+    """The dependency-token gates keep :func:`gate_depth` unfinished instructions per unit
+    (``in_flight + 1`` for load and store): as many as the units take, so a burst of
+    transfers runs cycle for cycle as with gates twice as deep (and one entry fewer costs
+    cycles), with the functional simulator's results."""
+    import systolic.hw.controller as controller
+
+    program = transfer_burst()
+    reference = FunctionalSimulator(config).run(*program)
+    depth = controller.gate_depth
+    cycles = []
+    for scale in (lambda n: n, lambda n: 2 * n, lambda n: n - 1):
+        monkeypatch.setattr(controller, "gate_depth",
+                            lambda unit, in_flight: scale(depth(unit, in_flight)))
+        result = AmaranthBackend(config).run(*program)
+        check_same(reference, result)
+        cycles.append(result.cycles)
+    assert cycles[0] == cycles[1] < cycles[2]
