@@ -1,7 +1,8 @@
 """Out-of-context timing of the accelerator's blocks on an FPGA.
 
     python benchmarks/timing.py [--blocks load,store] [--profile tiny] [--rows 8 --cols 8]
-                                [--lanes 4] [--target ecp5-85k] [--paths] [--json]
+                                [--lanes 4] [--target ecp5-85k] [--multipliers lut]
+                                [--paths] [--json]
 
 Synthesizes each block on its own (``systolic.sw.synth.synthesize``: yosys + nextpnr inside
 the two-pin :class:`~systolic.hw.harness.SynthHarness`, results cached in ``build/synth``)
@@ -91,11 +92,13 @@ def critical_path(report_path, verilog_text=None):
             "source": [text[n - 1].strip() for n in lines if n <= len(text)]}
 
 
-def measure(name, config, target, seed=1, paths=False):
-    """One row of the table: resources and Fmax of block ``name`` built from ``config``."""
+def measure(name, config, target, seed=1, paths=False, multipliers="auto"):
+    """One row of the table: resources and Fmax of block ``name`` built from ``config``
+    (``multipliers="lut"``: every multiplier from LUTs, as the array's are in a design
+    whose DSP blocks run out)."""
     start = time.perf_counter()
     block = BLOCKS[name](config)
-    result = synthesize(block, target, seed=seed)
+    result = synthesize(block, target, seed=seed, multipliers=multipliers)
     row = {"block": name, **{key: result[key] for key in COLUMNS[1:]},
            "multipliers": result["multipliers"], "cached": result["cached"],
            "wall_s": round(time.perf_counter() - start, 1)}
@@ -119,6 +122,9 @@ def main():
     parser.add_argument("--max-row", type=int)
     parser.add_argument("--softmax-max-row", type=int)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--multipliers", default="auto", choices=("auto", "lut"),
+                        help="lut: build every multiplier from LUTs (default: DSP blocks "
+                             "while they last)")
     parser.add_argument("--paths", action="store_true", help="print critical paths")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -142,7 +148,7 @@ def main():
               f"dma_bytes={config.dma_bytes}, lanes={config.vector.lanes}")
         print(f"{'block':<14}{'LUTs':>8}{'FFs':>8}{'DSPs':>6}{'BRAMs':>7}{'Fmax MHz':>10}")
     for name in blocks:
-        row = measure(name, config, args.target, args.seed, args.paths)
+        row = measure(name, config, args.target, args.seed, args.paths, args.multipliers)
         rows.append(row)
         if not args.json:
             note = {"dsp": "", "mixed": "  (some multipliers in LUTs)"}.get(

@@ -493,7 +493,7 @@ class Controller(wiring.Component):
         s3_opcode = data.View(Instruction, stages[2][0].word).header.opcode.as_value()
         last_kind = Signal(len(kinds))
         target = dict(zip(kinds, last_kind))
-        bad = last_checked.as_value()[8:].any()
+        bad = Signal()  # any check failed: registered with the checks, one flip-flop
         was_idle = Signal()
         m.d.sync += was_idle.eq(all_idle & ~Cat(queue.w_en for queue in queues.values()).any())
         # Flat sums of products (the kinds are one-hot unless the word is bad): few logic
@@ -534,7 +534,7 @@ class Controller(wiring.Component):
         checked = self.check(m, s3.word, s3_early, s3_counts)
         stage(1, s2_per_row.eq(per_row))
         stage(2, [s3_counts.eq(self.line_counts(s2_per_row)), s3_early.eq(early)])
-        stage(3, [last_checked.eq(checked),
+        stage(3, [last_checked.eq(checked), bad.eq(checked.as_value()[8:].any()),
                   last_kind.eq(Cat(Cat(s3_opcode == op.value for op in ops).any()
                                    for ops in kinds.values()))])
 
