@@ -127,6 +127,13 @@ class HardwareConfig:
         default 4). 3 is the least that streams a line per cycle (a line is readable two
         cycles after its read is issued): results are the same, with fewer queue
         registers.
+    aligned_repack
+        The load and store units regroup bus beats into lines and lines into beats with an
+        :class:`~systolic.hw.memory.AlignedRepacker` instead of a
+        :class:`~systolic.hw.memory.Repacker`: it holds only an unfinished line or beat
+        (far less logic) and passes a group on a cycle earlier, so transfers may take
+        different cycles (same results). Needs power-of-two line widths
+        (``max(rows, cols)`` and ``cols``), so that lines and beats divide one another.
     vector
         The vector units (:class:`VectorUnitsConfig`); operations whose unit is absent run
         on the host.
@@ -151,6 +158,7 @@ class HardwareConfig:
     perf_counters: bool = True
     pc_width: int = 32
     compute_read_depth: int = 4
+    aligned_repack: bool = False
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
     def __post_init__(self):
@@ -193,6 +201,13 @@ class HardwareConfig:
         if type(self.compute_read_depth) is not int or self.compute_read_depth not in (3, 4):
             raise ValueError(f"compute_read_depth must be 3 or 4, "
                              f"not {self.compute_read_depth!r}")
+        if not isinstance(self.aligned_repack, bool):
+            raise ValueError(f"aligned_repack must be True or False, "
+                             f"not {self.aligned_repack!r}")
+        if self.aligned_repack and any(w & (w - 1) for w in (self.spad_line_bytes,
+                                                              self.acc_line_bytes)):
+            raise ValueError(f"aligned_repack needs power-of-two line widths: "
+                             f"max(rows, cols) = {self.spad_line_bytes} and cols = {self.cols}")
         if isinstance(self.vector, dict):  # as to_dict() wrote it
             unknown = set(self.vector) - set(VectorUnitsConfig.__dataclass_fields__)
             if unknown:
@@ -316,8 +331,8 @@ class VectorUnitsConfig:
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
 #: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM,
-#: 16-bit program indices (programs of at most 65,535 instructions), and matmul scratchpad
-#: readers three lines ahead.
+#: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
+#: readers three lines ahead, and aligned repackers in the load and store units.
 PROFILES = {
     "default": {},
     "tiny": {
@@ -325,7 +340,7 @@ PROFILES = {
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
         "queue_ram_width": 37, "perf_counters": False, "pc_width": 16,
-        "compute_read_depth": 3,
+        "compute_read_depth": 3, "aligned_repack": True,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

@@ -18,7 +18,7 @@ from .compute import memory_ports
 from .config import INSTRUCTION_BYTES, HardwareConfig
 from .dma import beat_layout, command_layout
 from .isa import Memory, Transfer
-from .memory import Repacker, WritePortSignature, unit_queue
+from .memory import AlignedRepacker, Repacker, WritePortSignature, unit_queue
 
 __all__ = ["RowCommands", "LoadUnit"]
 
@@ -160,7 +160,10 @@ class LoadUnit(wiring.Component):
         # Beats: through a queue into the repacker, tagged with the instruction's line width.
         m.submodules.beats = beats = unit_queue(cfg, beat_layout(cfg.dma_bytes))
         wiring.connect(m, wiring.flipped(self.dma_data), beats.i)
-        m.submodules.repacker = repacker = Repacker(cfg.dma_bytes, widths, unit)
+        # (Aligned: every beat of a row but its last is whole.)
+        m.submodules.repacker = repacker = (
+            AlignedRepacker(cfg.dma_bytes, widths, cfg.dma_bytes) if cfg.aligned_repack
+            else Repacker(cfg.dma_bytes, widths, unit))
         intake = intake_queue.o
         row = Signal(16, init=1)  # counted from 1: no subtraction before the comparison
         beat = beats.o.payload

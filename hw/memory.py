@@ -16,7 +16,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
-           "LineReader", "BlockRAMFIFO", "StreamQueue", "unit_queue", "Repacker"]
+           "LineReader", "BlockRAMFIFO", "StreamQueue", "unit_queue", "Repacker",
+           "AlignedRepacker"]
 
 
 class ReadPortSignature(wiring.Signature):
@@ -447,4 +448,104 @@ class Repacker(wiring.Component):
             m.d.sync += row_done.eq(self.i.payload.last)
         with m.Elif(emit & final):
             m.d.sync += row_done.eq(0)
+        return m
+
+
+class AlignedRepacker(wiring.Component):
+    """A :class:`Repacker` (the same members, groups and ``error``) for rows whose groups
+    line up: every input but a row's last carries a whole group of ``g`` bytes, where ``g``
+    (``unit``'s multiple; it may differ from row to row, as lines of two memories do) and
+    the row's output width divide one another. An input then either fits into the output
+    group being filled or starts a group it fills (splitting into whole groups), so the
+    bytes never move by more than a group.
+
+    Unlike :class:`Repacker` it buffers nothing but an unfinished output group: an output
+    is combinational from the input and the held bytes (a cycle earlier), ``o.valid``
+    follows ``i.valid`` and ``i.ready`` follows ``o.ready``. Inputs that break the
+    alignment give garbage, never a hang.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"data": 8 * in_bytes, "count": range(in_bytes + 1),
+                                          "last": 1, "error": 1, "width": ...})))
+    o : Out(stream.Signature(StructLayout({"data": 8 * max(out_widths), "count": ...,
+                                           "last": 1, "error": 1})))
+    """
+
+    def __init__(self, in_bytes, out_widths, unit, *, mask_inputs=True):
+        widths = (in_bytes, unit, *out_widths)
+        if any(w & (w - 1) for w in widths) or unit > in_bytes:
+            raise ValueError(f"in_bytes ({in_bytes}), unit ({unit}) and out_widths "
+                             f"{tuple(out_widths)} must be powers of two, unit <= in_bytes")
+        self.in_bytes, self.out_widths, self.unit = in_bytes, tuple(out_widths), unit
+        self.mask_inputs = mask_inputs
+        out_bytes = max(self.out_widths)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "data": 8 * in_bytes, "count": range(in_bytes + 1), "last": 1, "error": 1,
+                "width": range(max(len(self.out_widths), 2))}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": 8 * out_bytes, "count": range(out_bytes + 1), "last": 1,
+                "error": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        in_bytes, unit = self.in_bytes, self.unit
+        out_bytes = max(self.out_widths)
+        i, o = self.i, self.o
+        # Bytes of the output group held from earlier inputs (a multiple of unit, below the
+        # widest group), and bytes of the current input already sent (a multiple of the
+        # narrowest group, below in_bytes: only when an input splits).
+        held = Signal(8 * max(out_bytes - unit, 1))
+        pos = Signal(range(out_bytes))
+        sent = Signal(range(in_bytes))
+        error = Signal()
+
+        width = Signal(range(out_bytes + 1))
+        m.d.comb += width.eq(self.out_widths[0])
+        for option, out_width in enumerate(self.out_widths[1:], 1):
+            with m.If(i.payload.width == option):
+                m.d.comb += width.eq(out_width)
+
+        def shifter(value, amount, step, limit, left):
+            """``value`` shifted by ``amount`` bytes (a multiple of ``step`` below
+            ``limit``): a multiplexer of as many inputs as there are such amounts."""
+            result = Signal(len(value))
+            for shift in range(0, limit, step):
+                with m.If(amount == shift):
+                    m.d.comb += result.eq((value << 8 * shift) if left else (value >> 8 * shift))
+            return result
+
+        narrowest = min(self.out_widths)
+        rest = shifter(i.payload.data, sent, narrowest, in_bytes, left=False)
+        placed = shifter(Cat(rest, Const(0, max(8 * (out_bytes - in_bytes), 0))),
+                         pos, unit, out_bytes, left=True)[:8 * out_bytes]
+        left = i.payload.count - sent  # bytes of the input not yet sent
+        total = pos + left
+        group_end = (total >= width) | i.payload.last
+        ends_input = total <= width
+        count = Mux(ends_input, total, width)
+        lanes = [Mux(k < pos, held.word_select(k, 8) if k < len(held) // 8 else 0,
+                     placed.word_select(k, 8)) for k in range(out_bytes)]
+        if self.mask_inputs:  # lanes past the row's bytes are zero
+            lanes = [Mux(k < count, lane, 0) for k, lane in enumerate(lanes)]
+        last = i.payload.last & ends_input
+        m.d.comb += [
+            o.valid.eq(i.valid & group_end),
+            o.payload.data.eq(Cat(*lanes)),
+            o.payload.count.eq(count),
+            o.payload.last.eq(last),
+            o.payload.error.eq(last & (error | i.payload.error)),
+            i.ready.eq(Mux(group_end, o.ready & ends_input, 1)),
+        ]
+        take = i.valid & i.ready
+        with m.If(take):
+            m.d.sync += [sent.eq(0), error.eq(~i.payload.last & (error | i.payload.error))]
+        with m.If(i.valid & ~group_end):  # held: the output group goes on
+            m.d.sync += [pos.eq(total), held.eq(Cat(*lanes)[:len(held)])]
+        with m.Elif(o.valid & o.ready):
+            m.d.sync += pos.eq(0)
+            with m.If(~ends_input):  # the input goes on into the next group
+                m.d.sync += sent.eq(sent + width)
         return m

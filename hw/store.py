@@ -17,7 +17,7 @@ from .config import HardwareConfig
 from .dma import beat_layout, command_layout, done_layout
 from .isa import Memory, Transfer
 from .load import RowCommands, dma_length_width, transfer_widths
-from .memory import LineReader, ReadPortSignature, Repacker, unit_queue
+from .memory import AlignedRepacker, LineReader, ReadPortSignature, Repacker, unit_queue
 
 __all__ = ["StoreUnit"]
 
@@ -96,8 +96,9 @@ class StoreUnit(wiring.Component):
         self._line_addresses(m, read_queue.o, reader.addrs, widths)
 
         # Line bytes past a row's end only reach lanes the writer does not strobe.
-        m.submodules.repacker = repacker = Repacker(line_bytes, (cfg.dma_bytes,), unit,
-                                                    mask_inputs=False)
+        repacker_class = AlignedRepacker if cfg.aligned_repack else Repacker
+        m.submodules.repacker = repacker = repacker_class(line_bytes, (cfg.dma_bytes,), unit,
+                                                          mask_inputs=False)
         # Lines reach the repacker from registers (its fill arithmetic follows their count).
         m.submodules.lines = lines = unit_queue(cfg, reader.lines.payload.shape())
         wiring.connect(m, reader.lines, lines.i)

@@ -101,9 +101,14 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("pc_width", 16.0), ("pc_width", True), ("perf_counters", 1),
                         ("perf_counters", "no"), ("compute_read_depth", 2),
                         ("compute_read_depth", 5), ("compute_read_depth", 3.0),
-                        ("compute_read_depth", True)):
+                        ("compute_read_depth", True), ("aligned_repack", 1)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
+    # AlignedRepacker's lines and beats must divide one another.
+    for rows, cols in ((3, 2), (2, 3), (4, 6)):
+        with pytest.raises(ValueError, match="aligned_repack needs power-of-two line widths"):
+            HardwareConfig(rows=rows, cols=cols, aligned_repack=True)
+    assert HardwareConfig.profile("tiny").aligned_repack and not HardwareConfig().aligned_repack
 
 
 def test_queue_ram_width_puts_the_wide_queues_in_block_ram():

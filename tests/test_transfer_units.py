@@ -3,6 +3,7 @@ simulator: the units against SRAMs and the AXI memory model (random latency and
 back-pressure) behind the DMA engines, compared with the functional simulator; AXI errors;
 throughput; and Verilog that Icarus and Verilator accept."""
 
+import gc
 import random
 
 import numpy as np
@@ -18,7 +19,7 @@ from systolic.hw.dma import DMAReader, DMAWriter
 from systolic.hw.fetch import Fetch
 from systolic.hw.isa import Memory, Opcode, decode, encode
 from systolic.hw.load import LoadUnit, dma_length_width
-from systolic.hw.memory import BankedMemory, BlockRAMFIFO, Repacker
+from systolic.hw.memory import AlignedRepacker, BankedMemory, BlockRAMFIFO, Repacker
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.store import StoreUnit
 from systolic.sim import SimulationHang
@@ -40,11 +41,17 @@ CONFIGS = [
     HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32, dma_bytes=4),
     HardwareConfig(rows=3, cols=6, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1,
                    dma_bytes=16),
+    # AlignedRepacker: 2-byte lines gathered from / split out of 4-byte beats and the
+    # other way round for 8-byte lines (as in the tiny profile); 4- and 16-byte lines on
+    # an 8-byte bus.
+    HardwareConfig.profile("tiny", spad_lines=64, acc_lines=32),
+    HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32, aligned_repack=True),
 ]
 
 
 def config_id(config):
-    return f"{config.rows}x{config.cols}-bus{config.dma_bytes}"
+    aligned = "-aligned" if config.aligned_repack else ""
+    return f"{config.rows}x{config.cols}-bus{config.dma_bytes}{aligned}"
 
 
 def line_bytes(config, mem):
@@ -358,25 +365,54 @@ def test_repacker(in_bytes, out_widths, unit):
     """Random rows cut into inputs of ``in_bytes`` (row ends shorter), random output width
     per row, random gaps and stalls: the groups equal the reference, garbage in unused
     input lanes never leaks, errors are ORed per row."""
-    rng = random.Random(in_bytes * 100 + len(out_widths))
-    dut = Repacker(in_bytes, out_widths, unit)
+    check_repacker(Repacker(in_bytes, out_widths, unit), in_bytes, out_widths, (in_bytes,),
+                   random.Random(in_bytes * 100 + len(out_widths)))
+
+
+@pytest.mark.parametrize("in_bytes, out_widths, groups", [
+    (4, (2, 8), (4,)),          # the tiny profile's load: beats into lines
+    (8, (4,), (2, 8)),          # its store: 2- and 8-byte lines into beats
+    (8, (4, 16), (8,)), (16, (4,), (4, 16)), (4, (4, 32), (4,)), (32, (16,), (32,)),
+    (16, (2, 64), (16,)), (8, (8,), (1, 8)),
+])
+def test_aligned_repacker(in_bytes, out_widths, groups):
+    """As test_repacker, for rows whose inputs are whole groups of one of ``groups`` bytes
+    each (so that groups and output widths divide one another)."""
+    unit = min(groups)
+    check_repacker(AlignedRepacker(in_bytes, out_widths, unit), in_bytes, out_widths, groups,
+                   random.Random(in_bytes * 100 + len(out_widths) + unit))
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")  # the half-built components
+def test_aligned_repacker_rejects_widths_that_do_not_divide():
+    with pytest.raises(ValueError, match="powers of two"):
+        AlignedRepacker(4, (5,), 1)
+    with pytest.raises(ValueError, match="unit"):
+        AlignedRepacker(4, (4,), 8)
+    gc.collect()  # report the half-built components while their warning is filtered
+
+
+def check_repacker(dut, in_bytes, out_widths, groups, rng):
+    """Random rows, each cut into inputs of a random one of ``groups`` bytes (row ends
+    shorter) in the low lanes of ``in_bytes``-byte inputs, random output width per row,
+    random gaps and stalls: the groups equal the reference, garbage in unused input lanes
+    never leaks, errors are ORed per row."""
     rows = []
     for _ in range(40):
         select = rng.randrange(len(out_widths))
-        rows.append((select, bytes(rng.randrange(256) for _ in range(
+        rows.append((select, rng.choice(groups), bytes(rng.randrange(256) for _ in range(
             rng.randint(1, 3 * max(out_widths) + in_bytes))), rng.random() < 0.2))
-    # Non-final inputs carry a multiple of unit bytes: full inputs of in_bytes do.
     inputs = []
-    for select, row, error in rows:
-        for at in range(0, len(row), in_bytes):
-            chunk = row[at:at + in_bytes]
+    for select, group, row, error in rows:
+        for at in range(0, len(row), group):
+            chunk = row[at:at + group]
             garbage = bytes(rng.randrange(1, 256) for _ in range(in_bytes - len(chunk)))
-            last = at + in_bytes >= len(row)
+            last = at + group >= len(row)
             inputs.append({"data": int.from_bytes(chunk + garbage, "little"),
                            "count": len(chunk), "last": last,
                            "error": error and last, "width": select})
     expected = []
-    for select, row, error in rows:
+    for select, _, row, error in rows:
         expected += [(data, count, last, error and last, out_widths[select])
                      for data, count, last in repack_reference(row, out_widths[select])]
     received = []
@@ -510,15 +546,19 @@ def test_axi_errors_flagged_per_instruction(unit_class):
 # -- throughput ----------------------------------------------------------------------------
 
 THROUGHPUT_CONFIGS = [HardwareConfig(rows=8, cols=8, spad_lines=512, acc_lines=128),
-                      HardwareConfig(rows=5, cols=3, spad_lines=1024, acc_lines=512)]
+                      HardwareConfig(rows=5, cols=3, spad_lines=1024, acc_lines=512),
+                      HardwareConfig(rows=4, cols=4, spad_lines=1024, acc_lines=512,
+                                     aligned_repack=True)]
 
 
 @pytest.mark.parametrize("unit_class", [LoadUnit, StoreUnit], ids=["load", "store"])
 @pytest.mark.parametrize("config, mem, rows", [
     (THROUGHPUT_CONFIGS[0], Memory.SPAD, 1), (THROUGHPUT_CONFIGS[0], Memory.SPAD, 8),
     (THROUGHPUT_CONFIGS[0], Memory.ACC, 4), (THROUGHPUT_CONFIGS[1], Memory.SPAD, 2),
-    (THROUGHPUT_CONFIGS[1], Memory.ACC, 1)], ids=["8x8-spad-1", "8x8-spad-8", "8x8-acc-4",
-                                                  "5x3-spad-2", "5x3-acc-1"])
+    (THROUGHPUT_CONFIGS[1], Memory.ACC, 1), (THROUGHPUT_CONFIGS[2], Memory.SPAD, 2),
+    (THROUGHPUT_CONFIGS[2], Memory.ACC, 2)],
+    ids=["8x8-spad-1", "8x8-spad-8", "8x8-acc-4", "5x3-spad-2", "5x3-acc-1",
+         "4x4-aligned-spad-2", "4x4-aligned-acc-2"])
 def test_throughput(unit_class, config, mem, rows):
     """Aligned contiguous transfers of about 4 KiB on an 8-byte bus against a memory with
     latency: one line per cycle when lines are narrower than the bus, else close to one
