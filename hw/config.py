@@ -100,8 +100,8 @@ class HardwareConfig:
     fetch_words
         Instruction words per fetch command; the fetch buffer holds two commands' words.
     decode_stages
-        Pipeline stages of the controller's decode (4; 3 or 2 save registers at the cost
-        of longer paths).
+        Pipeline stages of the controller's decode (4; 3, 2 or 1 save registers at the cost
+        of longer paths; with 1 the fetch buffer's head feeds the checks directly).
     counter_width
         Bits of each performance counter (it wraps at ``2**counter_width``; the registers
         still read 64 bits, the high bits zero).
@@ -182,8 +182,9 @@ class HardwareConfig:
         _check_power_of_two("dma_outstanding", self.dma_outstanding, 1, 64)
         _check_power_of_two("fetch_words", self.fetch_words, 1, 64)
         if isinstance(self.decode_stages, bool) or not isinstance(self.decode_stages, int) \
-                or self.decode_stages not in (2, 3, 4):
-            raise ValueError(f"decode_stages must be 2, 3 or 4, not {self.decode_stages!r}")
+                or self.decode_stages not in (1, 2, 3, 4):
+            raise ValueError(f"decode_stages must be 1, 2, 3 or 4, "
+                             f"not {self.decode_stages!r}")
         if isinstance(self.counter_width, bool) or not isinstance(self.counter_width, int) \
                 or not 32 <= self.counter_width <= 64:
             raise ValueError(f"counter_width must be an integer in 32..64, "
@@ -328,7 +329,7 @@ class VectorUnitsConfig:
 #: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
 #: accelerator (aimed at an iCE40 UP5K, which it does not fit yet: see the README), a 2x2
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
-#: 24-bit (16 MiB) host addresses, one-word instruction fetches, a two-stage decode, no
+#: 24-bit (16 MiB) host addresses, one-word instruction fetches, a one-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
 #: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM,
 #: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
@@ -338,7 +339,7 @@ PROFILES = {
     "tiny": {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
-        "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 2, "counter_width": 32,
+        "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 1, "counter_width": 32,
         "queue_ram_width": 37, "perf_counters": False, "pc_width": 16,
         "compute_read_depth": 3, "aligned_repack": True,
         "vector": dict.fromkeys(VECTOR_UNITS, False),

@@ -4,8 +4,9 @@ store units, and keeps the units in step with dependency tokens (see ``hw/isa.py
 Fetched words pass four pipeline stages (register; lines per row; line counts and the
 checks that need none; the remaining checks: no stage holds more than a constant divider, a
 multiplier or a row of adders and comparators) and go to one instruction queue per unit.
-With ``decode_stages`` 3 or 2 (of the configuration) the second, then also the third stage
-are wires: less area, a longer path and a word dispatched one or two cycles earlier. A
+With ``decode_stages`` 3, 2 or 1 (of the configuration) the second, then also the third,
+then also the first stage are wires: less area, a longer path and a word dispatched one,
+two or three cycles earlier. A
 :class:`UnitGate` in front of each unit holds the queue's head until the tokens it pops are
 available, hands it to the unit, and pushes its tokens when the unit reports it done. Every
 check a program can fail at decode time (unknown opcode, a dependency
@@ -513,9 +514,10 @@ class Controller(wiring.Component):
         advance = ~last_valid | dispatched
         free = [~stages[0][1] | advance] + [advance] * (len(stages) - 1)
         sources = [(self.fetched.payload, self.fetched.valid)] + stages[:-1]
-        # With fewer decode_stages, the second and then the third stage are wires.
-        registered = [True, self.config.decode_stages >= 3, self.config.decode_stages >= 4,
-                      True]
+        # With fewer decode_stages, the second, then the third, then the first stage are
+        # wires (with the first a wire, a word is taken as the last stage takes it).
+        stages_kept = self.config.decode_stages
+        registered = [stages_kept >= 2, stages_kept >= 3, stages_kept >= 4, True]
 
         def stage(index, assignments):
             if registered[index]:

@@ -93,7 +93,7 @@ def test_profiles_and_fit_parameters_are_validated():
     for name, value in (("queue_depth", -1), ("queue_depth", 3), ("queue_depth", 0.0),
                         ("in_flight", 1), ("in_flight", 6), ("dma_outstanding", 0),
                         ("fetch_words", 0),
-                        ("fetch_words", 3), ("decode_stages", 1), ("decode_stages", 5),
+                        ("fetch_words", 3), ("decode_stages", 0), ("decode_stages", 5),
                         ("decode_stages", 2.0), ("counter_width", 31),
                         ("counter_width", 65), ("counter_width", 32.0),
                         ("queue_ram_width", -1), ("queue_ram_width", 4097),
