@@ -90,16 +90,21 @@ class Fetch(wiring.Component):
         word, beat_lanes = self._words(m)
 
         running, fault = Signal(), Signal()
-        # Next word to request and first word not yet committed: address, words from it to
-        # the end of the program. (Kept as such so that no wide adder precedes a decision.)
-        issue_addr, commit_addr = Signal(cfg.addr_width), Signal(cfg.addr_width)
-        issue_left, commit_left = Signal(cfg.pc_width), Signal(cfg.pc_width)
+        # Next word to request: address, words from it to the end of the program. (Kept as
+        # such so that no wide adder precedes a decision.)
+        issue_addr, issue_left = Signal(cfg.addr_width), Signal(cfg.pc_width)
         out_pc, final_pc = Signal(cfg.pc_width), Signal(cfg.pc_width)
-        retry_left = Signal(range(chunk_words + 1))  # words to request one by one
-        retrying = Signal()  # retry_left != 0, in a register of its own
         write_ptr, commit_ptr, read_ptr = (Signal(pointer_bits, name=name)
                                            for name in ("write_ptr", "commit_ptr", "read_ptr"))
-        received = Signal(range(chunk_words + 1))  # words of the arriving command so far
+        # A failed command of one word names the failing word: with one-word commands
+        # nothing is fetched again, so there is no retry state.
+        retries = chunk_words > 1
+        if retries:
+            # First word not yet committed, as the next word to request.
+            commit_addr, commit_left = Signal(cfg.addr_width), Signal(cfg.pc_width)
+            retry_left = Signal(range(chunk_words + 1))  # words to request one by one
+            retrying = Signal()  # retry_left != 0, in a register of its own
+            received = Signal(range(chunk_words + 1))  # words of the arriving command so far
         # Commands in flight, of which the first `stale` are of a cancelled fetch or from
         # before a rewind; buffer words neither holding a word nor promised to a command.
         in_flight, stale = Signal(range(max_commands + 1)), Signal(range(max_commands + 1))
@@ -160,7 +165,8 @@ class Fetch(wiring.Component):
         size = Signal(range(chunk_words + 1))
         # free - size: its sign says whether the chunk fits, and it is free's next value.
         spare = Signal(signed(len(free) + 1))
-        m.d.comb += [size.eq(Mux(retrying, 1, chunk)), spare.eq(free - size)]
+        m.d.comb += [size.eq(Mux(retrying, 1, chunk) if retries else chunk),
+                     spare.eq(free - size)]
         issue = (~self.dma_cmd.valid & running & ~fault & (chunk != 0) & (spare >= 0)
                  & (in_flight != max_commands) & ~command_end & ~self.start & ~self.stop)
         with m.If(issue):
@@ -169,9 +175,10 @@ class Fetch(wiring.Component):
                 self.dma_cmd.payload.addr.eq(issue_addr),
                 self.dma_cmd.payload.length.eq(Cat(Const(0, word_bits), size)),
                 issue_addr.eq(issue_addr + Cat(Const(0, word_bits), size)),
-                retry_left.eq(retry_left - retrying), retrying.eq(retry_left > 1),
                 issue_left.eq(issue_left - size),
             ]
+            if retries:
+                m.d.sync += [retry_left.eq(retry_left - retrying), retrying.eq(retry_left > 1)]
         with m.Elif(self.dma_cmd.ready):
             m.d.sync += self.dma_cmd.valid.eq(0)
         m.d.sync += refresh.eq(issue)
@@ -182,21 +189,29 @@ class Fetch(wiring.Component):
         m.d.sync += [in_flight.eq(in_flight + issue - command_end), stale.eq(stale - (command_end & dropping)),
                      free.eq(Mux(issue, spare + handout, free + handout))]
         with m.If(keep):
-            m.d.sync += [write_ptr.eq(write_ptr + 1), received.eq(received + 1)]
+            m.d.sync += write_ptr.eq(write_ptr + 1)
+            if retries:
+                m.d.sync += received.eq(received + 1)
         with m.If(kept_end):
-            m.d.sync += received.eq(0)
-            words = received + 1
+            stop = [fault.eq(1), running.eq(0)]
+            if retries:
+                m.d.sync += received.eq(0)
+                words = received + 1
             with m.If(~word.payload.error):
-                m.d.sync += [commit_ptr.eq(write_ptr + 1),
-                             commit_addr.eq(commit_addr + Cat(Const(0, word_bits), words)),
-                             commit_left.eq(commit_left - words)]
+                m.d.sync += commit_ptr.eq(write_ptr + 1)
+                if retries:
+                    m.d.sync += [commit_addr.eq(commit_addr + Cat(Const(0, word_bits), words)),
+                                 commit_left.eq(commit_left - words)]
             with m.Else():
                 m.d.sync += write_ptr.eq(commit_ptr)
-                with m.If(received != 0):  # fetch the chunk again word by word
-                    m.d.sync += [issue_addr.eq(commit_addr), retry_left.eq(words),
-                                 retrying.eq(1), *set_issue_left(commit_left)]
-                with m.Else():
-                    m.d.sync += [fault.eq(1), running.eq(0)]
+                if retries:
+                    with m.If(received != 0):  # fetch the chunk again word by word
+                        m.d.sync += [issue_addr.eq(commit_addr), retry_left.eq(words),
+                                     retrying.eq(1), *set_issue_left(commit_left)]
+                    with m.Else():
+                        m.d.sync += stop
+                else:
+                    m.d.sync += stop
         with m.If(handout):
             m.d.sync += [read_ptr.eq(read_ptr + 1), out_pc.eq(out_pc + 1)]
             with m.If(out_pc == final_pc):
@@ -211,16 +226,21 @@ class Fetch(wiring.Component):
         # (Nothing issues in a cycle that cancels: issue excludes start, stop and any
         # command's end, which a failure is.)
         with m.If(failed | self.start | self.stop):
-            m.d.sync += [stale.eq(in_flight - command_end), received.eq(0),
+            m.d.sync += [stale.eq(in_flight - command_end),
                          free.eq(buffer_words - (commit_ptr - read_ptr - handout)[:pointer_bits])]
+            if retries:
+                m.d.sync += received.eq(0)
         with m.If(self.start | self.stop):
-            m.d.sync += [free.eq(buffer_words), running.eq(0), fault.eq(0), retry_left.eq(0),
-                         retrying.eq(0), write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
+            m.d.sync += [free.eq(buffer_words), running.eq(0), fault.eq(0),
+                         write_ptr.eq(0), commit_ptr.eq(0), read_ptr.eq(0)]
+            if retries:
+                m.d.sync += [retry_left.eq(0), retrying.eq(0)]
         with m.If(self.start):
-            m.d.sync += [issue_addr.eq(self.prog_addr), commit_addr.eq(self.prog_addr),
-                         *set_issue_left(self.count), commit_left.eq(self.count),
+            m.d.sync += [issue_addr.eq(self.prog_addr), *set_issue_left(self.count),
                          final_pc.eq(self.count - 1), running.eq(self.count != 0),
                          out_pc.eq(0)]
+            if retries:
+                m.d.sync += [commit_addr.eq(self.prog_addr), commit_left.eq(self.count)]
         m.d.comb += self.busy.eq(running | fault | (in_flight != 0))
         return m
 
