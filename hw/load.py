@@ -181,22 +181,27 @@ class LoadUnit(wiring.Component):
             m.d.sync += row.eq(Mux(final_row, 1, row + 1))
             m.d.comb += intake.ready.eq(final_row)
 
-        # Lines: through a queue to the target memory's write port, line sram_addr + n.
-        m.submodules.lines = lines = unit_queue(cfg, repacker.o.payload.shape())
-        wiring.connect(m, repacker.o, lines.i)
+        # Lines to the target memory's write port, line sram_addr + n: through a queue, but
+        # an AlignedRepacker's (a few gates after the beats queue's registers).
+        if cfg.aligned_repack:
+            lines = repacker.o
+        else:
+            m.submodules.lines = queue = unit_queue(cfg, repacker.o.payload.shape())
+            wiring.connect(m, repacker.o, queue.i)
+            lines = queue.o
         target = write_queue.o.payload
-        line = lines.o.payload
+        line = lines.payload
         offset, row, error = Signal(16), Signal(16, init=1), Signal()
         for port, mem in ((self.spad_write, Memory.SPAD), (self.acc_write, Memory.ACC)):
             selected = target.mem == mem
             m.d.comb += [
-                port.valid.eq(lines.o.valid & write_queue.o.valid & selected),
+                port.valid.eq(lines.valid & write_queue.o.valid & selected),
                 port.payload.addr.eq(target.sram_addr + offset),
                 port.payload.data.eq(line.data),
             ]
             with m.If(selected):
-                m.d.comb += lines.o.ready.eq(port.ready & write_queue.o.valid)
-        written = lines.o.valid & lines.o.ready
+                m.d.comb += lines.ready.eq(port.ready & write_queue.o.valid)
+        written = lines.valid & lines.ready
         final = written & line.last & (row == target.rows)
         m.d.comb += write_queue.o.ready.eq(final)
         with m.If(written):

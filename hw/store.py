@@ -99,13 +99,18 @@ class StoreUnit(wiring.Component):
         repacker_class = AlignedRepacker if cfg.aligned_repack else Repacker
         m.submodules.repacker = repacker = repacker_class(line_bytes, (cfg.dma_bytes,), unit,
                                                           mask_inputs=False)
-        # Lines reach the repacker from registers (its fill arithmetic follows their count).
-        m.submodules.lines = lines = unit_queue(cfg, reader.lines.payload.shape())
-        wiring.connect(m, reader.lines, lines.i)
-        line = lines.o.payload
+        # Lines reach a Repacker from registers (its fill arithmetic follows their count),
+        # an AlignedRepacker straight from the line reader's queue.
+        if cfg.aligned_repack:
+            lines = reader.lines
+        else:
+            m.submodules.lines = queue = unit_queue(cfg, reader.lines.payload.shape())
+            wiring.connect(m, reader.lines, queue.i)
+            lines = queue.o
+        line = lines.payload
         m.d.comb += [
-            repacker.i.valid.eq(lines.o.valid),
-            lines.o.ready.eq(repacker.i.ready),
+            repacker.i.valid.eq(lines.valid),
+            lines.ready.eq(repacker.i.ready),
             repacker.i.payload.data.eq(line.data),
             repacker.i.payload.count.eq(line.tag.count),
             repacker.i.payload.last.eq(line.tag.last),
