@@ -555,11 +555,15 @@ class Controller(wiring.Component):
             popped = Cat(*(gate.pop[i] for name, gate in gates.items()
                            for i, flag in enumerate(UNITS[name][1])
                            if UNITS[name][1][flag] == queue_name)).any()
+            # count != 0 as a flip-flop of its own, updated with the count, so that the
+            # gates' issue logic starts at a register instead of a wide OR.
+            nonzero = Signal(name=f"tokens_{queue_name}_nonzero")
             for name, gate in gates.items():
                 for i, flag in enumerate(UNITS[name][1]):
                     if UNITS[name][1][flag] == queue_name:
-                        m.d.comb += gate.available[i].eq(count != 0)
-            m.d.sync += count.eq(count + pushed - popped)
+                        m.d.comb += gate.available[i].eq(nonzero)
+            m.d.sync += [count.eq(count + pushed - popped),
+                         nonzero.eq(Mux(pushed == popped, nonzero, pushed | (count > 1)))]
             pusher = next(name for name, (_, _, pushes) in UNITS.items()
                           if queue_name in pushes.values())
             overflow = Signal(name=f"overflow_{queue_name}")
@@ -567,7 +571,7 @@ class Controller(wiring.Component):
             # (past MAX_TOKENS the controller has failed until the next start).
             m.d.sync += overflow.eq(~self.start & (count == MAX_TOKENS) & pushed)
             with m.If(self.start):
-                m.d.sync += count.eq(0)
+                m.d.sync += [count.eq(0), nonzero.eq(0)]
             with m.If(overflow):
                 self._fail(m, ErrorCode.TOKEN_OVERFLOW, finished_pc[pusher], failed)
 
