@@ -106,11 +106,12 @@ class HardwareConfig:
         Bits of each performance counter (it wraps at ``2**counter_width``; the registers
         still read 64 bits, the high bits zero).
     queue_ram_width
-        The load and store units' queues (and the store unit's line-read queue) at least
-        this many bits wide keep their entries in block RAM (0: none, the synthesis tool
-        decides). For FPGAs without distributed RAM (iCE40), where a small queue otherwise
-        becomes flip-flops and multiplexers; each such queue takes ``ceil(bits / 16)``
-        iCE40 block RAMs. Behaviour is the same either way.
+        The load and store units' queues (and the store unit's line-read queue and the
+        fetch unit's buffer of 128-bit words) at least this many bits wide keep their
+        entries in block RAM (0: none, the synthesis tool decides). For FPGAs without
+        distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
+        multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
+        Behaviour is the same either way.
     perf_counters
         Whether the performance counters other than ``CYCLES`` exist (False: they are
         absent, their registers read 0, ``HW_INFO`` bit 23 says so, and the RTL backends

@@ -110,13 +110,23 @@ class Fetch(wiring.Component):
         in_flight, stale = Signal(range(max_commands + 1)), Signal(range(max_commands + 1))
         free = Signal(range(buffer_words + 1), init=buffer_words)
 
-        # Buffer.
-        buffer = Memory(shape=INSTRUCTION_BITS, depth=buffer_words, init=[])
+        # Buffer. In block RAM (``queue_ram_width``) its synchronous read port reads the
+        # slot of the next cycle's read_ptr. Beats written straight into the buffer are
+        # committed a cycle after the word's last one, and none is written into a
+        # committed word's slot, so that port needs no transparency; words from a
+        # repacker are written and committed in the same cycle.
+        block_ram = cfg.queue_in_block_ram(INSTRUCTION_BITS)
+        buffer = Memory(shape=INSTRUCTION_BITS, depth=buffer_words, init=[],
+                        attrs={"ram_style": "block"} if block_ram else None)
         m.submodules.buffer = buffer
         beat_bits = 8 * cfg.dma_bytes
         buffer_write = buffer.write_port(
             granularity=beat_bits if beat_lanes is not None and len(beat_lanes) > 1 else None)
-        buffer_read = buffer.read_port(domain="comb")
+        if not block_ram:
+            buffer_read = buffer.read_port(domain="comb")
+        else:
+            buffer_read = buffer.read_port(
+                transparent_for=(buffer_write,) if beat_lanes is None else ())
         dropping = stale != 0
         keep = word.valid & ~dropping
         command_end = word.valid & word.payload.last
@@ -141,13 +151,16 @@ class Fetch(wiring.Component):
                 buffer_write.en.eq(beat_lanes),
             ]
         m.d.comb += [
-            buffer_read.addr.eq(read_ptr),
             self.insn.valid.eq(read_ptr != commit_ptr),
             self.insn.payload.word.eq(buffer_read.data),
             self.insn.payload.pc.eq(out_pc),
         ]
         handout = self.insn.valid & self.insn.ready
-        m.d.comb += self.fetched.eq(handout)
+        m.d.comb += [
+            self.fetched.eq(handout),
+            buffer_read.addr.eq(Mux(self.start | self.stop, 0, read_ptr + handout) if block_ram
+                                else read_ptr),
+        ]
 
         # Issue: a chunk (or one word while retrying) when the buffer has room for it.
         # The next chunk's words, min(chunk_words, issue_left), kept with issue_left; after

@@ -134,9 +134,11 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
             text = verilog.convert(AcceleratorTop(config), emit_src=False)
         finally:
             StreamQueue.elaborate = original
-        # (The store unit's line reader keeps its queue of 70-bit lines in block RAM too.)
+        # (The store unit's line reader keeps its queue of 70-bit lines in block RAM too,
+        # and the fetch unit its buffer of 128-bit words.)
         line_reader = int(config.queue_in_block_ram(70))
-        assert text.count('ram_style = "block"') == len(widths) + line_reader
+        fetch = int(config.queue_in_block_ram(128))
+        assert text.count('ram_style = "block"') == len(widths) + line_reader + fetch
         assert text.count("no_rw_check") == len(widths)
         return sorted(widths)
 

@@ -602,11 +602,13 @@ def check_fetch(memory, programs, results, data_bytes, error_ranges=()):
         assert error == fault
 
 
-@pytest.mark.parametrize("data_bytes", [4, 8, 32])
-def test_fetch_programs(data_bytes):
+@pytest.mark.parametrize("data_bytes, queue_ram_width", [
+    (4, 0), (8, 0), (32, 0), (4, 37), (32, 37)])
+def test_fetch_programs(data_bytes, queue_ram_width):
     """Programs at every alignment, of lengths around the chunk size, one after the other:
-    completed, stopped part-way, and restarted part-way (data in flight dropped)."""
-    config = HardwareConfig(dma_bytes=data_bytes)
+    completed, stopped part-way, and restarted part-way (data in flight dropped); with
+    ``queue_ram_width`` the buffer is a block RAM read a cycle ahead."""
+    config = HardwareConfig(dma_bytes=data_bytes, queue_ram_width=queue_ram_width)
     seed = data_bytes
     rng = np.random.default_rng(seed)
     memory = rng.integers(0, 256, 3 * 4096, dtype=np.uint8)
@@ -626,13 +628,15 @@ def test_fetch_programs(data_bytes):
     check_fetch(memory, programs, out["results"], data_bytes)
 
 
-@pytest.mark.parametrize("data_bytes, fetch_words", [(8, 8), (4, 1), (4, 2)])
-def test_fetch_errors(data_bytes, fetch_words):
+@pytest.mark.parametrize("data_bytes, fetch_words, queue_ram_width", [
+    (8, 8, 0), (4, 1, 0), (4, 2, 0), (4, 1, 37), (8, 8, 37)])
+def test_fetch_errors(data_bytes, fetch_words, queue_ram_width):
     """A failing chunk is fetched again word by word: the words before the faulting one go
     out, then error names it; a fetch running off the end of memory stops where the
     functional simulator does; a new start after an error works. (Buses no wider than a
     word write each beat straight into the fetch buffer, beats of dropped words too.)"""
-    config = HardwareConfig(dma_bytes=data_bytes, fetch_words=fetch_words)
+    config = HardwareConfig(dma_bytes=data_bytes, fetch_words=fetch_words,
+                            queue_ram_width=queue_ram_width)
     rng = np.random.default_rng(9)
     memory = rng.integers(0, 256, 2 * 4096, dtype=np.uint8)
     error_ranges = [(1000, 1001), (3000, 3100)]
