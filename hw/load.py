@@ -25,9 +25,10 @@ __all__ = ["RowCommands", "LoadUnit"]
 #: Instructions the load unit holds between taking them and writing their last line.
 
 
-def row_layout(addr_width):
+def row_layout(addr_width, rows_bits=16):
     """A block of rows for :class:`RowCommands`."""
-    return data.StructLayout({"addr": addr_width, "stride": 32, "rows": 16, "length": 12})
+    return data.StructLayout({"addr": addr_width, "stride": 32, "rows": rows_bits,
+                              "length": 12})
 
 
 class RowCommands(wiring.Component):
@@ -38,16 +39,16 @@ class RowCommands(wiring.Component):
 
     Members
     -------
-    block : In(stream.Signature(row_layout(addr_width)))
+    block : In(stream.Signature(row_layout(addr_width, rows_bits)))
     cmd : Out(stream.Signature(command_layout(addr_width, length_width)))
     busy : Out(1)
         Commands of a block remain to be issued.
     """
 
-    def __init__(self, addr_width, length_width=None):
-        self.addr_width = addr_width
+    def __init__(self, addr_width, length_width=None, rows_bits=16):
+        self.addr_width, self.rows_bits = addr_width, rows_bits
         super().__init__({
-            "block": In(stream.Signature(row_layout(addr_width))),
+            "block": In(stream.Signature(row_layout(addr_width, rows_bits))),
             "cmd": Out(stream.Signature(command_layout(addr_width, length_width))),
             "busy": Out(1),
         })
@@ -55,7 +56,7 @@ class RowCommands(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         addr, stride = Signal(self.addr_width), Signal(32)
-        left, length = Signal(16), Signal(12)
+        left, length = Signal(self.rows_bits), Signal(12)
         m.d.comb += [
             self.busy.eq(left != 0),
             self.block.ready.eq(left == 0),
@@ -77,6 +78,15 @@ def dma_length_width(config: HardwareConfig):
     (``Transfer.row_bytes``) or a fetch command (``fetch_words`` instruction words)."""
     row_bytes = Shape.cast(data.Layout.cast(Transfer)["row_bytes"].shape).width
     return max(row_bytes, (config.fetch_words * INSTRUCTION_BYTES).bit_length())
+
+
+def transfer_bits(config: HardwareConfig):
+    """Bits of a transfer's ``rows`` and of a line address as the load and store units keep
+    them. The controller passes a transfer only if its rows, each at least a line, fit its
+    memory from ``sram_addr`` on: ``rows`` is at most the larger memory's lines, and
+    ``sram_addr`` below them."""
+    lines = max(config.spad_lines, config.acc_lines)
+    return lines.bit_length(), (lines - 1).bit_length()
 
 
 def transfer_widths(config: HardwareConfig):
@@ -132,14 +142,17 @@ class LoadUnit(wiring.Component):
         widths, unit = transfer_widths(cfg)
         insn = self.insn.payload
 
-        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg))
+        rows_bits, line_bits = transfer_bits(cfg)
+        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg),
+                                                       rows_bits)
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         # The beat side needs each instruction's memory and rows; the line side also its
         # first line. Both queues are filled as the instruction is taken.
         m.submodules.intake_queue = intake_queue = unit_queue(
-            cfg, data.StructLayout({"mem": 1, "rows": 16}), cfg.in_flight)
+            cfg, data.StructLayout({"mem": 1, "rows": rows_bits}), cfg.in_flight)
         m.submodules.write_queue = write_queue = unit_queue(
-            cfg, data.StructLayout({"mem": 1, "rows": 16, "sram_addr": 16}), cfg.in_flight)
+            cfg, data.StructLayout({"mem": 1, "rows": rows_bits, "sram_addr": line_bits}),
+            cfg.in_flight)
         ready = commands.block.ready & intake_queue.i.ready & write_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),
@@ -165,7 +178,7 @@ class LoadUnit(wiring.Component):
             AlignedRepacker(cfg.dma_bytes, widths, cfg.dma_bytes) if cfg.aligned_repack
             else Repacker(cfg.dma_bytes, widths, unit))
         intake = intake_queue.o
-        row = Signal(16, init=1)  # counted from 1: no subtraction before the comparison
+        row = Signal(rows_bits, init=1)  # counted from 1: no subtraction before the comparison
         beat = beats.o.payload
         m.d.comb += [
             repacker.i.valid.eq(beats.o.valid & intake.valid),
@@ -191,7 +204,7 @@ class LoadUnit(wiring.Component):
             lines = queue.o
         target = write_queue.o.payload
         line = lines.payload
-        offset, row, error = Signal(16), Signal(16, init=1), Signal()
+        offset, row, error = Signal(line_bits), Signal(rows_bits, init=1), Signal()
         for port, mem in ((self.spad_write, Memory.SPAD), (self.acc_write, Memory.ACC)):
             selected = target.mem == mem
             m.d.comb += [

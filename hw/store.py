@@ -16,7 +16,7 @@ from .compute import memory_ports
 from .config import HardwareConfig
 from .dma import beat_layout, command_layout, done_layout
 from .isa import Memory, Transfer
-from .load import RowCommands, dma_length_width, transfer_widths
+from .load import RowCommands, dma_length_width, transfer_bits, transfer_widths
 from .memory import AlignedRepacker, LineReader, ReadPortSignature, Repacker, unit_queue
 
 __all__ = ["StoreUnit"]
@@ -69,12 +69,15 @@ class StoreUnit(wiring.Component):
         line_bytes = max(widths)
         insn = self.insn.payload
 
-        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg))
+        rows_bits, line_bits = transfer_bits(cfg)
+        m.submodules.commands = commands = RowCommands(cfg.addr_width, dma_length_width(cfg),
+                                                       rows_bits)
         wiring.connect(m, commands.cmd, wiring.flipped(self.dma_cmd))
         m.submodules.read_queue = read_queue = unit_queue(cfg, data.StructLayout({
-            "mem": 1, "sram_addr": 16, "rows": 16, "row_bytes": 12}), cfg.in_flight)
+            "mem": 1, "sram_addr": line_bits, "rows": rows_bits, "row_bytes": 12}),
+            cfg.in_flight)
         m.submodules.done_queue = done_queue = unit_queue(
-            cfg, data.StructLayout({"rows": 16}), cfg.in_flight)
+            cfg, data.StructLayout({"rows": rows_bits}), cfg.in_flight)
         ready = commands.block.ready & read_queue.i.ready & done_queue.i.ready
         m.d.comb += [
             self.insn.ready.eq(ready),
@@ -120,7 +123,7 @@ class StoreUnit(wiring.Component):
         wiring.connect(m, beats.o, wiring.flipped(self.dma_data))
 
         # Completions: one per row command, in order.
-        row, error = Signal(16, init=1), Signal()  # row counted from 1
+        row, error = Signal(rows_bits, init=1), Signal()  # row counted from 1
         head = done_queue.o
         m.d.comb += self.dma_done.ready.eq(head.valid)
         completed = self.dma_done.valid & self.dma_done.ready
@@ -161,7 +164,7 @@ class StoreUnit(wiring.Component):
         is loaded in one cycle, then its lines follow one per cycle."""
         addr_bits = len(addrs.payload.addr) - 1
         loaded = Signal()
-        addr, rows_left = Signal(addr_bits), Signal(16)
+        addr, rows_left = Signal(addr_bits), Signal(transfer_bits(self.config)[0])
         row_bytes, bytes_left = Signal(12), Signal(12)
         acc = Signal()
         width = Mux(acc, widths[Memory.ACC.value], widths[Memory.SPAD.value])

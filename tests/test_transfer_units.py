@@ -521,6 +521,21 @@ def error_words(config, opcode, seed):
 
 
 @pytest.mark.parametrize("unit_class", [LoadUnit, StoreUnit], ids=["load", "store"])
+def test_most_rows_a_memory_holds(unit_class):
+    """The units keep ``rows`` and line addresses in as few bits as the decode checks allow
+    (``transfer_bits``): a transfer of as many one-line rows as the larger memory holds, and
+    one filling the smaller to its last line, match the functional simulator."""
+    config = HardwareConfig.profile("tiny", spad_lines=256, acc_lines=128)
+    opcode = Opcode.LOAD if unit_class is LoadUnit else Opcode.STORE
+    words = [encode(opcode, mem=Memory.SPAD, sram_addr=0, rows=config.spad_lines, row_bytes=2,
+                    dram_addr=3, dram_stride=5),
+             encode(opcode, mem=Memory.ACC, sram_addr=1, rows=config.acc_lines - 1,
+                    row_bytes=7, dram_addr=0x700, dram_stride=9)]
+    hardware, reference, _ = run_unit(config, unit_class, words, 8)
+    assert_same(hardware, reference)
+
+
+@pytest.mark.parametrize("unit_class", [LoadUnit, StoreUnit], ids=["load", "store"])
 def test_axi_errors_flagged_per_instruction(unit_class):
     """An instruction with a row in an SLVERR range pulses error with its done, the others
     do not, and nothing hangs. Loads still write the lines (the model returns the data);
