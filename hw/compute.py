@@ -75,8 +75,12 @@ class MatmulEngine(wiring.Component):
         seq_a = m.submodules.seq_a = LineSequencer(spad_addr, flags=1)
         seq_b = m.submodules.seq_b = LineSequencer(spad_addr, flags=1)
         depth = cfg.compute_read_depth
-        read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag, depth=depth)
-        read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag, depth=depth)
+        # (Their queues in block RAM if as wide as queue_ram_width: same behaviour.)
+        block_ram = cfg.queue_in_block_ram(spad_bits + data.Layout.cast(seq_a.tag).size)
+        read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag, depth=depth,
+                                                  block_ram=block_ram)
+        read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag, depth=depth,
+                                                  block_ram=block_ram)
         wiring.connect(m, seq_a.addrs, read_a.addrs)
         wiring.connect(m, seq_b.addrs, read_b.addrs)
         wiring.connect(m, read_a.port, wiring.flipped(self.spad_a))

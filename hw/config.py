@@ -106,9 +106,10 @@ class HardwareConfig:
         Bits of each performance counter (it wraps at ``2**counter_width``; the registers
         still read 64 bits, the high bits zero).
     queue_ram_width
-        The load and store units' queues (and the store unit's line-read queue and the
-        fetch unit's buffer of 128-bit words) at least this many bits wide keep their
-        entries in block RAM (0: none, the synthesis tool decides). For FPGAs without
+        The load and store units' queues (and the store unit's line-read queue, the
+        fetch unit's buffer of 128-bit words and the matmul engine's scratchpad line
+        readers' queues) at least this many bits wide keep their entries in block RAM
+        (0: none, the synthesis tool decides). For FPGAs without
         distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
         multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
         Behaviour is the same either way.
@@ -332,7 +333,8 @@ class VectorUnitsConfig:
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a one-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
-#: counter and no other performance counters, its widest load and store queues (lines and bus beats) in block RAM,
+#: counter and no other performance counters, its queues of 18 bits or more (bus beats,
+#: line reads, fetched words, the matmul engine's line reads) in block RAM,
 #: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
 #: readers three lines ahead, and aligned repackers in the load and store units.
 PROFILES = {
@@ -341,7 +343,7 @@ PROFILES = {
         "rows": 2, "cols": 2, "spad_lines": 256, "spad_banks": 1, "acc_lines": 128,
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 1, "counter_width": 32,
-        "queue_ram_width": 37, "perf_counters": False, "pc_width": 16,
+        "queue_ram_width": 18, "perf_counters": False, "pc_width": 16,
         "compute_read_depth": 3, "aligned_repack": True,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },

@@ -135,10 +135,12 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
         finally:
             StreamQueue.elaborate = original
         # (The store unit's line reader keeps its queue of 70-bit lines in block RAM too,
-        # and the fetch unit its buffer of 128-bit words.)
+        # the fetch unit its buffer of 128-bit words, and the matmul engine's two line
+        # readers their queues of scratchpad lines and a 2-bit tag.)
         line_reader = int(config.queue_in_block_ram(70))
         fetch = int(config.queue_in_block_ram(128))
-        assert text.count('ram_style = "block"') == len(widths) + line_reader + fetch
+        matmul = 2 * config.queue_in_block_ram(8 * config.spad_line_bytes + 2)
+        assert text.count('ram_style = "block"') == len(widths) + line_reader + fetch + matmul
         assert text.count("no_rw_check") == len(widths)
         return sorted(widths)
 
@@ -150,7 +152,7 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
     assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=60)) == [69, 70]
     assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == []
     assert HardwareConfig().queue_ram_width == 0
-    assert tiny.queue_in_block_ram(37) and not tiny.queue_in_block_ram(36)
+    assert tiny.queue_in_block_ram(18) and not tiny.queue_in_block_ram(17)
 
 
 @pytest.mark.parametrize("backend", ["amaranth", "verilator"])
