@@ -52,8 +52,10 @@ _FIXED = [
     Register("STATUS", 0x04, "ro", "bit 0: busy; bit 1: done; bit 2: error; "
              "bit 3: interrupt pending"),
     Register("IRQ_ENABLE", 0x08, "rw", "bit 0: raise `irq` when done or on error"),
-    Register("PROG_ADDR_LO", 0x0C, "rw", "host byte address of the program, low word"),
-    Register("PROG_ADDR_HI", 0x10, "rw", "host byte address of the program, high word"),
+    Register("PROG_ADDR_LO", 0x0C, "rw", "host byte address of the program, low word; "
+             "only the low `addr_width` bits of the configuration are kept"),
+    Register("PROG_ADDR_HI", 0x10, "rw", "host byte address of the program, high word "
+             "(reads 0 with `addr_width` <= 32)"),
     Register("PROG_COUNT", 0x14, "rw", "instructions in the program (fetch also stops at HALT); "
              "only the low `pc_width` bits of the configuration are kept (32 by default)"),
     Register("ERROR_CODE", 0x18, "ro", "an `ErrorCode` (0 = none)"),

@@ -36,6 +36,7 @@ class RegisterBlock(wiring.Component):
         Pulses from CTRL writes.
     irq_enable : Out(1)
     prog_addr : Out(addr_width)
+        ``PROG_ADDR`` (the register keeps its low ``addr_width`` bits).
     prog_count : Out(pc_width)
         The low ``pc_width`` bits of ``PROG_COUNT`` (the register keeps no more).
     busy, finished : In(1)
@@ -65,9 +66,9 @@ class RegisterBlock(wiring.Component):
         m = Module()
         bus = self.bus
         done, pending = Signal(), Signal()
-        prog_addr = Signal(64)
+        prog_addr = Signal(self.config.addr_width)  # (PROG_ADDR keeps no more bits)
         high_latch = Signal(32)
-        m.d.comb += self.prog_addr.eq(prog_addr[:self.config.addr_width])
+        m.d.comb += self.prog_addr.eq(prog_addr)
 
         def offset(name):
             return register(name).offset

@@ -32,6 +32,9 @@ def test_register_map_over_axi_lite():
             RESP_OKAY
         assert await read("PROG_ADDR_LO") == (0x1234_5678, RESP_OKAY)
         assert ctx.get(regs.prog_addr) == 0x1234_5678
+        # PROG_ADDR keeps addr_width (32) bits: the high word reads 0.
+        assert await master.write(ctx, register("PROG_ADDR_HI").offset, 5) == RESP_OKAY
+        assert await read("PROG_ADDR_HI") == (0, RESP_OKAY)
         assert await read("PROG_COUNT") == (0xAB, RESP_OKAY)
         # Read-only and unmapped registers refuse writes; unmapped reads are errors.
         assert await master.write(ctx, register("HW_INFO").offset, 1) == RESP_SLVERR
