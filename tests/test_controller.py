@@ -100,16 +100,18 @@ def transfer_burst(count=24):
     return text_program(text, bytes(range(200)))
 
 
-@pytest.mark.parametrize("config", [
-    HardwareConfig.profile("tiny", spad_lines=128, acc_lines=128),
-    HardwareConfig(rows=2, cols=2, spad_lines=128, acc_lines=128, in_flight=4,
-                   vector=dict.fromkeys(VECTOR_UNITS, False)),
+@pytest.mark.parametrize("config, fewer_costs", [
+    (HardwareConfig.profile("tiny", spad_lines=128, acc_lines=128), False),
+    (HardwareConfig(rows=2, cols=2, spad_lines=128, acc_lines=128, in_flight=4,
+                    vector=dict.fromkeys(VECTOR_UNITS, False)), True),
 ], ids=["tiny", "2x2"])
-def test_unit_gates_never_hold_back_an_instruction(config, monkeypatch):
+def test_unit_gates_never_hold_back_an_instruction(config, fewer_costs, monkeypatch):
     """The dependency-token gates keep :func:`gate_depth` unfinished instructions per unit
     (``in_flight + 1`` for load and store): as many as the units take, so a burst of
-    transfers runs cycle for cycle as with gates twice as deep (and one entry fewer costs
-    cycles), with the functional simulator's results."""
+    transfers runs cycle for cycle as with gates twice as deep, with the functional
+    simulator's results. On the 2x2 configuration one entry fewer costs cycles (the depth
+    is the least that works); on the tiny profile (one decode stage, no instruction queues)
+    this burst takes as many cycles with one entry fewer, so only the equality holds there."""
     import systolic.hw.controller as controller
 
     program = transfer_burst()
@@ -122,4 +124,6 @@ def test_unit_gates_never_hold_back_an_instruction(config, monkeypatch):
         result = AmaranthBackend(config).run(*program)
         check_same(reference, result)
         cycles.append(result.cycles)
-    assert cycles[0] == cycles[1] < cycles[2]
+    assert cycles[0] == cycles[1]
+    if fewer_costs:
+        assert cycles[2] > cycles[0]
