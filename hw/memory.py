@@ -306,6 +306,21 @@ def unit_queue(config, layout, depth=3):
     return StreamQueue(layout, depth, block_ram=config.queue_in_block_ram(bits))
 
 
+def repacker_members(in_bytes, out_widths):
+    """The signature members shared by :class:`Repacker` and :class:`AlignedRepacker`:
+    beats of ``in_bytes`` in (with the index of the output width to pack into), groups of
+    up to ``max(out_widths)`` bytes out."""
+    out_bytes = max(out_widths)
+    return {
+        "i": In(stream.Signature(data.StructLayout({
+            "data": 8 * in_bytes, "count": range(in_bytes + 1), "last": 1, "error": 1,
+            "width": range(max(len(out_widths), 2))}))),
+        "o": Out(stream.Signature(data.StructLayout({
+            "data": 8 * out_bytes, "count": range(out_bytes + 1), "last": 1,
+            "error": 1}))),
+    }
+
+
 class Repacker(wiring.Component):
     """Regroups a byte stream, row by row, from input groups of up to ``in_bytes`` bytes
     into output groups of ``width`` bytes (one of ``out_widths``, chosen per row): DMA
@@ -347,14 +362,7 @@ class Repacker(wiring.Component):
         out_bytes = max(self.out_widths)
         # Before an input is taken at most out_bytes - unit bytes remain after the output.
         self.capacity = in_bytes + out_bytes - self.unit
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "data": 8 * in_bytes, "count": range(in_bytes + 1), "last": 1, "error": 1,
-                "width": range(max(len(self.out_widths), 2))}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "data": 8 * out_bytes, "count": range(out_bytes + 1), "last": 1,
-                "error": 1}))),
-        })
+        super().__init__(repacker_members(in_bytes, self.out_widths))
 
     def elaborate(self, platform):
         m = Module()
@@ -479,15 +487,7 @@ class AlignedRepacker(wiring.Component):
                              f"{tuple(out_widths)} must be powers of two, unit <= in_bytes")
         self.in_bytes, self.out_widths, self.unit = in_bytes, tuple(out_widths), unit
         self.mask_inputs = mask_inputs
-        out_bytes = max(self.out_widths)
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "data": 8 * in_bytes, "count": range(in_bytes + 1), "last": 1, "error": 1,
-                "width": range(max(len(self.out_widths), 2))}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "data": 8 * out_bytes, "count": range(out_bytes + 1), "last": 1,
-                "error": 1}))),
-        })
+        super().__init__(repacker_members(in_bytes, self.out_widths))
 
     def elaborate(self, platform):
         m = Module()
