@@ -3,10 +3,10 @@ output queue, in a weight-stationary or an output-stationary dataflow."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
+from .memory import StreamQueue
 from .pe import (PRODUCT_LATENCY, Accum, Operand, OutputStationaryPE, WeightBus,
                  WeightStationaryPE, row_index, widen_activation)
 
@@ -49,8 +49,9 @@ class SystolicArray(wiring.Component):
     Operands enter at the edges; the skew that staggers row ``r`` by ``r`` cycles and column
     ``c`` by ``c`` cycles is done inside, and so is the de-skew of the results, so every
     stream beat is one whole row or column. Results wait in an output queue of
-    ``queue_depth`` rows; the array only accepts work whose results have room in it, so
-    back-pressure on ``out`` stalls the inputs and never loses data. The PE grid itself
+    ``queue_depth`` rows (a :class:`StreamQueue`, in block RAM with ``block_ram``); the
+    array only accepts work whose results have room in it, so back-pressure on ``out``
+    stalls the inputs and never loses data. The PE grid itself
     never stalls (bubbles flow through it), which keeps the long enable nets out of the
     critical path.
 
@@ -108,9 +109,11 @@ class SystolicArray(wiring.Component):
         No accepted work is waiting for its results to leave on ``out``.
     """
 
-    def __init__(self, rows, cols, dataflow="ws", *, operand_width=8, acc_width=32):
+    def __init__(self, rows, cols, dataflow="ws", *, operand_width=8, acc_width=32,
+                 block_ram=False):
         check_array_params(rows, cols, dataflow, operand_width, acc_width)
         self.rows, self.cols, self.dataflow = rows, cols, dataflow
+        self.block_ram = block_ram
         self.latency = array_latency(rows, cols)
         # Deep enough that the credit check never throttles a full-rate stream.
         self.queue_depth = self.latency + 2 + (rows if dataflow == "os" else 0)
@@ -127,24 +130,21 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = queue = SyncFIFOBuffered(
-            width=self.cols * ACC_WIDTH, depth=self.queue_depth)
+        # The credits keep the queue from filling up: its `i.ready` is not needed.
+        m.submodules.queue = queue = StreamQueue(self.out.payload.shape(), self.queue_depth,
+                                                 block_ram=self.block_ram)
         # Credits: queue entries not yet promised to accepted work.
         credits = Signal(range(self.queue_depth + 1), init=self.queue_depth)
         spent = Signal(range(self.queue_depth + 1))
         delivered = self.out.valid & self.out.ready
         m.d.sync += credits.eq(credits - spent + delivered)
-        m.d.comb += [
-            self.out.payload.eq(queue.r_data),
-            self.out.valid.eq(queue.r_rdy),
-            queue.r_en.eq(self.out.ready),
-            self.idle.eq(credits == self.queue_depth),
-        ]
+        wiring.connect(m, queue.o, wiring.flipped(self.out))
+        m.d.comb += self.idle.eq(credits == self.queue_depth)
         if self.dataflow == "ws":
             push, row = self._elaborate_ws(m, credits, spent)
         else:
             push, row = self._elaborate_os(m, credits, spent)
-        m.d.comb += [queue.w_en.eq(push), queue.w_data.eq(row)]
+        m.d.comb += [queue.i.valid.eq(push), queue.i.payload.eq(row)]
         return m
 
     def _elaborate_ws(self, m, credits, spent):

@@ -68,7 +68,8 @@ class MatmulEngine(wiring.Component):
         rows, cols, ws = cfg.rows, cfg.cols, cfg.dataflow == "ws"
         spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(cfg)
         m = Module()
-        m.submodules.array = array = SystolicArray(rows, cols, cfg.dataflow)
+        m.submodules.array = array = SystolicArray(
+            rows, cols, cfg.dataflow, block_ram=cfg.queue_in_block_ram(cols * ACC_WIDTH))
         insn = self.insn.payload
 
         # One sequencer + reader per scratchpad stream; flags carry a_unsigned.

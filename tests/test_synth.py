@@ -112,8 +112,8 @@ def test_profiles_and_fit_parameters_are_validated():
 
 
 def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
-    """``queue_ram_width``: exactly the load and store queues at least that wide ask for
-    block RAM (the default asks for none); see test_tiny_profile_runs_the_accelerator_programs
+    """``queue_ram_width``: exactly the load and store queues and the systolic array's
+    output queue at least that wide ask for block RAM (the default asks for none); see test_tiny_profile_runs_the_accelerator_programs
     and tests/test_transfer_units.py for their behaviour."""
     from amaranth.back import verilog
 
@@ -145,11 +145,15 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
         return sorted(widths)
 
     tiny = HardwareConfig.profile("tiny")
-    # Bus beats of load and store (with aligned_repack no line queues), and their lines.
-    assert block_queues(tiny) == [37, 37]
+    # Bus beats of load and store (with aligned_repack no line queues), the array's result
+    # rows (2 x 32 bits), and the load and store lines.
+    assert block_queues(tiny) == [37, 37, 64]
     general = {"aligned_repack": False}
-    assert block_queues(HardwareConfig.profile("tiny", **general)) == [37, 37, 69, 70]
-    assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=60)) == [69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", **general)) == [37, 37, 64, 69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=60)) \
+        == [64, 69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=65)) \
+        == [69, 70]
     assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == []
     assert HardwareConfig().queue_ram_width == 0
     assert tiny.queue_in_block_ram(18) and not tiny.queue_in_block_ram(17)
