@@ -154,13 +154,15 @@ class MatmulEngine(wiring.Component):
 
     def _result_writer(self, m, array, queue, layout):
         """Result row ``i`` of an instruction goes to line ``base + i``: read the old line
-        (``accumulate``), register it in the next cycle, add and write in the one after.
-        Returns the "a write is pending" signal.
+        (``accumulate``) as the row is taken, then add and write. Returns the "a write is
+        pending" signal.
 
-        The old line comes from a register (block RAM outputs are slow), so a row is
-        written two cycles after its read: a read in the cycle before the write of the same
-        line gets the line being written (forwarded), one in the cycle of the write gets it
-        from the memory (its read port is transparent)."""
+        With ``result_stages`` 2 the old line comes from a register (block RAM outputs are
+        slow), so a row is added and written two cycles after its read: a read in the cycle
+        before the write of the same line gets the line being written (forwarded), one in
+        the cycle of the write gets it from the memory (its read port is transparent). With
+        1 the row is added to the RAM's output and written in the cycle after its read,
+        which is the cycle the next row's read sees it (transparent again)."""
         cols = self.config.cols
         desc = Signal(layout)
         m.d.comb += desc.eq(queue.r_data)
@@ -169,11 +171,12 @@ class MatmulEngine(wiring.Component):
         addr_bits = len(self.acc_write.payload.addr)
         row_shape = array.out.payload.shape()
         # Stage 1 (the cycle after a result row was taken): the old line arrives.
-        # Stage 2: add and write.
+        # Stage 2 (of two): add and write.
         stages = [{"valid": Signal(name=f"r{s}_valid"), "last": Signal(name=f"r{s}_last"),
                    "add": Signal(name=f"r{s}_add"), "addr": Signal(addr_bits, name=f"r{s}_addr"),
-                   "row": Signal(row_shape, name=f"r{s}_row")} for s in (1, 2)]
-        first, second = stages
+                   "row": Signal(row_shape, name=f"r{s}_row")}
+                  for s in range(1, self.config.result_stages + 1)]
+        first, writer = stages[0], stages[-1]
         take = array.out.valid & queue.r_rdy
         addr = Signal(addr_bits)  # of the row offered now
         m.d.comb += [
@@ -188,23 +191,27 @@ class MatmulEngine(wiring.Component):
         m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
                      first["add"].eq(desc.accumulate), first["addr"].eq(addr),
                      first["row"].eq(array.out.payload)]
-        m.d.sync += [second[key].eq(first[key]) for key in first]
         elem = data.Layout.cast(row_shape).elem_shape
         old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
-        held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
-        # "The second stage writes the first stage's line", decided as the two stages fill
-        # (first becomes second, the new row becomes first): the address comparison and
-        # its fan-out to every lane's multiplexer are in different cycles.
-        forward = Signal()
-        m.d.sync += forward.eq(first["valid"] & (first["addr"] == addr))
-        for c in range(cols):
-            m.d.sync += held[c].eq(Mux(first["add"], Mux(forward, sums[c], old[c]), 0))
-            m.d.comb += sums[c].eq(second["row"][c] + held[c])
+        if len(stages) == 1:
+            for c in range(cols):
+                m.d.comb += sums[c].eq(first["row"][c] + Mux(first["add"], old[c], 0))
+        else:
+            m.d.sync += [writer[key].eq(first[key]) for key in first]
+            held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
+            # "The second stage writes the first stage's line", decided as the two stages
+            # fill (first becomes second, the new row becomes first): the address comparison
+            # and its fan-out to every lane's multiplexer are in different cycles.
+            forward = Signal()
+            m.d.sync += forward.eq(first["valid"] & (first["addr"] == addr))
+            for c in range(cols):
+                m.d.sync += held[c].eq(Mux(first["add"], Mux(forward, sums[c], old[c]), 0))
+                m.d.comb += sums[c].eq(writer["row"][c] + held[c])
         m.d.comb += [
-            self.acc_write.valid.eq(second["valid"]),
-            self.acc_write.payload.addr.eq(second["addr"]),
+            self.acc_write.valid.eq(writer["valid"]),
+            self.acc_write.payload.addr.eq(writer["addr"]),
             self.acc_write.payload.data.eq(Cat(*sums)),
-            self.done.eq(second["valid"] & second["last"]),
+            self.done.eq(writer["valid"] & writer["last"]),
         ]
-        return first["valid"] | second["valid"]
+        return Cat(stage["valid"] for stage in stages).any()

@@ -108,8 +108,9 @@ class HardwareConfig:
     queue_ram_width
         The load and store units' queues (and the store unit's line-read queue, the
         fetch unit's buffer of 128-bit words, the matmul engine's scratchpad line
-        readers' queues and the systolic array's output queue) at least this many bits wide keep their entries in block RAM
-        (0: none, the synthesis tool decides). For FPGAs without
+        readers' queues and the systolic array's output queue) at least this many bits
+        wide keep their entries in block RAM (0: none, the synthesis tool decides). For
+        FPGAs without
         distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
         multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
         Behaviour is the same either way.
@@ -129,6 +130,12 @@ class HardwareConfig:
         default 4). 3 is the least that streams a line per cycle (a line is readable two
         cycles after its read is issued): results are the same, with fewer queue
         registers.
+    result_stages
+        Pipeline stages of the matmul engine's result writer (2 or 1, default 2). With 2
+        the accumulator line an accumulating result row is added to is registered first
+        (block RAM outputs are slow); with 1 the row is added to the line as it leaves the
+        RAM and written in the same cycle: ``3 * cols`` fewer 32-bit registers, a longer
+        path, and every result written a cycle earlier (same results).
     aligned_repack
         The load and store units regroup bus beats into lines and lines into beats with an
         :class:`~systolic.hw.memory.AlignedRepacker` instead of a
@@ -160,6 +167,7 @@ class HardwareConfig:
     perf_counters: bool = True
     pc_width: int = 32
     compute_read_depth: int = 4
+    result_stages: int = 2
     aligned_repack: bool = False
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
@@ -204,6 +212,8 @@ class HardwareConfig:
         if type(self.compute_read_depth) is not int or self.compute_read_depth not in (3, 4):
             raise ValueError(f"compute_read_depth must be 3 or 4, "
                              f"not {self.compute_read_depth!r}")
+        if type(self.result_stages) is not int or self.result_stages not in (1, 2):
+            raise ValueError(f"result_stages must be 1 or 2, not {self.result_stages!r}")
         if not isinstance(self.aligned_repack, bool):
             raise ValueError(f"aligned_repack must be True or False, "
                              f"not {self.aligned_repack!r}")
@@ -337,7 +347,8 @@ class VectorUnitsConfig:
 #: line reads, fetched words, the matmul engine's line reads, the array's result rows) in
 #: block RAM,
 #: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
-#: readers three lines ahead, and aligned repackers in the load and store units.
+#: readers three lines ahead, a one-stage result writer, and aligned repackers in the load
+#: and store units.
 PROFILES = {
     "default": {},
     "tiny": {
@@ -345,7 +356,7 @@ PROFILES = {
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 1, "counter_width": 32,
         "queue_ram_width": 18, "perf_counters": False, "pc_width": 16,
-        "compute_read_depth": 3, "aligned_repack": True,
+        "compute_read_depth": 3, "result_stages": 1, "aligned_repack": True,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

@@ -87,7 +87,13 @@ def run_engine(config, words, spad, acc):
     # One row: single-row tiles follow each other every cycle, so a length-1 accumulate
     # reads the line the previous one writes in that very cycle (forwarded).
     HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32),
-], ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}")
+    # A one-stage result writer: the same chains read the line written in their cycle from
+    # the memory's transparent port.
+    HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32, result_stages=1),
+    HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32,
+                   result_stages=1),
+    HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, result_stages=1),
+], ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}" + ("-1stage" if c.result_stages == 1 else ""))
 def test_engine_matches_functional(config):
     rng = np.random.default_rng(config.rows * 10 + config.cols)
     functional = FunctionalSimulator(config)

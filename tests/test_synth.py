@@ -101,7 +101,9 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("pc_width", 16.0), ("pc_width", True), ("perf_counters", 1),
                         ("perf_counters", "no"), ("compute_read_depth", 2),
                         ("compute_read_depth", 5), ("compute_read_depth", 3.0),
-                        ("compute_read_depth", True), ("aligned_repack", 1)):
+                        ("compute_read_depth", True), ("result_stages", 0),
+                        ("result_stages", 3), ("result_stages", 1.0), ("result_stages", True),
+                        ("aligned_repack", 1)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
     # AlignedRepacker's lines and beats must divide one another.
