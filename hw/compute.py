@@ -191,6 +191,8 @@ class MatmulEngine(wiring.Component):
         m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
                      first["add"].eq(desc.accumulate), first["addr"].eq(addr),
                      first["row"].eq(array.out.payload)]
+        if len(stages) == 2:
+            m.d.sync += [writer[key].eq(first[key]) for key in first]
         elem = data.Layout.cast(row_shape).elem_shape
         old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
@@ -198,7 +200,6 @@ class MatmulEngine(wiring.Component):
             for c in range(cols):
                 m.d.comb += sums[c].eq(first["row"][c] + Mux(first["add"], old[c], 0))
         else:
-            m.d.sync += [writer[key].eq(first[key]) for key in first]
             held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
             # "The second stage writes the first stage's line", decided as the two stages
             # fill (first becomes second, the new row becomes first): the address comparison
@@ -214,4 +215,4 @@ class MatmulEngine(wiring.Component):
             self.acc_write.payload.data.eq(Cat(*sums)),
             self.done.eq(writer["valid"] & writer["last"]),
         ]
-        return Cat(stage["valid"] for stage in stages).any()
+        return first["valid"] | writer["valid"]
