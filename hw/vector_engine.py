@@ -239,7 +239,7 @@ class VectorEngine(wiring.Component):
 
         # ---- the instruction and what it selects ----------------------------------------
         insn = Signal(Vector)
-        is_func = {f: Signal(name=f"is_{f.name.lower()}") for f in present}
+        is_func = {f: Signal(name=f"is_{f.name.lower()}") for f in units}
         for f, flag in is_func.items():
             m.d.comb += flag.eq(insn.func == f)
 
@@ -257,7 +257,7 @@ class VectorEngine(wiring.Component):
             to_spad.eq(any_of(SPAD_FUNCS) | (any_of(WIDTH_FUNCS)
                                              & (insn.out_width == OutWidth.INT8))),
         ]
-        for f in present:
+        for f in units:  # (not the set: its order varies between runs)
             with m.If(is_func[f]):
                 m.d.comb += [head_lines.eq(vector_param_lines(f, 1, cols)[0]),
                              planes.eq(len(VECTOR_PARAMS[f][1]))]
