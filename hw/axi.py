@@ -181,8 +181,9 @@ class RegisterBusSignature(wiring.Signature):
     r_en : Out(1)
         One-cycle read strobe (for registers with read side effects).
     r_data : In(data_width)
-        Sampled in the cycle after ``r_en``: either registered on ``r_en`` or driven
-        combinationally from ``addr`` (which is still held).
+        Valid from the cycle after ``r_en`` until the next ``r_en`` or ``w_en`` (the
+        slave's read response shows it): registered on ``r_en``, or driven combinationally
+        from ``addr`` (held that long) by registers that only change on ``w_en``/``r_en``.
     r_err : In(1)
         Sampled with ``r_data``: the read hit no register (answers SLVERR).
     """
@@ -206,7 +207,7 @@ class _LiteState(enum.Enum, shape=3):
     WRITE_CHECK = 1     # the cycle after w_en: take the CSR block's verdict
     WRITE_RESPONSE = 2
     READ = 3            # r_en
-    READ_CHECK = 4      # the cycle after r_en: take the read data and verdict
+    READ_CHECK = 4      # the cycle after r_en: take the verdict (the data holds)
     READ_RESPONSE = 5
 
 
@@ -217,12 +218,13 @@ class AXI4LiteSlave(wiring.Component):
     together; once both are in, the write strobe ``regs.w_en`` is raised for one cycle, the
     CSR block's ``regs.w_err`` is sampled in the next cycle and the ``B`` response (OKAY, or
     SLVERR on error) is held until ``bready``. A read (``AR``) raises ``regs.r_en`` for one
-    cycle, samples ``regs.r_data``/``regs.r_err`` in the next cycle and holds the ``R``
-    response until ``rready``. A read is only taken while no part of a write has been
-    taken; when a read and a write are offered together they take turns (the write first
-    after reset and after each read, the read first after each write), so neither starves.
-    ``awprot``/``arprot`` are ignored. Latency: a write's ``B`` is valid 3 cycles after the
-    later of its ``AW``/``W`` is taken, a read's ``R`` 3 cycles after its ``AR``.
+    cycle, samples ``regs.r_err`` in the next cycle and holds the ``R`` response, whose
+    data is ``regs.r_data`` itself (which holds it), until ``rready``. A read is only taken
+    while no part of a write has been taken; when a read and a write are offered together
+    they take turns (the write first after reset and after each read, the read first after
+    each write), so neither starves. ``awprot``/``arprot`` are ignored. Latency: a write's
+    ``B`` is valid 3 cycles after the later of its ``AW``/``W`` is taken, a read's ``R`` 3
+    cycles after its ``AR``.
 
     Members
     -------
@@ -250,10 +252,10 @@ class AXI4LiteSlave(wiring.Component):
         addr = Signal(self.addr_width)
         aw_taken, w_taken = Signal(), Signal()
         w_data, w_strb = Signal(self.data_width), Signal(self.data_width // 8)
-        r_data, resp = Signal(self.data_width), Signal(2)
+        resp = Signal(2)
         m.d.comb += [
             regs.addr.eq(addr), regs.w_data.eq(w_data), regs.w_strb.eq(w_strb),
-            bus.bresp.eq(resp), bus.rresp.eq(resp), bus.rdata.eq(r_data),
+            bus.bresp.eq(resp), bus.rresp.eq(resp), bus.rdata.eq(regs.r_data),
         ]
         # Reads and writes offered together take turns, so neither can starve the other.
         read_turn = Signal()
@@ -288,8 +290,7 @@ class AXI4LiteSlave(wiring.Component):
             m.d.comb += regs.r_en.eq(1)
             m.d.sync += state.eq(_LiteState.READ_CHECK)
         with m.Elif(state == _LiteState.READ_CHECK):
-            m.d.sync += [r_data.eq(regs.r_data),
-                         resp.eq(Mux(regs.r_err, RESP_SLVERR, RESP_OKAY)),
+            m.d.sync += [resp.eq(Mux(regs.r_err, RESP_SLVERR, RESP_OKAY)),
                          state.eq(_LiteState.READ_RESPONSE)]
         with m.Else():  # READ_RESPONSE
             m.d.comb += bus.rvalid.eq(1)
