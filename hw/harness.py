@@ -6,6 +6,9 @@ harness feeds every input of the core from one shift register clocked in from a 
 registers every output and folds them into one output pin with a pipelined XOR tree (16
 bits per registered level, so the harness is never the critical path), so the whole core
 survives synthesis, every path starts and ends at a flip-flop, and two pins suffice.
+Without ``capture`` the outputs go straight into the tree's first level (two LUT levels
+after the core's outputs, a flip-flop per 16 of them instead of one each): for measuring
+size where a flip-flop costs a logic cell of its own (iCE40) rather than clock speed.
 The harness's own flip-flops (:attr:`SynthHarness.harness_ffs`) are subtracted from reports.
 """
 
@@ -29,7 +32,8 @@ def fold_widths(bits):
 
 
 class SynthHarness(wiring.Component):
-    """Wraps ``core`` (a ``wiring.Component`` in the ``sync`` domain).
+    """Wraps ``core`` (a ``wiring.Component`` in the ``sync`` domain); ``capture``: register
+    every output before the XOR tree (see the module docstring).
 
     Members
     -------
@@ -45,7 +49,7 @@ class SynthHarness(wiring.Component):
     serial_in: In(1)
     serial_out: Out(1)
 
-    def __init__(self, core):
+    def __init__(self, core, *, capture=True):
         self.core = core
         flat = list(core.signature.flatten(core))
         self._inputs = [Value.cast(value) for _, member, value in flat
@@ -54,9 +58,12 @@ class SynthHarness(wiring.Component):
                          if member.flow == wiring.Out]
         self.input_bits = sum(len(v) for v in self._inputs) + 1  # + the core's reset
         self.output_bits = sum(len(v) for v in self._outputs)
+        # (A single output is registered either way: the pin must come from a flip-flop.)
+        self.capture = capture or not fold_widths(self.output_bits)
         #: Flip-flops the harness adds around the core (input shift register, output
         #: register, and the levels of the XOR tree).
-        self.harness_ffs = self.input_bits + self.output_bits + sum(fold_widths(self.output_bits))
+        self.harness_ffs = self.input_bits + self.output_bits * self.capture \
+            + sum(fold_widths(self.output_bits))
         super().__init__()
 
     def elaborate(self, platform):
@@ -74,9 +81,11 @@ class SynthHarness(wiring.Component):
             offset += len(value)
         m.d.comb += [ClockSignal("io").eq(self.clk), ClockSignal("sync").eq(self.clk),
                      ResetSignal("sync").eq(shift[offset])]
-        captured = Signal(self.output_bits)
-        m.d.io += captured.eq(Cat(*self._outputs))
-        folded = captured
+        folded = Cat(*self._outputs)
+        if self.capture:
+            captured = Signal(self.output_bits)
+            m.d.io += captured.eq(folded)
+            folded = captured
         for width in fold_widths(self.output_bits):
             level = Signal(width)
             m.d.io += level.eq(Cat(folded[i:i + FOLD].xor() for i in range(0, len(folded), FOLD)))

