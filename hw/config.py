@@ -113,7 +113,8 @@ class HardwareConfig:
         FPGAs without
         distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
         multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
-        Behaviour is the same either way.
+        Results are the same either way; a line reader's lines leave a cycle later from
+        block RAM (:class:`~systolic.hw.memory.LineReader`).
     perf_counters
         Whether the performance counters other than ``CYCLES`` exist (False: they are
         absent, their registers read 0, ``HW_INFO`` bit 23 says so, and the RTL backends

@@ -9,14 +9,14 @@ wins and the others see ``ready`` low and retry, so bank conflicts cost cycles, 
 
 from math import gcd
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import FIFOInterface, SyncFIFO
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
-           "LineReader", "BlockRAMFIFO", "StreamQueue", "unit_queue", "Repacker",
+           "LineReader", "StreamQueue", "unit_queue", "Repacker",
            "AlignedRepacker"]
 
 
@@ -148,9 +148,14 @@ class LineSequencer(wiring.Component):
 class LineReader(wiring.Component):
     """Reads the SRAM line of each address on ``addrs`` through ``port`` and streams it, with
     its tag, on ``lines`` at up to one line per cycle, honouring back-pressure (lines wait in
-    a small queue; a read is only issued when its line will have room). With
-    ``block_ram`` the queue is a :class:`BlockRAMFIFO` (same behaviour). ``depth`` lines
+    a small queue; a read is only issued when its line will have room). ``depth`` lines
     (default :attr:`DEPTH`) are read ahead; 3 still streams one line per cycle.
+
+    With ``block_ram`` the queue is a :class:`StreamQueue` in block RAM: a line is on
+    ``lines`` a cycle later than from the registers of the default queue (three cycles after
+    its read was issued), and a read may be issued in the cycle a line leaves, so ``depth``
+    3 still streams a line per cycle. (A queue in block RAM that showed a line in the cycle
+    after it was written would need a register as wide as the line beside the RAM.)
 
     Members
     -------
@@ -171,66 +176,38 @@ class LineReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout = data.Layout.cast(self.lines.payload.shape())
-        fifo = BlockRAMFIFO if self.block_ram else SyncFIFO
-        m.submodules.queue = queue = fifo(width=layout.size, depth=self.depth)
         in_flight = Signal()
         tag = Signal(self.tag)
-        room = queue.level + in_flight < self.depth
+        line = Cat(self.port.data, tag)
+        if self.block_ram:
+            # Lines read and not yet taken: at most `depth`, so the queue (`depth` entries
+            # besides its output register) always has room.
+            queue = m.submodules.queue = StreamQueue(self.lines.payload.shape(),
+                                                     self.depth + 1, block_ram=True)
+            pending = Signal(range(self.depth + 1))
+            leaving = self.lines.valid & self.lines.ready
+            room = pending - leaving < self.depth
+            m.d.comb += [queue.i.valid.eq(in_flight), queue.i.payload.eq(line)]
+            wiring.connect(m, queue.o, wiring.flipped(self.lines))
+        else:
+            queue = m.submodules.queue = SyncFIFO(width=len(line), depth=self.depth)
+            room = queue.level + in_flight < self.depth
+            m.d.comb += [
+                queue.w_en.eq(in_flight), queue.w_data.eq(line),
+                self.lines.valid.eq(queue.r_rdy), self.lines.payload.eq(queue.r_data),
+                queue.r_en.eq(self.lines.ready),
+            ]
         m.d.comb += [
             self.port.en.eq(self.addrs.valid & room),
             self.port.addr.eq(self.addrs.payload.addr),
             self.addrs.ready.eq(self.port.ready & room),
-            queue.w_en.eq(in_flight),
-            queue.w_data.eq(Cat(self.port.data, tag)),
-            self.lines.valid.eq(queue.r_rdy),
-            self.lines.payload.eq(queue.r_data),
-            queue.r_en.eq(self.lines.ready),
         ]
         accepted = self.addrs.valid & self.addrs.ready
         m.d.sync += in_flight.eq(accepted)
+        if self.block_ram:
+            m.d.sync += pending.eq(pending + accepted - leaving)
         with m.If(accepted):
             m.d.sync += tag.eq(self.addrs.payload.tag)
-        return m
-
-
-class BlockRAMFIFO(FIFOInterface, Elaboratable):
-    """Cycle for cycle a ``SyncFIFO(width=width, depth=depth)`` (``r_data`` shows the head
-    in the cycle it becomes readable), with its entries in a block RAM: the RAM's
-    synchronous read port reads the next cycle's head (the entry after the head when this
-    cycle reads) and is transparent, so an entry written to an empty queue is on ``r_data``
-    in the next cycle, as from ``SyncFIFO``'s asynchronous read."""
-
-    def __init__(self, *, width, depth):
-        super().__init__(width=width, depth=depth)
-        self.level = Signal(range(depth + 1))
-
-    def elaborate(self, platform):
-        m = Module()
-        depth = self.depth
-        storage = Memory(shape=self.width, depth=depth, init=[], attrs={"ram_style": "block"})
-        m.submodules.storage = storage
-        write = storage.write_port()
-        read = storage.read_port(transparent_for=(write,))
-        produce, consume = Signal(range(depth)), Signal(range(depth))
-        do_write = self.w_en & self.w_rdy
-        do_read = self.r_en & self.r_rdy
-
-        def successor(pointer):
-            return Mux(pointer == depth - 1, 0, pointer + 1)
-
-        m.d.comb += [
-            self.w_rdy.eq(self.level != depth), self.r_rdy.eq(self.level != 0),
-            self.w_level.eq(self.level), self.r_level.eq(self.level),
-            write.addr.eq(produce), write.data.eq(self.w_data), write.en.eq(do_write),
-            read.addr.eq(Mux(do_read, successor(consume), consume)),
-            self.r_data.eq(read.data),
-        ]
-        with m.If(do_write):
-            m.d.sync += produce.eq(successor(produce))
-        with m.If(do_read):
-            m.d.sync += consume.eq(successor(consume))
-        m.d.sync += self.level.eq(self.level + do_write - do_read)
         return m
 
 

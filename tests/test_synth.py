@@ -119,9 +119,10 @@ def test_profiles_and_fit_parameters_are_validated():
 
 
 def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
-    """``queue_ram_width``: exactly the load and store queues and the systolic array's
-    output queue at least that wide ask for block RAM (the default asks for none); see test_tiny_profile_runs_the_accelerator_programs
-    and tests/test_transfer_units.py for their behaviour."""
+    """``queue_ram_width``: exactly the queues at least that wide (load and store units,
+    line readers, the systolic array's output queue, the fetch buffer) ask for block RAM
+    (the default asks for none); see test_tiny_profile_runs_the_accelerator_programs and
+    tests/test_transfer_units.py for their behaviour."""
     from amaranth.back import verilog
 
     from systolic.hw.accelerator import AcceleratorTop
@@ -141,26 +142,25 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
             text = verilog.convert(AcceleratorTop(config), emit_src=False)
         finally:
             StreamQueue.elaborate = original
-        # (The store unit's line reader keeps its queue of 70-bit lines in block RAM too,
-        # the fetch unit its buffer of 128-bit words, and the matmul engine's two line
-        # readers their queues of scratchpad lines and a 2-bit tag.)
-        line_reader = int(config.queue_in_block_ram(70))
+        # (The fetch unit keeps its buffer of 128-bit words in block RAM too.)
         fetch = int(config.queue_in_block_ram(128))
-        matmul = 2 * config.queue_in_block_ram(8 * config.spad_line_bytes + 2)
-        assert text.count('ram_style = "block"') == len(widths) + line_reader + fetch + matmul
+        assert text.count('ram_style = "block"') == len(widths) + fetch
         assert text.count("no_rw_check") == len(widths)
         return sorted(widths)
 
     tiny = HardwareConfig.profile("tiny")
-    # Bus beats of load and store (with aligned_repack no line queues), the array's result
-    # rows (2 x 32 bits), and the load and store lines.
-    assert block_queues(tiny) == [37, 37, 64]
+    # Bus beats of load and store (with aligned_repack no line queues), the matmul
+    # engine's two scratchpad line readers (2-byte lines and a 2-bit tag), the array's
+    # result rows (2 x 32 bits), the store unit's line reader (8-byte lines and a 5-bit tag)
+    # and the load and store lines.
+    assert block_queues(tiny) == [18, 18, 37, 37, 64, 69]
     general = {"aligned_repack": False}
-    assert block_queues(HardwareConfig.profile("tiny", **general)) == [37, 37, 64, 69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", **general)) \
+        == [18, 18, 37, 37, 64, 69, 69, 70]
     assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=60)) \
-        == [64, 69, 70]
+        == [64, 69, 69, 70]
     assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=65)) \
-        == [69, 70]
+        == [69, 69, 70]
     assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == []
     assert HardwareConfig().queue_ram_width == 0
     assert tiny.queue_in_block_ram(18) and not tiny.queue_in_block_ram(17)
