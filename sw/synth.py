@@ -287,15 +287,22 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
 
 def _place(target, work, stat, seed):
     """Place and route with nextpnr: resources from its report and the achieved Fmax, or
-    from its utilisation report and the resources that ran out if the design is too big."""
+    from its utilisation report and the resources that ran out if the design is too big
+    (or the logic cells, when there are not more of them than the device has but the placer
+    finds no legal placement for them: the design is at the device's limit)."""
     try:
         _run([target.nextpnr, *target.args, "--json", "top.json", "--report", "report.json",
               "--freq", str(target.freq_mhz), "--seed", str(seed), "--timing-allow-fail"],
              work, "nextpnr.log")
     except SynthesisError:
-        utilisation = _utilisation((work / "nextpnr.log").read_text())
+        log = (work / "nextpnr.log").read_text()
+        utilisation = _utilisation(log)
         overused = sorted(cell for cell, (used, available) in utilisation.items()
                           if used > available)
+        if not overused and "Unable to find legal placement" in log \
+                and target.lut in utilisation:
+            used, available = utilisation[target.lut]
+            overused = [f"{target.lut} (no legal placement for {used} of {available})"]
         if not overused:
             raise
         used, fmax = {cell: n for cell, (n, _) in utilisation.items()}, None
