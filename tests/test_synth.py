@@ -296,3 +296,32 @@ def test_perf_counters_absent_on_the_tiny_profile():
     assert acc.last_run.instructions is None and set(acc.last_run.counters) == {"cycles"}
     with pytest.raises(ValueError, match="sample_every needs the performance counters"):
         VerilatorBackend(tiny, sample_every=256)
+
+
+def test_unplaceable_design_is_reported_as_not_fitting(tmp_path, monkeypatch):
+    """nextpnr failing to place a design whose cells are all within the device's counts is
+    a design that does not fit (naming the logic cells), not a tool failure; any other
+    nextpnr failure still raises."""
+    from systolic.sw import synth
+
+    def fake_run(log_text):
+        def run(command, cwd, log):
+            (cwd / log).write_text(log_text)
+            raise synth.SynthesisError("nextpnr failed")
+        return run
+
+    utilisation = ("Info: Device utilisation:\n"
+                   "Info: \t         ICESTORM_LC:    5217/   5280    98%\n"
+                   "Info: \t        ICESTORM_RAM:      29/     30    96%\n")
+    stat = "     3413 SB_LUT4\n     2322 SB_DFF\n"
+    target = synth.TARGETS["ice40-up5k"]
+    monkeypatch.setattr(synth, "_run", fake_run(
+        utilisation + "ERROR: Unable to find legal placement for all cells, design is "
+        "probably at utilisation limit.\n"))
+    result = synth._place(target, tmp_path, stat, 1)
+    assert not result["fits"] and result["fmax_mhz"] is None
+    assert result["overused"] == ["ICESTORM_LC (no legal placement for 5217 of 5280)"]
+    assert result["logic_cells"] == 5217 and result["luts"] == 3413
+    monkeypatch.setattr(synth, "_run", fake_run(utilisation + "ERROR: something else\n"))
+    with pytest.raises(synth.SynthesisError):
+        synth._place(target, tmp_path, stat, 1)
