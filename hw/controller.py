@@ -497,21 +497,33 @@ class Controller(wiring.Component):
         bad = Signal()  # any check failed: registered with the checks, one flip-flop
         was_idle = Signal()
         m.d.sync += was_idle.eq(all_idle & ~Cat(queue.w_en for queue in queues.values()).any())
-        # Flat sums of products (the kinds are one-hot unless the word is bad): few logic
-        # levels from the queue levels to the pipeline's enables.
         go = last_valid & ~stopping & ~bad
         for name in UNITS:
             m.d.comb += [queues[name].w_en.eq(go & target[name]), queues[name].w_data.eq(last)]
-        dispatched = Signal()
-        m.d.comb += dispatched.eq(
-            last_valid & (stopping | bad | target["halt"] | (target["fence"] & was_idle)
-                          | Cat(target[name] & queues[name].w_rdy for name in UNITS).any()))
-        # (Words fetched after HALT or an error are dropped.)
-        m.d.comb += self.decoded.eq(dispatched & ~stopping)
         # The stages advance together when the last one is empty or dispatches (bubbles
         # behind a stalled word stay: no chain of enables through the stages), and the
-        # first also takes a word whenever it is empty.
-        advance = ~last_valid | dispatched
+        # first also takes a word whenever it is empty. These enables reach hundreds of
+        # flip-flops, so with queues of other than two entries all of ``advance`` but a
+        # FENCE's share is ``moves``, a flip-flop computed a cycle ahead (below): the last
+        # stage is empty, dropped after a stop, failed its checks, holds a HALT, or its
+        # unit's queue has room. (A buffered queue takes a write whenever it holds fewer
+        # than ``depth`` entries, except with two: its head register refuses a write in the
+        # cycle after one into an empty queue. There, and without queues, whether a queue
+        # takes a word is known only in its cycle: flat sums of products, the kinds being
+        # one-hot unless the word is bad, give few logic levels from the queues' state.)
+        predict_moves = depth not in (0, 2)
+        dispatched = Signal()
+        if predict_moves:
+            moves = Signal(init=1)
+            advance = moves | (target["fence"] & was_idle)
+            m.d.comb += dispatched.eq(last_valid & advance)
+        else:
+            m.d.comb += dispatched.eq(
+                last_valid & (stopping | bad | target["halt"] | (target["fence"] & was_idle)
+                              | Cat(target[name] & queues[name].w_rdy for name in UNITS).any()))
+            advance = ~last_valid | dispatched
+        # (Words fetched after HALT or an error are dropped.)
+        m.d.comb += self.decoded.eq(dispatched & ~stopping)
         free = [~stages[0][1] | advance] + [advance] * (len(stages) - 1)
         sources = [(self.fetched.payload, self.fetched.valid)] + stages[:-1]
         # With fewer decode_stages, the second, then the third, then the first stage are
@@ -536,9 +548,9 @@ class Controller(wiring.Component):
         checked = self.check(m, s3.word, s3_early, s3_counts)
         stage(1, s2_per_row.eq(per_row))
         stage(2, [s3_counts.eq(self.line_counts(s2_per_row)), s3_early.eq(early)])
-        stage(3, [last_checked.eq(checked), bad.eq(checked.as_value()[8:].any()),
-                  last_kind.eq(Cat(Cat(s3_opcode == op.value for op in ops).any()
-                                   for ops in kinds.values()))])
+        s3_bad = checked.as_value()[8:].any()
+        s3_kind = Cat(Cat(s3_opcode == op.value for op in ops).any() for ops in kinds.values())
+        stage(3, [last_checked.eq(checked), bad.eq(s3_bad), last_kind.eq(s3_kind)])
 
         # Tokens. A push that takes a queue past MAX_TOKENS is an error reported a cycle
         # later with the index of the pushing unit's instruction (kept from its done pulse),
@@ -590,6 +602,22 @@ class Controller(wiring.Component):
         m.d.comb += self.stop_fetch.eq(running & stop_now)
         with m.If(stop_now):
             m.d.sync += stopping.eq(1)
+        if predict_moves:
+            # ``moves`` of the next cycle: from the last stage's next word (the one behind it
+            # if the stages advance), the next ``stopping``, and whether each queue holds
+            # fewer than ``depth`` entries after this cycle's write and read (compared
+            # before them: no adder after the write, which comes late).
+            next_target = dict(zip(kinds, Mux(advance, s3_kind, last_kind)))
+            has_room = {}
+            for name, queue in queues.items():
+                write, read = queue.w_en & queue.w_rdy, queue.r_en & queue.r_rdy
+                has_room[name] = Mux(write, Mux(read, queue.level < depth,
+                                                queue.level < depth - 1),
+                                     read | (queue.level < depth))
+            m.d.sync += moves.eq(
+                ~Mux(advance, stages[2][1], last_valid) | (~self.start & (stopping | stop_now))
+                | Mux(advance, s3_bad, bad) | next_target["halt"]
+                | Cat(next_target[name] & has_room[name] for name in UNITS).any())
 
         # Completion (not in the cycle right after start, before fetch reports busy).
         just_started = Signal()
