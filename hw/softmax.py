@@ -88,7 +88,7 @@ class Softmax(wiring.Component):
         record = data.StructLayout({"x": signed(ACC_WIDTH), "valid": 1})
         # Neither memory's reads meet its writes (no_rw_check): nothing but a register after
         # the block RAMs, whose outputs come late (logic there was the unit's slowest path).
-        rows = RowBuffer(m, self.i, lanes, self.max_row, record, "softmax", no_rw_check=True)
+        rows = RowBuffer(m, self.i, lanes, self.max_row, record, "softmax")
 
         # Input side: mask, validity, store; max of the valid logits.
         in_mant = Signal(MANT_WIDTH)

@@ -534,17 +534,17 @@ class RowBuffer:
     half may then be handed over while the input side fills the first again.
 
     A read never meets a write at one address: the process side reads a half only after its
-    row's last write, and that half is written again only after ``release``. With
-    ``no_rw_check`` the memory says so to synthesis, which otherwise emulates the read
-    port's read-during-write behaviour in a block RAM with a register and a multiplexer as
-    wide as a beat between the RAM and the reader's register.
+    row's last write, and that half is written again only after ``release``. The memory
+    says so to synthesis (``no_rw_check``), which otherwise emulates the read port's
+    read-during-write behaviour in a block RAM with a register and a multiplexer as wide as
+    a beat between the RAM and the reader's register.
     """
 
-    def __init__(self, m, i, lanes, max_row, record, name="row", *, no_rw_check=False):
+    def __init__(self, m, i, lanes, max_row, record, name="row"):
         self.m, self.lanes, self.name = m, lanes, name
         self.beats = -(-max_row // lanes)
         self.memory = Memory(shape=data.ArrayLayout(record, lanes), depth=2 * self.beats,
-                             init=[], attrs={"no_rw_check": 1} if no_rw_check else None)
+                             init=[], attrs={"no_rw_check": 1})
         m.submodules[f"{name}_mem"] = self.memory
         self.write_port = self.memory.write_port()
         self.read_port = self.memory.read_port()
