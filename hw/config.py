@@ -114,7 +114,10 @@ class HardwareConfig:
         distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
         multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
         Results are the same either way; a line reader's lines leave a cycle later from
-        block RAM (:class:`~systolic.hw.memory.LineReader`).
+        block RAM (:class:`~systolic.hw.memory.LineReader`). The array's output queue is
+        in block RAM anyway when its rows are 128 bits or wider (4 or more columns:
+        :data:`~systolic.hw.compute.ARRAY_QUEUE_BLOCK_RAM_BITS`), since in distributed RAM
+        its write enable fans out to every RAM cell (128 on ECP5 at 8 columns).
     perf_counters
         Whether the performance counters other than ``CYCLES`` exist (False: they are
         absent, their registers read 0, ``HW_INFO`` bit 23 says so, and the RTL backends
