@@ -49,9 +49,10 @@ class SystolicArray(wiring.Component):
     Operands enter at the edges; the skew that staggers row ``r`` by ``r`` cycles and column
     ``c`` by ``c`` cycles is done inside, and so is the de-skew of the results, so every
     stream beat is one whole row or column. Results wait in an output queue of
-    ``queue_depth`` rows (a :class:`StreamQueue`, in block RAM with ``block_ram``); the
-    array only accepts work whose results have room in it, so back-pressure on ``out``
-    stalls the inputs and never loses data. The PE grid itself
+    ``queue_depth`` rows (a :class:`StreamQueue` in block RAM: in distributed RAM the
+    8-column queue's write enable reached 128 ECP5 RAM cells, the matmul engine's longest
+    path); the array only accepts work whose results have room in it, so back-pressure on
+    ``out`` stalls the inputs and never loses data. The PE grid itself
     never stalls (bubbles flow through it), which keeps the long enable nets out of the
     critical path.
 
@@ -109,11 +110,9 @@ class SystolicArray(wiring.Component):
         No accepted work is waiting for its results to leave on ``out``.
     """
 
-    def __init__(self, rows, cols, dataflow="ws", *, operand_width=8, acc_width=32,
-                 block_ram=False):
+    def __init__(self, rows, cols, dataflow="ws", *, operand_width=8, acc_width=32):
         check_array_params(rows, cols, dataflow, operand_width, acc_width)
         self.rows, self.cols, self.dataflow = rows, cols, dataflow
-        self.block_ram = block_ram
         self.latency = array_latency(rows, cols)
         # Deep enough that the credit check never throttles a full-rate stream.
         self.queue_depth = self.latency + 2 + (rows if dataflow == "os" else 0)
@@ -132,7 +131,7 @@ class SystolicArray(wiring.Component):
         m = Module()
         # The credits keep the queue from filling up: its `i.ready` is not needed.
         m.submodules.queue = queue = StreamQueue(self.out.payload.shape(), self.queue_depth,
-                                                 block_ram=self.block_ram)
+                                                 block_ram=True)
         # Credits: queue entries not yet promised to accepted work.
         credits = Signal(range(self.queue_depth + 1), init=self.queue_depth)
         spent = Signal(range(self.queue_depth + 1))

@@ -17,12 +17,7 @@ from .config import ACC_WIDTH, OPERAND_WIDTH, HardwareConfig
 from .isa import Matmul
 from .memory import LineReader, LineSequencer, ReadPortSignature, WritePortSignature
 
-__all__ = ["MatmulEngine", "memory_ports", "ARRAY_QUEUE_BLOCK_RAM_BITS"]
-
-#: The systolic array's output queue keeps its rows in block RAM when they are at least
-#: this many bits wide (4 or more columns), whatever ``queue_ram_width`` says.
-ARRAY_QUEUE_BLOCK_RAM_BITS = 128
-
+__all__ = ["MatmulEngine", "memory_ports"]
 
 def memory_ports(config: HardwareConfig):
     """``(spad_addr_bits, spad_line_bits, acc_addr_bits, acc_line_bits)`` of ``config``."""
@@ -73,15 +68,7 @@ class MatmulEngine(wiring.Component):
         rows, cols, ws = cfg.rows, cfg.cols, cfg.dataflow == "ws"
         spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(cfg)
         m = Module()
-        # The array's output queue is in block RAM when queue_ram_width asks, and whenever
-        # its rows are ARRAY_QUEUE_BLOCK_RAM_BITS or wider: in distributed RAM the queue of
-        # 8 columns (256-bit rows) was 128 ECP5 RAM cells sharing one write enable, whose
-        # fan-out was the matmul engine's longest path. Same behaviour either way (a
-        # StreamQueue).
-        row_bits = cols * ACC_WIDTH
-        block_ram = cfg.queue_in_block_ram(row_bits) or row_bits >= ARRAY_QUEUE_BLOCK_RAM_BITS
-        m.submodules.array = array = SystolicArray(rows, cols, cfg.dataflow,
-                                                   block_ram=block_ram)
+        m.submodules.array = array = SystolicArray(rows, cols, cfg.dataflow)
         insn = self.insn.payload
 
         # One sequencer + reader per scratchpad stream; flags carry a_unsigned.

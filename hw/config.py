@@ -107,17 +107,14 @@ class HardwareConfig:
         still read 64 bits, the high bits zero).
     queue_ram_width
         The load and store units' queues (and the store unit's line-read queue, the
-        fetch unit's buffer of 128-bit words, the matmul engine's scratchpad line
-        readers' queues and the systolic array's output queue) at least this many bits
-        wide keep their entries in block RAM (0: none, the synthesis tool decides). For
-        FPGAs without
-        distributed RAM (iCE40), where a small queue otherwise becomes flip-flops and
-        multiplexers; each such queue takes ``ceil(bits / 16)`` iCE40 block RAMs.
-        Results are the same either way; a line reader's lines leave a cycle later from
-        block RAM (:class:`~systolic.hw.memory.LineReader`). The array's output queue is
-        in block RAM anyway when its rows are 128 bits or wider (4 or more columns:
-        :data:`~systolic.hw.compute.ARRAY_QUEUE_BLOCK_RAM_BITS`), since in distributed RAM
-        its write enable fans out to every RAM cell (128 on ECP5 at 8 columns).
+        fetch unit's buffer of 128-bit words and the matmul engine's scratchpad line
+        readers' queues) at least this many bits wide keep their entries in block RAM (0:
+        none, the synthesis tool decides). For FPGAs without distributed RAM (iCE40),
+        where a small queue otherwise becomes flip-flops and multiplexers; each such queue
+        takes ``ceil(bits / 16)`` iCE40 block RAMs. Results are the same either way; a
+        line reader's lines leave a cycle later from block RAM
+        (:class:`~systolic.hw.memory.LineReader`). (The systolic array's output queue is
+        always in block RAM.)
     perf_counters
         Whether the performance counters other than ``CYCLES`` exist (False: they are
         absent, their registers read 0, ``HW_INFO`` bit 23 says so, and the RTL backends
@@ -348,8 +345,7 @@ class VectorUnitsConfig:
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a one-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
 #: counter and no other performance counters, its queues of 18 bits or more (bus beats,
-#: line reads, fetched words, the matmul engine's line reads, the array's result rows) in
-#: block RAM,
+#: line reads, fetched words, the matmul engine's line reads) in block RAM,
 #: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
 #: readers three lines ahead, a one-stage result writer, and aligned repackers in the load
 #: and store units.

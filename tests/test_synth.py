@@ -121,13 +121,13 @@ def test_profiles_and_fit_parameters_are_validated():
 def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
     """``queue_ram_width``: exactly the queues at least that wide (load and store units,
     line readers, the systolic array's output queue, the fetch buffer) ask for block RAM
-    (the default asks for none), and the array's output queue does whenever its rows are
-    128 bits or wider; see test_tiny_profile_runs_the_accelerator_programs and
+    (the default asks for none), and the array's output queue does in every configuration;
+    see test_tiny_profile_runs_the_accelerator_programs and
     tests/test_transfer_units.py for their behaviour."""
     from amaranth.back import verilog
 
     from systolic.hw.accelerator import AcceleratorTop
-    from systolic.hw.compute import ARRAY_QUEUE_BLOCK_RAM_BITS, MatmulEngine
+    from systolic.hw.compute import MatmulEngine
     from systolic.hw.memory import StreamQueue
 
     def block_queues(config, top=AcceleratorTop):
@@ -162,17 +162,15 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
     assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=60)) \
         == [64, 69, 69, 70]
     assert block_queues(HardwareConfig.profile("tiny", **general, queue_ram_width=65)) \
-        == [69, 69, 70]
-    assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == []
+        == [64, 69, 69, 70]
+    assert block_queues(HardwareConfig.profile("tiny", queue_ram_width=0)) == [64]
     assert HardwareConfig().queue_ram_width == 0
     assert tiny.queue_in_block_ram(18) and not tiny.queue_in_block_ram(17)
-    # Whatever queue_ram_width says, the array's output queue is in block RAM once its rows
-    # are ARRAY_QUEUE_BLOCK_RAM_BITS (128) or wider: the default 4x4 array (128-bit rows)
-    # and an 8x8 one, not a 3-column one or the tiny profile's 2 columns (above).
-    assert ARRAY_QUEUE_BLOCK_RAM_BITS == 128
+    # Whatever queue_ram_width says, the array's output queue (cols x 32-bit rows) is in
+    # block RAM: the default 4x4 array, an 8x8 one and a 3-column one.
     assert block_queues(HardwareConfig(), MatmulEngine) == [128]
     assert block_queues(HardwareConfig(rows=8, cols=8), MatmulEngine) == [256]
-    assert block_queues(HardwareConfig(rows=4, cols=3), MatmulEngine) == []
+    assert block_queues(HardwareConfig(rows=4, cols=3), MatmulEngine) == [96]
 
 
 @pytest.mark.parametrize("backend", ["amaranth", "verilator"])
