@@ -46,7 +46,7 @@ def measure(name, target, cached_only=False):
         return None
     return {"config": name, "target": target,
             **{key: result.get(key) for key in ("luts", "ffs", "dsps", "brams", "fmax_mhz",
-                                                 "multipliers")},
+                                                 "multipliers", "logic_cells")},
             "lut_multipliers": result.get("lut_multipliers", {}),
             "fits": result.get("fits", True), "overused": result.get("overused", []),
             "cached": result["cached"], "wall_s": round(time.perf_counter() - start, 1)}
@@ -63,6 +63,8 @@ def markdown(rows):
         elif row["multipliers"] == "mixed":
             notes.append("DSPs exhausted; in LUTs: " + ", ".join(
                 f"{count} x {group}" for group, count in row["lut_multipliers"].items()))
+        if row["logic_cells"] is not None and row["fits"]:
+            notes.append(f"{row['logic_cells']} logic cells")
         if not row["fits"]:
             notes.append(f"does not fit: {', '.join(row['overused'])}")
         fmax = f"{row['fmax_mhz']:.1f}" if row["fmax_mhz"] is not None else "—"
