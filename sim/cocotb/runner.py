@@ -25,10 +25,15 @@ class CocotbError(RuntimeError):
     """The simulator failed, or a cocotb test inside it failed."""
 
 
-def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_dir=None):
+def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_dir=None,
+                  sources=None, defines=None):
     """Generate ``top`` with ``params``, build it with ``simulator`` in ``work_dir``, run
     ``test_module`` on it with ``jobs`` (any picklable object) and return what the testbench
-    saved."""
+    saved.
+
+    ``sources``: Verilog files to build instead of the generated Verilog (``params`` is then
+    unused), e.g. a gate-level netlist of ``top`` (module ``systolic_<top>``) and its cell
+    library (:mod:`systolic.sw.netlist`), with the preprocessor ``defines`` they need."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     if work_dir is None:
@@ -36,15 +41,25 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
         # when it fails: the error names it).
         work = Path(tempfile.mkdtemp(prefix=f"systolic_cocotb_{top}_"))
         results = run_testbench(top, params, test_module, jobs, simulator=simulator,
-                                work_dir=work)
+                                work_dir=work, sources=sources, defines=defines)
         shutil.rmtree(work, ignore_errors=True)
         return results
     work = Path(work_dir).resolve()  # the testbench runs inside it: paths must be absolute
     work.mkdir(parents=True, exist_ok=True)
-    source = work / f"{module_name(top)}.v"
-    text = generate_verilog(top, **params)
-    if not source.exists() or source.read_text() != text:  # unchanged: reuse the build
-        source.write_text(text)
+    if sources is None:
+        source = work / f"{module_name(top)}.v"
+        text = generate_verilog(top, **params)
+        if not source.exists() or source.read_text() != text:  # unchanged: reuse the build
+            source.write_text(text)
+        sources = [source]
+    else:
+        sources = [Path(source).resolve() for source in sources]
+    # The build is reused while no source is newer than it, if it was built from the same
+    # files with the same defines.
+    listed = work / "sources.txt"
+    built_from = "\n".join(map(str, sources)) + "".join(
+        f"\n-D{name}={value}" for name, value in sorted((defines or {}).items()))
+    rebuild = listed.exists() and listed.read_text() != built_from
     jobs_file, results_file = work / "jobs.pkl", work / "results.pkl"
     jobs_file.write_bytes(pickle.dumps(jobs))
     results_file.unlink(missing_ok=True)
@@ -57,9 +72,10 @@ def run_testbench(top, params, test_module, jobs, *, simulator="icarus", work_di
     # with 0, which only lint warnings object to.
     build_args = {"icarus": ["-g2005"], "verilator": ["-Wno-lint"]}[simulator]
     with _simulator_environment(simulator):
-        runner.build(sources=[source], hdl_toplevel=module_name(top), build_dir=work,
-                     timescale=("1ns", "1ps"), build_args=build_args,
-                     log_file=work / "build.log")
+        runner.build(sources=sources, hdl_toplevel=module_name(top), build_dir=work,
+                     defines=defines or {}, timescale=("1ns", "1ps"), build_args=build_args,
+                     always=rebuild, log_file=work / "build.log")
+        listed.write_text(built_from)
         results_xml = runner.test(
             test_module=test_module, hdl_toplevel=module_name(top), build_dir=work,
             test_dir=work,
