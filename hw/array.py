@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
 from .memory import StreamQueue
-from .pe import (PRODUCT_LATENCY, Accum, Operand, OutputStationaryPE, WeightBus,
+from .dsp import lut_multiplier
+from .pe import (PRODUCT_LATENCY, Accum, Activation, Operand, OutputStationaryPE, WeightBus,
                  WeightStationaryPE, row_index, widen_activation)
 
 __all__ = ["SystolicArray", "array_latency", "ws_cycles", "os_cycles"]
@@ -34,9 +35,10 @@ def os_cycles(rows, cols, tiles, k):
     return (tiles - 1) * max(k, 2 * rows) + k + array_latency(rows, cols) + rows - 1
 
 
-def _delay(m, value, cycles, name):
-    """``value`` delayed by ``cycles`` registers (a shift chain; zero cycles is a wire)."""
-    for stage in range(cycles):
+def _delay(m, value, cycles, name, first=0):
+    """``value`` delayed by ``cycles`` registers (a shift chain; zero cycles is a wire), named
+    from ``{name}_d{first}`` on."""
+    for stage in range(first, first + cycles):
         reg = Signal(value.shape(), name=f"{name}_d{stage}")
         m.d.sync += reg.eq(value)
         value = reg
@@ -140,13 +142,13 @@ class SystolicArray(wiring.Component):
         wiring.connect(m, queue.o, wiring.flipped(self.out))
         m.d.comb += self.idle.eq(credits == self.queue_depth)
         if self.dataflow == "ws":
-            push, row = self._elaborate_ws(m, credits, spent)
+            push, row = self._elaborate_ws(m, credits, spent, platform)
         else:
             push, row = self._elaborate_os(m, credits, spent)
         m.d.comb += [queue.i.valid.eq(push), queue.i.payload.eq(row)]
         return m
 
-    def _elaborate_ws(self, m, credits, spent):
+    def _elaborate_ws(self, m, credits, spent, platform):
         rows, cols = self.rows, self.cols
         # Bank control: weight tiles fill banks 0, 1, 0, ...; activations use them in order.
         weight_bank, weight_row, act_bank = Signal(), Signal(row_index(rows)), Signal()
@@ -180,22 +182,28 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             a = _delay(m, widen_activation(self.acts.payload.data[r],
                                            self.acts.payload.a_unsigned), r + 1, f"act{r}")
-            bank = _delay(m, act_bank, r + 1, f"bank{r}")
+            bank_next = _delay(m, act_bank, r, f"bank{r}")
+            bank = _delay(m, bank_next, 1, f"bank{r}", first=r)
             for c in range(cols):
                 pe = pes[r][c]
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.a_in.eq(a), pe.bank_in.eq(bank)]
-                a, bank = pe.a_out, pe.bank_out
+                if lut_multiplier(platform, Activation, Operand):  # the PE uses bank_next
+                    m.d.comb += pe.bank_next.eq(bank_next)
+                a, bank, bank_next = pe.a_out, pe.bank_out, bank
         results = []
         for c in range(cols):
             head = Signal(WeightBus(rows), name=f"wbus{c}")
-            m.d.comb += [head.eq(_delay(m, bus, c + 1, f"wctl{c}")),
+            head_next = _delay(m, bus, c, f"wctl{c}")
+            m.d.comb += [head.eq(_delay(m, head_next, 1, f"wctl{c}", first=c)),
                          head.data.eq(_delay(m, self.weights.payload[c], c + 1, f"w{c}"))]
             psum = Const(0, Accum)
             for r in range(rows):
                 pe = pes[r][c]
                 m.d.comb += [pe.w_in.eq(head), pe.psum_in.eq(psum)]
-                head, psum = pe.w_out, pe.psum_out
+                if lut_multiplier(platform, Activation, Operand):  # the PE uses w_next
+                    m.d.comb += pe.w_next.eq(head_next)
+                head, head_next, psum = pe.w_out, head, pe.psum_out
             results.append(_delay(m, psum, cols - 1 - c, f"deskew{c}"))
         return _delay(m, act_take, rows + cols + PRODUCT_LATENCY, "pushed"), Cat(*results)
 

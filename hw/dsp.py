@@ -10,6 +10,12 @@ and with fabric registers the routing into and out of the block adds 1.2-3.3 ns 
 which held every multiplier path at 112-127 MHz; registered inside the block, a path ends at
 the block's pins (2.1 ns from a neighbouring flip-flop, measured). Yosys does not move
 registers into ECP5 DSP blocks, hence the instance.
+
+Built from LUTs (:func:`lut_multiplier`), a multiplier whose operands come straight from
+flip-flops (``split``) registers partial products, ``a`` times pieces of ``b``
+(:data:`LUT_PIECES`), instead of its operands, and adds them into the product register:
+the same product in the same cycle, with part of the multiply in the first cycle (which
+otherwise holds only the operand registers' inputs) instead of all of it in the second.
 """
 
 from dataclasses import dataclass
@@ -18,10 +24,15 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DSP_WIDTH", "MULTIPLY_LATENCY", "SynthesisPlatform", "PipelinedMultiplier"]
+__all__ = ["DSP_WIDTH", "MULTIPLY_LATENCY", "SynthesisPlatform", "lut_multiplier",
+           "PipelinedMultiplier"]
 
 #: Operand width of one DSP block's multiplier (ECP5 MULT18X18D; iCE40 SB_MAC16 takes 16).
 DSP_WIDTH = 18
+#: Pieces a split LUT multiplier cuts ``b`` into (an 8-bit weight: 2, 3 and 3 bits). A PE's
+#: 9x8 multiplier alone on the ECP5-85k: 124.8 MHz with registered operands, split 152.7
+#: (2 pieces), 180-185 (3), 175.8 (4: adding the partial products becomes the longer stage).
+LUT_PIECES = 3
 #: Cycles from a multiplier's operands to their product.
 MULTIPLY_LATENCY = 2
 
@@ -39,6 +50,15 @@ class SynthesisPlatform:
     lut_width: int = 0
 
 
+def lut_multiplier(platform, a_shape, b_shape):
+    """Whether a :class:`PipelinedMultiplier` of these operand shapes, elaborated for
+    ``platform``, is known to be built from LUTs: on ECP5, both operands at most
+    ``lut_width`` bits wide (:func:`systolic.sw.synth.synthesize` maps those to LUTs and
+    the others to DSP blocks). Without a platform nothing is known."""
+    widest = max(Shape.cast(a_shape).width, Shape.cast(b_shape).width)
+    return getattr(platform, "family", None) == "ecp5" and widest <= platform.lut_width
+
+
 class PipelinedMultiplier(wiring.Component):
     """``p = a * b``, :data:`MULTIPLY_LATENCY` cycles after ``a`` and ``b``; free-running.
 
@@ -49,6 +69,10 @@ class PipelinedMultiplier(wiring.Component):
     multipliers that share an operand (a register feeding several DSP blocks cannot sit
     next to all of them). The ECP5 block's registers start at zero instead.
 
+    ``split``: the operands come straight from flip-flops. If the multiplier is built from
+    LUTs (:func:`lut_multiplier`), it then registers partial products instead of its
+    operands (see the module docstring); the product is the same, in the same cycle.
+
     Members
     -------
     a : In(a_shape)
@@ -58,13 +82,13 @@ class PipelinedMultiplier(wiring.Component):
         The registered product.
     """
 
-    def __init__(self, a_shape, b_shape, *, a_init=0, b_init=0):
+    def __init__(self, a_shape, b_shape, *, a_init=0, b_init=0, split=False):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         for name, shape in (("a", a_shape), ("b", b_shape)):
             if shape.width > DSP_WIDTH:
                 raise ValueError(f"operand {name} must be at most {DSP_WIDTH} bits wide, not "
                                  f"{shape.width}")
-        self.a_init, self.b_init = a_init, b_init
+        self.a_init, self.b_init, self.split = a_init, b_init, split
         product = (Const(0, a_shape) * Const(0, b_shape)).shape()
         super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(product)})
 
@@ -74,12 +98,34 @@ class PipelinedMultiplier(wiring.Component):
         if getattr(platform, "family", None) == "ecp5" and widest > platform.lut_width:
             self._mult18x18d(m)
             return m
+        if self.split and len(self.b) > 1 and lut_multiplier(platform, self.a.shape(),
+                                                              self.b.shape()):
+            self._pieces(m)
+            return m
         a = Signal(self.a.shape(), init=self.a_init, reset_less=True)
         b = Signal(self.b.shape(), init=self.b_init, reset_less=True)
         product = Signal(self.p.shape(), reset_less=True)
         m.d.sync += [a.eq(self.a), b.eq(self.b), product.eq(a * b)]
         m.d.comb += self.p.eq(product)
         return m
+
+    def _pieces(self, m):
+        # a * b = sum of a * piece << offset over b cut into LUT_PIECES pieces, the low ones
+        # unsigned, the top one with b's signedness. The partial products are the first
+        # stage's registers, their sum the second's.
+        n = min(LUT_PIECES, len(self.b))
+        edges = [len(self.b) * i // n for i in range(n + 1)]
+        partials = []
+        for i in range(n):
+            piece = self.b[edges[i]:edges[i + 1]]
+            if i == n - 1 and self.b.shape().signed:
+                piece = piece.as_signed()
+            partial = Signal((self.a * piece).shape(), name=f"partial{i}", reset_less=True)
+            m.d.sync += partial.eq(self.a * piece)
+            partials.append(partial << edges[i])
+        product = Signal(self.p.shape(), reset_less=True)
+        m.d.sync += product.eq(sum(partials[1:], partials[0]))
+        m.d.comb += self.p.eq(product)
 
     def _mult18x18d(self, m):
         # Operands sign- or zero-extended to the block's 18 bits; SIGNEDA/B say which.

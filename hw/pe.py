@@ -10,7 +10,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, OPERAND_WIDTH
-from .dsp import MULTIPLY_LATENCY, PipelinedMultiplier
+from .dsp import MULTIPLY_LATENCY, PipelinedMultiplier, lut_multiplier
 
 __all__ = ["PRODUCT_LATENCY", "pipelined_product", "row_index", "widen_activation", "WeightBus", "WeightStationaryPE", "OutputStationaryPE"]
 
@@ -26,9 +26,11 @@ Accum = signed(ACC_WIDTH)
 PRODUCT_LATENCY = MULTIPLY_LATENCY
 
 
-def pipelined_product(m, a, b):
-    """``a * b`` delayed by :data:`PRODUCT_LATENCY` cycles (a :class:`PipelinedMultiplier`)."""
-    m.submodules.multiplier = multiplier = PipelinedMultiplier(a.shape(), b.shape())
+def pipelined_product(m, a, b, split=False):
+    """``a * b`` delayed by :data:`PRODUCT_LATENCY` cycles (a :class:`PipelinedMultiplier`;
+    ``split``: ``a`` and ``b`` come straight from flip-flops)."""
+    m.submodules.multiplier = multiplier = PipelinedMultiplier(a.shape(), b.shape(),
+                                                               split=split)
     m.d.comb += [multiplier.a.eq(a), multiplier.b.eq(b)]
     return multiplier.p
 
@@ -71,16 +73,32 @@ class WeightStationaryPE(wiring.Component):
     tagged with the other bank still flow through. A weight on the bus is captured when
     ``w_in.row`` equals this PE's row.
 
+    Where the multiplier is built from LUTs (:func:`~systolic.hw.dsp.lut_multiplier`), the
+    weight it multiplies with comes from a register (``weight_sel``) that selects the bank
+    one cycle ahead, from ``bank_next``, and forwards a weight written in that cycle: the
+    multiplier's operands then come straight from flip-flops, so it splits its multiply
+    over its two cycles (:class:`~systolic.hw.dsp.PipelinedMultiplier`'s ``split``). Which
+    bank the bus writes is then registered a cycle ahead too, from ``w_next``: the bus's
+    valid, bank and row registers are the same in every PE of an anti-diagonal (the same
+    weight beat reaches them in the same cycle), so synthesis keeps one of each, far from
+    most of the PEs it feeds. Otherwise ``bank_next`` and ``w_next`` are unused. (In the
+    first cycle after a reset ``weight_sel`` may hold a weight selected before it; the array
+    accepts no activation until a weight tile has loaded.)
+
     Members
     -------
     a_in : In(signed(9))
         Activation from the left neighbour (or the row's skew buffer): int8 or uint8.
     bank_in : In(1)
         Weight bank the activation is multiplied with; travels with the activation.
+    bank_next : In(1)
+        ``bank_in`` of the next cycle (the left neighbour's ``bank_in``).
     psum_in : In(signed(32))
         Partial sum from the PE above (zero for row 0).
     w_in : In(WeightBus(rows))
         Weight bus from the PE above (or the column's skew buffer).
+    w_next : In(WeightBus(rows))
+        ``w_in`` of the next cycle (the ``w_in`` of the PE above); ``data`` unused.
     a_out, bank_out, psum_out, w_out : Out(...)
         Registered outputs to the right (activation, bank) and below (partial sum, weights).
     """
@@ -88,8 +106,8 @@ class WeightStationaryPE(wiring.Component):
     def __init__(self, row, rows):
         self.row = row
         super().__init__({
-            "a_in": In(Activation), "bank_in": In(1), "psum_in": In(Accum),
-            "w_in": In(WeightBus(rows)),
+            "a_in": In(Activation), "bank_in": In(1), "bank_next": In(1), "psum_in": In(Accum),
+            "w_in": In(WeightBus(rows)), "w_next": In(WeightBus(rows)),
             "a_out": Out(Activation), "bank_out": Out(1), "psum_out": Out(Accum),
             "w_out": Out(WeightBus(rows)),
         })
@@ -97,7 +115,22 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         weights = [Signal(Operand, name=f"weight{bank}", reset_less=True) for bank in range(2)]
-        product = pipelined_product(m, self.a_in, Mux(self.bank_in, weights[1], weights[0]))
+        lut = lut_multiplier(platform, Activation, Operand)
+        if lut:
+            # Which bank the bus writes this cycle, registered from the bus a cycle ahead.
+            writes = [Signal(name=f"write{bank}") for bank in range(2)]
+            ahead = self.w_next.valid & (self.w_next.row == self.row)
+            m.d.sync += [writes[bank].eq(ahead & (self.w_next.bank == bank))
+                         for bank in range(2)]
+            # weight_sel is weights[bank_in] of this cycle: the bank of the next cycle and
+            # each weight as it will be then (written this cycle or not).
+            upcoming = [Mux(writes[bank], self.w_in.data, weights[bank]) for bank in range(2)]
+            weight = Signal(Operand, name="weight_sel", reset_less=True)
+            m.d.sync += weight.eq(Mux(self.bank_next, upcoming[1], upcoming[0]))
+            product = pipelined_product(m, self.a_in, weight, split=True)
+        else:
+            product = pipelined_product(m, self.a_in, Mux(self.bank_in, weights[1],
+                                                          weights[0]))
         # The product arrives PRODUCT_LATENCY cycles after the activation, and so does the
         # partial sum of the same activation from the PE above (it went through the same
         # pipeline one cycle earlier, one row up): the column stays aligned.
@@ -112,11 +145,16 @@ class WeightStationaryPE(wiring.Component):
             self.w_out.valid.eq(self.w_in.valid),
             self.w_out.bank.eq(self.w_in.bank),
         ]
-        with m.If(self.w_in.valid & (self.w_in.row == self.row)):
-            with m.If(self.w_in.bank):
-                m.d.sync += weights[1].eq(self.w_in.data)
-            with m.Else():
-                m.d.sync += weights[0].eq(self.w_in.data)
+        if lut:
+            for bank in range(2):
+                with m.If(writes[bank]):
+                    m.d.sync += weights[bank].eq(self.w_in.data)
+        else:
+            with m.If(self.w_in.valid & (self.w_in.row == self.row)):
+                with m.If(self.w_in.bank):
+                    m.d.sync += weights[1].eq(self.w_in.data)
+                with m.Else():
+                    m.d.sync += weights[0].eq(self.w_in.data)
         return m
 
 
@@ -167,7 +205,8 @@ class OutputStationaryPE(wiring.Component):
         acc = Signal(Accum)  # restarts every tile, also after a reset
         total = Signal(Accum)
         result = Signal(Accum, reset_less=True)
-        product = pipelined_product(m, self.a_in, self.b_in)
+        # Both operands come straight from the neighbours' (or the skew buffers') registers.
+        product = pipelined_product(m, self.a_in, self.b_in, split=True)
         ctrl = self.ctrl_in
         for stage in range(PRODUCT_LATENCY):  # control follows its product
             delayed = Signal(SliceControl(), name=f"ctrl_d{stage}")

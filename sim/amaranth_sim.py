@@ -1,6 +1,7 @@
 """Amaranth's built-in simulator: the zero-install backend (bare array and accelerator)."""
 
 import numpy as np
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from systolic.hw.array import SystolicArray
@@ -14,11 +15,13 @@ from .host import collect_results, start_program
 from .stimulus import ArrayStimulus
 
 
-def simulate_array(schedule, *, out_stall=0.0, in_gap=0.0, seed=0, timeout=1000, vcd=None):
+def simulate_array(schedule, *, out_stall=0.0, in_gap=0.0, seed=0, timeout=1000, vcd=None,
+                   platform=None):
     """Run an :class:`~systolic.sw.array_schedule.ArraySchedule` on the array in Amaranth's
     simulator and return the :class:`~systolic.sim.stimulus.ArrayRun`.
 
-    ``vcd`` names a file to dump the waveform to.
+    ``vcd`` names a file to dump the waveform to. ``platform``: the array as elaborated for
+    it (a :class:`~systolic.hw.dsp.SynthesisPlatform`, e.g. with LUT-built multipliers).
     """
     dut = SystolicArray(schedule.rows, schedule.cols, schedule.dataflow)
     stimulus = ArrayStimulus(schedule, out_stall=out_stall, in_gap=in_gap, seed=seed,
@@ -38,7 +41,7 @@ def simulate_array(schedule, *, out_stall=0.0, in_gap=0.0, seed=0, timeout=1000,
             stimulus.observe(ready, out_valid, payload)
             await ctx.tick()
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     if vcd:

@@ -223,13 +223,19 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     device lacks). ``place=False``: yosys only (``fmax_mhz`` None, ``"placed": False``; no
     seed). ``cached_only``: None instead of running the tools if the result is not cached.
     ``multipliers="lut"`` builds every multiplier from LUTs even when the DSP blocks would
-    suffice (``"auto"``: only those that do not fit)."""
+    suffice (``"auto"``: only those that do not fit); on ECP5 the design is then elaborated
+    for a :class:`SynthesisPlatform` that says so, as the LUT-built multipliers of the
+    ``"mixed"`` case are, so that those fed from flip-flops split their multiply over their
+    two cycles (:mod:`systolic.hw.dsp`)."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
     if multipliers not in ("auto", "lut"):
         raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
     target = TARGETS[target_name]
     text, harness_ffs = _verilog(component, capture=target.capture_outputs)
+    if multipliers == "lut" and target.synth.startswith("synth_ecp5"):
+        text = _verilog(component, SynthesisPlatform("ecp5", lut_width=DSP_WIDTH),
+                        capture=target.capture_outputs)[0]
     # On ECP5 the multipliers become DSP primitives with their registers inside
     # (systolic.hw.dsp); the key covers that version too.
     ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")

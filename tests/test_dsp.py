@@ -10,12 +10,16 @@ import subprocess
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Shape, signed, unsigned
+from amaranth.hdl import Fragment, Shape, signed, unsigned
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
-from systolic.hw.dsp import DSP_WIDTH, MULTIPLY_LATENCY, PipelinedMultiplier, SynthesisPlatform
+from systolic.hw.dsp import (DSP_WIDTH, LUT_PIECES, MULTIPLY_LATENCY, PipelinedMultiplier,
+                             SynthesisPlatform)
 from systolic.sw.cli import main
+
+#: Every multiplier built from LUTs (as ``synthesize(multipliers="lut")`` elaborates them).
+LUTS = SynthesisPlatform("ecp5", lut_width=DSP_WIDTH)
 
 #: Operand shapes: the PE's (int8/uint8 activation widened to 9 bits x int8 weight), the
 #: vector units' pieces (unsigned 17-bit low pieces, signed top pieces), the widest
@@ -43,8 +47,8 @@ def _vectors(a_shape, b_shape, count=120, seed=0):
     return pairs
 
 
-def _amaranth_products(a_shape, b_shape, pairs):
-    dut = PipelinedMultiplier(a_shape, b_shape, a_init=1, b_init=1)
+def _amaranth_products(a_shape, b_shape, pairs, platform=None, split=False):
+    dut = PipelinedMultiplier(a_shape, b_shape, a_init=1, b_init=1, split=split)
     seen = []
 
     async def testbench(ctx):
@@ -54,7 +58,7 @@ def _amaranth_products(a_shape, b_shape, pairs):
             await ctx.tick()
             seen.append(ctx.get(dut.p))
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
@@ -136,6 +140,9 @@ def test_generic_and_ecp5_products_are_exact(a_shape, b_shape, tmp_path):
     expected = [int(np.int64(a) * np.int64(b)) for a, b in pairs]
     assert _amaranth_products(a_shape, b_shape, pairs) == expected
     assert _icarus_products(a_shape, b_shape, pairs, tmp_path) == expected
+    # Built from LUTs with the operands straight from flip-flops: registered partial
+    # products (a times pieces of b), the product in the same cycle.
+    assert _amaranth_products(a_shape, b_shape, pairs, LUTS, split=True) == expected
 
 
 def test_operands_wider_than_a_dsp_block_are_rejected():
@@ -148,8 +155,43 @@ def test_lut_width_leaves_narrow_multipliers_generic():
                              platform=SynthesisPlatform("ecp5", lut_width=9))
     wide = verilog.convert(PipelinedMultiplier(signed(10), signed(8)), name="dut",
                            platform=SynthesisPlatform("ecp5", lut_width=9))
-    assert "MULT18X18D" not in narrow and " * " in narrow
+    assert "MULT18X18D" not in narrow and " * " in narrow and "partial" not in narrow
     assert "MULT18X18D" in wide
+
+
+def test_split_applies_to_lut_multipliers_only():
+    """``split`` registers partial products only where the multiplier becomes LUTs: not in
+    the generic Verilog (simulators, other toolchains), not in a DSP block."""
+    def text(platform, split=True, shapes=(signed(9), signed(8))):
+        return verilog.convert(PipelinedMultiplier(*shapes, split=split), name="dut",
+                               platform=platform, emit_src=False)
+    pieces = text(SynthesisPlatform("ecp5", lut_width=9))
+    assert all(f"partial{i}" in pieces for i in range(LUT_PIECES))
+    assert "MULT18X18D" not in pieces
+    assert "partial" not in text(None)
+    assert "partial" not in text(SynthesisPlatform("ecp5", lut_width=9), split=False)
+    assert "MULT18X18D" in text(SynthesisPlatform("ecp5", lut_width=8))
+    assert "partial" not in text(LUTS, shapes=(signed(5), unsigned(1)))  # nothing to split
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [(signed(9), signed(8)), (unsigned(9), signed(8)),
+                                             (signed(9), unsigned(8)), (signed(8), signed(9)),
+                                             (signed(9), signed(2)), (unsigned(4), unsigned(3))],
+                         ids=repr)
+def test_split_products_at_the_extremes(a_shape, b_shape):
+    """The PE's shapes and variants, split: every pair of the extremes (-256/255 for 9 bits,
+    -128/127 for 8), 2,000 random pairs, and b at the pieces' boundaries (a piece all ones
+    or all zeros next to its neighbour's lowest bit)."""
+    pairs = _vectors(a_shape, b_shape, count=2000, seed=3)
+    b_shape = Shape.cast(b_shape)
+    (a_lo, a_hi), (b_lo, b_hi) = _limits(Shape.cast(a_shape)), _limits(b_shape)
+    n = min(LUT_PIECES, b_shape.width)
+    edges = [b_shape.width * i // n for i in range(1, n)]
+    near = {v for e in edges for v in ((1 << e) - 1, 1 << e, -(1 << e), -(1 << e) - 1)}
+    pairs += [(a, b) for a in (a_lo, a_hi, a_lo + 1, a_hi - 1, -1, 1)
+              for b in sorted(near) if b_lo <= b <= b_hi and a_lo <= a <= a_hi]
+    expected = [a * b for a, b in pairs]
+    assert _amaranth_products(a_shape, b_shape, pairs, LUTS, split=True) == expected
 
 
 def test_verilog_cli_emits_one_dsp_primitive_per_pe(tmp_path):
