@@ -13,17 +13,42 @@ def main():
     """systolic: generate an int8 systolic-array accelerator and run Transformers on it."""
 
 
-def hardware_config(config_file, **overrides):
-    """A HardwareConfig from an optional JSON file (as written by ``systolic explore``)
-    and command-line overrides; bad values become usage errors."""
-    from systolic.hw.config import HardwareConfig
+def hardware_config(config_file, profile="default", **overrides):
+    """A HardwareConfig from a profile (:data:`~systolic.hw.config.PROFILES`), an optional
+    JSON file on top (as written by ``systolic explore``) and command-line overrides; bad
+    values become usage errors."""
+    from systolic.hw.config import PROFILES, HardwareConfig
 
     try:
-        values = json.loads(Path(config_file).read_text()) if config_file else {}
+        values = dict(PROFILES[profile])
+        values.update(json.loads(Path(config_file).read_text()) if config_file else {})
         values.update({key: value for key, value in overrides.items() if value is not None})
         return HardwareConfig.from_dict(values)
     except (ValueError, TypeError, OSError) as error:
         raise click.UsageError(str(error)) from error
+
+
+def block_params(top, config_file, profile, rows, cols, dataflow, **block_fields):
+    """Generator parameters of block ``top``: for the whole accelerator its configuration
+    (:func:`hardware_config`), for a block its own fields that were given."""
+    if top == "accelerator":
+        return hardware_config(config_file, profile, rows=rows, cols=cols,
+                               dataflow=dataflow).to_dict()
+    if config_file or profile != "default":
+        raise click.UsageError("--config and --profile describe a whole accelerator: use them "
+                               "with --top accelerator")
+    fields = {"rows": rows, "cols": cols, "dataflow": dataflow, **block_fields}
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def profile_option(command):
+    """``--profile NAME``: the configuration the other options start from."""
+    from systolic.hw.config import PROFILES
+
+    return click.option("--profile", type=click.Choice(list(PROFILES)), default="default",
+                        show_default=True,
+                        help="Configuration to start from (tiny: the smallest, which fits "
+                        "an iCE40 UP5K); --config and the other options apply on top.")(command)
 
 
 def config_options(command):
@@ -42,6 +67,7 @@ def config_options(command):
 
 @main.command()
 @click.option("--top", default="array", show_default=True, help="Block to generate.")
+@profile_option
 @config_options
 @click.option("--lanes", type=int, help="Vector unit lanes (1..64).")
 @click.option("--max-row", type=int, help="Row buffer length of a row vector unit "
@@ -52,20 +78,13 @@ def config_options(command):
               "DSP blocks); generic: registers around a `*`, for any tool and simulator.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Verilog file to write (default: build/<top>.v).")
-def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, dsp, output):
+def verilog(top, profile, config_file, rows, cols, dataflow, lanes, max_row, dsp, output):
     """Write plain Verilog-2005 of a generated block."""
     from systolic.hw.dsp import SynthesisPlatform
     from systolic.hw.verilog import generate_verilog
 
-    if top == "accelerator":
-        params = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow).to_dict()
-    else:
-        if config_file:
-            raise click.UsageError("--config describes a whole accelerator: use it with "
-                                   "--top accelerator")
-        params = {name: value for name, value in
-                  (("rows", rows), ("cols", cols), ("dataflow", dataflow), ("lanes", lanes),
-                   ("max_row", max_row)) if value is not None}
+    params = block_params(top, config_file, profile, rows, cols, dataflow, lanes=lanes,
+                          max_row=max_row)
     try:
         text = generate_verilog(top, SynthesisPlatform(dsp) if dsp != "generic" else None,
                                 **params)
@@ -82,22 +101,18 @@ def verilog(top, config_file, rows, cols, dataflow, lanes, max_row, dsp, output)
               required=True)
 @click.option("--top", default="accelerator", show_default=True,
               help="Block to synthesize (any `systolic verilog` top).")
+@profile_option
 @config_options
 @click.option("--seed", type=int, default=1, show_default=True, help="nextpnr seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def synth(target, top, config_file, rows, cols, dataflow, seed, as_json):
+def synth(target, top, profile, config_file, rows, cols, dataflow, seed, as_json):
     """Synthesize and place-and-route a generated block (default: the whole accelerator)
     with yosys and nextpnr from PyPI: LUTs, flip-flops, DSPs, block RAMs and the maximum
     clock frequency."""
     from systolic.hw.verilog import build_top
     from systolic.sw.synth import SynthesisError, synthesize
 
-    config = hardware_config(config_file, rows=rows, cols=cols, dataflow=dataflow)
-    if top == "accelerator":
-        params = config.to_dict()
-    else:
-        params = {name: value for name, value in
-                  (("rows", rows), ("cols", cols), ("dataflow", dataflow)) if value is not None}
+    params = block_params(top, config_file, profile, rows, cols, dataflow)
     try:
         result = {**synthesize(build_top(top, **params), target, seed=seed), "top": top,
                   "params": params}

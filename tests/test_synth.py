@@ -88,6 +88,24 @@ def test_synth_rejects_unknown_target_and_top():
     assert bad_top.exit_code == 2 and "top must be one of" in bad_top.output
 
 
+def test_synth_profile_option_synthesizes_that_configuration(monkeypatch):
+    from systolic.sw import synth
+
+    seen = []
+
+    def fake_synthesize(component, target, seed):
+        seen.append((component.config, target))
+        return {"luts": 1, "ffs": 2, "dsps": 0, "brams": 0, "fmax_mhz": 30.0,
+                "multipliers": "dsp", "cached": False}
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    result = CliRunner().invoke(main, ["synth", "--target", "ice40-up5k", "--profile", "tiny",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen == [(HardwareConfig.profile("tiny"), "ice40-up5k")]
+    assert json.loads(result.output)["params"] == HardwareConfig.profile("tiny").to_dict()
+
+
 def test_profiles_and_fit_parameters_are_validated():
     tiny = HardwareConfig.profile("tiny")
     assert (tiny.rows, tiny.cols, tiny.vector.units, tiny.queue_depth) == (2, 2, (), 0)

@@ -47,6 +47,22 @@ def test_bad_parameters_are_usage_errors(tmp_path):
     assert not (tmp_path / "x.v").exists()
 
 
+def test_profile_option_starts_from_a_profile(tmp_path):
+    from systolic.hw.config import HardwareConfig
+    from systolic.hw.verilog import generate_verilog
+
+    path = write_verilog(tmp_path, "--top", "accelerator", "--profile", "tiny", "--rows", "1")
+    assert path.read_text() == generate_verilog(
+        "accelerator", **HardwareConfig.profile("tiny", rows=1).to_dict())
+    assert path.read_text() != generate_verilog(
+        "accelerator", **HardwareConfig(rows=1).to_dict())
+    result = CliRunner().invoke(main, ["verilog", "--top", "array", "--profile", "tiny",
+                                       "-o", str(tmp_path / "x.v")])
+    assert result.exit_code == 2 and "--profile describe a whole accelerator" in result.output
+    result = CliRunner().invoke(main, ["verilog", "--profile", "huge"])
+    assert result.exit_code == 2 and "huge" in result.output
+
+
 @pytest.mark.parametrize("size", [2, 4, 8])
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_accelerator_verilog_compiles_and_lints(tmp_path, size, dataflow):
