@@ -132,7 +132,9 @@ def synth(target, top, profile, config_file, rows, cols, dataflow, seed, as_json
         fmax = "Fmax not measured"
     click.echo(f"{target} {top} {params}:  "
                f"LUTs {result['luts']}  FFs {result['ffs']}  DSPs {result['dsps']}  "
-               f"BRAMs {result['brams']}  {fmax}  "
+               f"BRAMs {result['brams']}  "
+               + (f"logic cells {result['logic_cells']}  " if "logic_cells" in result else "")
+               + f"{fmax}  "
                f"(multipliers in {result['multipliers'].upper()}"
                f"{', cached' if result['cached'] else ''})")
 
