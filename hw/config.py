@@ -340,7 +340,7 @@ class VectorUnitsConfig:
 
 
 #: Named starting points of :meth:`HardwareConfig.profile`. ``tiny``: the smallest useful
-#: accelerator (aimed at an iCE40 UP5K, which it does not fit yet: see the README), a 2x2
+#: accelerator (it fits an iCE40 UP5K: see the README), a 2x2
 #: array without vector units, one-bank memories of a few block RAMs, a 32-bit bus with
 #: 24-bit (16 MiB) host addresses, one-word instruction fetches, a one-stage decode, no
 #: instruction queues, two instructions per unit, one DMA burst in flight, a 32-bit cycle
