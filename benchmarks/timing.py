@@ -29,7 +29,7 @@ from systolic.hw.dma import DMAReader, DMAWriter
 from systolic.hw.eltwise import EltwiseMul, ResidualAdd
 from systolic.hw.fetch import Fetch
 from systolic.hw.load import LoadUnit
-from systolic.hw.norm import LayerNorm, RMSNorm
+from systolic.hw.norm import LayerNorm, Norm, RMSNorm
 from systolic.hw.pwl import Gelu, Silu
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.registers import CSR_ADDR_WIDTH, RegisterBlock
@@ -60,6 +60,7 @@ BLOCKS = {
     "softmax": lambda cfg: Softmax(cfg.vector.lanes, cfg.vector.softmax_max_row),
     "layernorm": lambda cfg: LayerNorm(cfg.vector.lanes, cfg.vector.max_row),
     "rmsnorm": lambda cfg: RMSNorm(cfg.vector.lanes, cfg.vector.max_row),
+    "norm": lambda cfg: Norm(cfg.vector.lanes, cfg.vector.max_row),  # both, shared
     "gelu": lambda cfg: Gelu(cfg.vector.lanes),
     "silu": lambda cfg: Silu(cfg.vector.lanes),
     "eltwise_mul": lambda cfg: EltwiseMul(cfg.vector.lanes),

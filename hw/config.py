@@ -308,7 +308,8 @@ class VectorUnitsConfig:
     row buffers of softmax, layernorm, rmsnorm and rowquant (each is clamped to its unit's
     limit: softmax 65536, norms 16384, rowquant 65536; ``softmax_max_row`` overrides it for
     softmax, whose rows are sequence lengths). Units whose flag is False are absent and
-    their operations fall back to the host.
+    their operations fall back to the host. With both ``layernorm`` and ``rmsnorm`` the
+    accelerator has one norm unit that runs both functions (``hw/norm.py``).
     """
 
     lanes: int = VECTOR_DEFAULT_LANES

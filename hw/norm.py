@@ -1,5 +1,6 @@
 """LayerNorm and RMSNorm over rows of a wide int32 activation (golden models:
-``systolic.sw.numerics.layernorm`` and ``rmsnorm``; shared arithmetic in ``norm.py``)."""
+``systolic.sw.numerics.layernorm`` and ``rmsnorm``; shared arithmetic in ``norm.py``): one
+circuit, built for either function or for both (chosen per row by an input)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -13,13 +14,17 @@ from .vector import (Divider, Isqrt, Pipeline, RowBuffer, StateMachine, beat_lay
                      maximum, multiply, out_bits_port, out_layout, output_stage,
                      round_shift, row_reduce, saturate_out)
 
-__all__ = ["LayerNorm", "RMSNorm", "norm_layout", "PRESCALE_BITS", "INV_BITS", "EPS_BITS",
-           "LAYERNORM_Z_FRAC_BITS", "RMSNORM_Z_FRAC_BITS"]
+__all__ = ["Norm", "LayerNorm", "RMSNorm", "NORM_MODES", "norm_layout", "PRESCALE_BITS",
+           "INV_BITS", "EPS_BITS", "LAYERNORM_Z_FRAC_BITS", "RMSNORM_Z_FRAC_BITS"]
 
 
 def norm_layout(lanes):
-    """Input beat of :class:`LayerNorm` / :class:`RMSNorm`."""
+    """Input beat of :class:`Norm` (and :class:`LayerNorm` / :class:`RMSNorm`)."""
     return beat_layout(lanes, _record_fields())
+
+
+#: The functions a :class:`Norm` can be built for.
+NORM_MODES = ("layernorm", "rmsnorm")
 
 
 def _record_fields():
@@ -27,8 +32,8 @@ def _record_fields():
             "beta": signed(ACC_WIDTH)}
 
 
-class _Norm(wiring.Component):
-    """LayerNorm (``rms=False``) or RMSNorm (``rms=True``) over rows of int32 ``x``::
+class Norm(wiring.Component):
+    """LayerNorm and/or RMSNorm (``modes``) over rows of int32 ``x``::
 
         k  = max(0, bit_length(max|x|) - 15);  xs = round_shift(x, k)
         S1 = sum(xs);  S2 = sum(xs**2)
@@ -42,6 +47,11 @@ class _Norm(wiring.Component):
     arithmetic takes up to ~75 cycles (normalizing shifts, a 16-step square root and a
     26-step division).
 
+    Built for both functions, the unit runs RMSNorm as LayerNorm with ``n = 1`` and
+    ``S1 = 0`` in the numerator and the moment (``1*xs - 0``, ``1*S2 - 0**2``): the same
+    multipliers and pipeline for both, so RMSNorm rows take LayerNorm's cycles. Built for
+    RMSNorm alone, it has no numerator or moment multipliers and a shorter pipeline.
+
     Members
     -------
     i : In(stream.Signature(norm_layout(lanes)))
@@ -54,26 +64,46 @@ class _Norm(wiring.Component):
         Output width (8, 16 or 32).
     eps_q : In(57)
         Epsilon in squared input units (0..2**56) of the golden ``NormParams``.
-        Both config inputs must stay stable while a row is in the unit.
+    rms : In(1)
+        Only in a unit built for both functions: 1 runs the rows as RMSNorm, 0 as
+        LayerNorm (taken through a register).
+
+    The config inputs (``out_bits``, ``eps_q``, ``rms``) must stay stable while a row is in
+    the unit, from its first beat in to its last result out.
     """
 
-    rms = False
-
-    def __init__(self, lanes=4, max_row=1024):
+    def __init__(self, lanes=4, max_row=1024, modes=NORM_MODES):
         check_lanes(lanes)
         check_max_row(max_row, NORM_MAX_ROW)
+        modes = tuple(modes)
+        if not modes or len(set(modes)) != len(modes) or not set(modes) <= set(NORM_MODES):
+            raise ValueError(f"modes must be distinct values of {NORM_MODES}, not {modes!r}")
         self.lanes, self.max_row = lanes, max_row
-        self.z_frac_bits = RMSNORM_Z_FRAC_BITS if self.rms else LAYERNORM_Z_FRAC_BITS
-        super().__init__({
+        self.modes = tuple(mode for mode in NORM_MODES if mode in modes)
+        ports = {
             "i": In(stream.Signature(norm_layout(lanes))),
             "o": Out(stream.Signature(out_layout(lanes))),
             "out_bits": out_bits_port(),
             "eps_q": In(EPS_BITS),
-        })
+        }
+        if len(self.modes) > 1:
+            ports["rms"] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         lanes, length_bits = self.lanes, self.max_row.bit_length()
+        centred = "layernorm" in self.modes  # n*xs - S1 and n*S2 - S1**2 are computed
+        if len(self.modes) > 1:
+            rms = Signal(name="rms")  # registered: the port fans out to no logic directly
+            m.d.sync += rms.eq(self.rms)
+
+        def by_mode(layernorm, rmsnorm):
+            """The LayerNorm or the RMSNorm value: a multiplexer if built for both."""
+            if len(self.modes) > 1:
+                return Mux(rms, rmsnorm, layernorm)
+            return layernorm if centred else rmsnorm
+
         rows = RowBuffer(m, self.i, lanes, self.max_row,
                          data.StructLayout(_record_fields()), "norm")
 
@@ -105,6 +135,10 @@ class _Norm(wiring.Component):
         inv = Signal(INV_BITS - PRESCALE_BITS + 1)
         output_pass = Signal()
         can_issue = Signal()
+        # n and S1 of the centred arithmetic: RMSNorm rows of a unit built for both take
+        # n = 1 and S1 = 0, which turn n*xs - S1 into xs and n*S2 - S1**2 into S2.
+        length = by_mode(rows.proc_length, 1)
+        z_frac_bits = by_mode(LAYERNORM_Z_FRAC_BITS, RMSNORM_Z_FRAC_BITS)
 
         # Both passes read the row through one pipeline: xs, then the sums or the outputs.
         # Per-row values enter at stage 0 and travel with their beat.
@@ -114,8 +148,8 @@ class _Norm(wiring.Component):
         q["valid_sums"] = reader.issue & ~output_pass
         q["valid_out"] = reader.issue & output_pass
         q["first"] = q["index"] == 0
-        q["k"], q["length"], q["inv"], q["zero"] = k, rows.proc_length, inv, zero
-        q["z_shift"] = (INV_BITS - self.z_frac_bits + j)[:SHIFT_WIDTH]
+        q["k"], q["length"], q["inv"], q["zero"] = k, length, inv, zero
+        q["z_shift"] = (INV_BITS - z_frac_bits + j)[:SHIFT_WIDTH]
         q.step(2)  # the row read back
 
         def prescaled(lane):
@@ -143,15 +177,16 @@ class _Norm(wiring.Component):
         q.stage = after_squares  # the two reductions run side by side
         s2 = row_reduce(q, [q[f"l{lane}_square"] for lane in range(lanes)],
                         lambda a, b: a + b, "s2", s2_shape, valid="valid_sums")
+        centre = by_mode(s1, 0)
         sums_done = q["valid_sums"] & q["last"]
 
-        # Pass 2: the outputs (S1 is final by then and travels with the beat).
+        # Pass 2: the outputs (S1, or 0, is final by then and travels with the beat).
         q.stage = split
-        q.define("s1", s1, 0)
+        q.define("s1", centre, 0)
 
         def output(lane):
             name = f"l{lane}"
-            if self.rms:
+            if not centred:
                 numerator = q[f"{name}_xs_aligned"]
             else:
                 scaled = multiply(q, q["length"], q[f"{name}_xs_aligned"], f"{name}_nx")
@@ -177,7 +212,7 @@ class _Norm(wiring.Component):
         r = Pipeline(m, "norm_row")
         go = Signal()
         r["go"] = go
-        r["length"], r["s1"], r["s2"] = rows.proc_length, s1, s2
+        r["length"], r["s1"], r["s2"] = length, centre, s2
         r["eps"], r["eps_shift"] = self.eps_q, Cat(Const(0, 1), k)
         r.step()
 
@@ -185,7 +220,7 @@ class _Norm(wiring.Component):
             return round_shift(r, r["eps"], r["eps_shift"], "eps")
 
         def moment_path(_):
-            if self.rms:
+            if not centred:
                 return r["s2"]
             n_s2 = multiply(r, r["length"], r["s2"], "ns2")
             r["ns2"] = n_s2
@@ -258,13 +293,16 @@ class _Norm(wiring.Component):
         return m
 
 
-class LayerNorm(_Norm):
-    __doc__ = _Norm.__doc__.replace("LayerNorm (``rms=False``) or RMSNorm (``rms=True``)",
-                                    "LayerNorm")
-    rms = False
+class LayerNorm(Norm):
+    """:class:`Norm` built for LayerNorm alone (no ``rms`` input)."""
+
+    def __init__(self, lanes=4, max_row=1024):
+        super().__init__(lanes, max_row, ("layernorm",))
 
 
-class RMSNorm(_Norm):
-    __doc__ = _Norm.__doc__.replace("LayerNorm (``rms=False``) or RMSNorm (``rms=True``)",
-                                    "RMSNorm")
-    rms = True
+class RMSNorm(Norm):
+    """:class:`Norm` built for RMSNorm alone (no ``rms`` input): no multipliers for the
+    numerator and the moment, a shorter pipeline than LayerNorm's."""
+
+    def __init__(self, lanes=4, max_row=1024):
+        super().__init__(lanes, max_row, ("rmsnorm",))

@@ -28,6 +28,7 @@ every earlier result. Of overlapping source and destination regions only ``dst_a
 src_addr`` (in place) is supported: each line is read before it is written.
 """
 
+from functools import cache
 from math import gcd
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -43,7 +44,7 @@ from .eltwise import EltwiseMul, ResidualAdd
 from .isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT, OutWidth, Vector,
                   VectorFunc, vector_param_lines)
 from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue, WritePortSignature
-from .norm import LayerNorm, RMSNorm
+from .norm import NORM_MODES, Norm
 from .pwl import Gelu, Silu
 from .requantize import Requantize
 from .rowquant import RowQuantize
@@ -66,6 +67,8 @@ AUX_ROW_FUNCS = (VectorFunc.MUL, VectorFunc.ADD)
 SPAD_FUNCS = (VectorFunc.ROWQUANT, VectorFunc.SOFTMAX)
 ACC_FUNCS = (VectorFunc.GELU, VectorFunc.SILU)
 WIDTH_FUNCS = tuple(f for f in VectorFunc if f not in SPAD_FUNCS + ACC_FUNCS)
+#: Functions one norm unit runs (the ``VECTOR_UNIT`` names are its modes).
+NORM_FUNCS = (VectorFunc.LAYERNORM, VectorFunc.RMSNORM)
 #: Header words a function's parameter block may hold (see ``VECTOR_PARAMS``).
 HEADER_WORDS = max(len(header) for header, _ in VECTOR_PARAMS.values())
 
@@ -82,8 +85,12 @@ def plane_cache_lines(config: HardwareConfig):
 
 def _build_units(config):
     """``{func: unit}`` for the functions whose unit ``config`` has (MUL and ADD are two
-    units behind the one ``eltwise`` flag)."""
+    units behind the one ``eltwise`` flag; LAYERNORM and RMSNORM share one :class:`Norm`
+    built for the norm functions present, as the engine runs one instruction at a
+    time)."""
     vec = config.vector
+    norm_modes = tuple(mode for mode in NORM_MODES if getattr(vec, mode))
+    norm = cache(lambda: Norm(vec.lanes, vec.max_row, norm_modes))
     builders = {
         VectorFunc.REQUANTIZE: lambda: Requantize(vec.lanes),
         VectorFunc.ROWQUANT: lambda: RowQuantize(vec.lanes, vec.max_row),
@@ -92,11 +99,20 @@ def _build_units(config):
         VectorFunc.SILU: lambda: Silu(vec.lanes),
         VectorFunc.MUL: lambda: EltwiseMul(vec.lanes),
         VectorFunc.ADD: lambda: ResidualAdd(vec.lanes),
-        VectorFunc.LAYERNORM: lambda: LayerNorm(vec.lanes, vec.max_row),
-        VectorFunc.RMSNORM: lambda: RMSNorm(vec.lanes, vec.max_row),
+        VectorFunc.LAYERNORM: norm,
+        VectorFunc.RMSNORM: norm,
     }
     return {func: build() for func, build in builders.items()
             if getattr(vec, VECTOR_UNIT[func])}
+
+
+def _distinct_units(units):
+    """``[(unit, funcs)]``: each unit of ``{func: unit}`` once, with the functions it runs
+    (in function order)."""
+    distinct = {}
+    for func, unit in units.items():
+        distinct.setdefault(id(unit), (unit, []))[1].append(func)
+    return list(distinct.values())
 
 
 def _lane_inputs(func, element):
@@ -217,8 +233,9 @@ class VectorEngine(wiring.Component):
         _, spad_bits, acc_addr, acc_bits = memory_ports(cfg)
         m = Module()
         units = _build_units(cfg)
-        for func, unit in units.items():
-            m.submodules[f"unit_{func.name.lower()}"] = unit
+        distinct = _distinct_units(units)
+        for unit, funcs in distinct:
+            m.submodules["unit_" + "_".join(f.name.lower() for f in funcs)] = unit
         present = set(units)
         has_planes = bool(present & set(PLANE_FUNCS))
         cache_lines = plane_cache_lines(cfg) if has_planes else 0
@@ -245,6 +262,7 @@ class VectorEngine(wiring.Component):
 
         def any_of(funcs):
             return Cat(Const(0, 1), *(is_func[f] for f in funcs if f in present)).any()
+        selects = [(unit, funcs, any_of(funcs)) for unit, funcs in distinct]
 
         records_in = Signal()
         aux_rows, segmented, rowquant, to_spad = Signal(), Signal(), Signal(), Signal()
@@ -448,17 +466,19 @@ class VectorEngine(wiring.Component):
 
         # ---- unit beats and the units ----------------------------------------------------
         beat = self._regroup_elements(m, line_queue.o, record, row_fields, beat_layout)
-        self._drive_units(m, units, is_func, beat, insn, header)
+        self._drive_units(m, selects, is_func, beat, insn, header)
         result_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(ACC_WIDTH), lanes), "count": lanes_shape(lanes),
             "last": 1, "mant": unsigned(16), "exp": signed(8)})
         results = m.submodules.result_queue = StreamQueue(result_layout)
-        for func, unit in units.items():
-            with m.If(is_func[func]):
+        for unit, funcs, selected in selects:
+            names = ("data", "count", "last")
+            if VectorFunc.ROWQUANT in funcs:
+                names += ("mant", "exp")
+            with m.If(selected):
                 m.d.comb += [results.i.valid.eq(unit.o.valid),
                              unit.o.ready.eq(results.i.ready)]
-                for name in ("data", "count", "last", *(("mant", "exp") if func ==
-                                                        VectorFunc.ROWQUANT else ())):
+                for name in names:
                     m.d.comb += results.i.payload[name].eq(unit.o.payload[name])
 
         # ---- output lines, ROWQUANT records and the writer ------------------------------
@@ -595,21 +615,23 @@ class VectorEngine(wiring.Component):
                 repack.o.payload.data[start:start + record.size])
         return beat
 
-    def _drive_units(self, m, units, is_func, beat, insn, header):
-        """Unit beats to the instruction's unit; its per-operation inputs from the
-        instruction and the parameter header."""
+    def _drive_units(self, m, selects, is_func, beat, insn, header):
+        """Unit beats to the instruction's unit (``selects``: ``(unit, funcs, selected)``,
+        each unit once); its per-operation inputs from the instruction and the parameter
+        header."""
         lanes = self.config.vector.lanes
         out_bits = Signal(OutBits, init=OutBits.INT32)
         m.d.comb += out_bits.eq(Mux(insn.out_width == OutWidth.INT8, OutBits.INT8,
                                     Mux(insn.out_width == OutWidth.INT16, OutBits.INT16,
                                         OutBits.INT32)))
         multiplier = data.View(DYADIC_WORD, header[0][:DYADIC_WORD.size])
-        for func, unit in units.items():
+        for unit, funcs, selected in selects:
+            func = funcs[0]  # the functions of a shared unit have the same inputs
             payload = unit.i.payload
-            m.d.comb += [unit.i.valid.eq(beat.valid & is_func[func]),
+            m.d.comb += [unit.i.valid.eq(beat.valid & selected),
                          payload.count.eq(beat.payload.count),
                          payload.last.eq(beat.payload.last)]
-            with m.If(is_func[func]):
+            with m.If(selected):
                 m.d.comb += beat.ready.eq(unit.i.ready)
             for k in range(lanes):
                 for name, value in _lane_inputs(func, beat.payload.elements[k]).items():
@@ -623,8 +645,10 @@ class VectorEngine(wiring.Component):
                 m.d.comb += [unit.mult.eq(multiplier.m[:len(unit.mult)]),
                              unit.shift.eq(multiplier.s), unit.causal.eq(insn.causal),
                              unit.masked.eq(0)]
-            if func in (VectorFunc.LAYERNORM, VectorFunc.RMSNORM):
+            if func in NORM_FUNCS:
                 m.d.comb += unit.eps_q.eq(Cat(*header)[:len(unit.eps_q)])
+                if len(funcs) > 1:
+                    m.d.comb += unit.rms.eq(is_func[VectorFunc.RMSNORM])
             if func in WIDTH_FUNCS:
                 m.d.comb += unit.out_bits.eq(out_bits)
 

@@ -6,7 +6,7 @@ from .accelerator import AcceleratorTop
 from .array import SystolicArray
 from .config import HardwareConfig
 from .eltwise import EltwiseMul, ResidualAdd
-from .norm import LayerNorm, RMSNorm
+from .norm import LayerNorm, Norm, RMSNorm
 from .pwl import Gelu, Silu
 from .requantize import Requantize
 from .rowquant import RowQuantize
@@ -29,6 +29,9 @@ TOPS = {
     "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),
     "layernorm": lambda lanes=4, max_row=1024: LayerNorm(lanes, max_row),
     "rmsnorm": lambda lanes=4, max_row=1024: RMSNorm(lanes, max_row),
+    # LayerNorm and RMSNorm in one unit (an ``rms`` input selects), as the vector engine
+    # builds it when it has both.
+    "norm": lambda lanes=4, max_row=1024: Norm(lanes, max_row),
     "softmax": lambda lanes=4, max_row=4096: Softmax(lanes, max_row),
     "dma": lambda addr_width=32, data_bytes=8, max_burst=256, max_outstanding=4: DMA(
         addr_width, data_bytes, max_burst=max_burst, max_outstanding=max_outstanding),

@@ -376,9 +376,10 @@ def rowquant_case(rng, lanes, rows, cols, in_bits=16, max_row=None, name=None):
 
 
 def norm_case(rng, lanes, rows, cols, top="layernorm", out_bits=16, eps_q=None, max_row=None,
-              name=None):
+              name=None, rms=False):
     """Rows of every magnitude (int32 extremes included), an all-equal row and random
-    per-channel gamma/beta; ``eps_q`` random unless given."""
+    per-channel gamma/beta; ``eps_q`` random unless given. On top ``norm`` (the unit built
+    for both functions) the rows are RMSNorm's if ``rms``, else LayerNorm's."""
     from systolic.hw.norm import norm_layout
     from systolic.sw.numerics import NormParams, layernorm, rmsnorm
 
@@ -395,13 +396,17 @@ def norm_case(rng, lanes, rows, cols, top="layernorm", out_bits=16, eps_q=None, 
     if eps_q is None:
         eps_q = int(rng.choice([0, 1, int(rng.integers(0, 2**40)), 2**56]))
     params = NormParams(gm, gs, beta, eps_q, out_bits)
-    expected = (layernorm if top == "layernorm" else rmsnorm)(x, params)
+    func = top if top != "norm" else "rmsnorm" if rms else "layernorm"
+    expected = (layernorm if func == "layernorm" else rmsnorm)(x, params)
     full = np.ones((rows, 1), np.int64)
     beats = row_beats(norm_layout(lanes), lanes,
                       {"x": x, "gm": gm * full, "gs": gs * full, "beta": beta * full})
-    return UnitCase(top, {"lanes": lanes, "max_row": max_row or cols},
-                    {"out_bits": out_bits, "eps_q": eps_q}, beats, expected,
-                    name=name or f"{top} cols={cols} out_bits={out_bits} eps_q={eps_q}")
+    config = {"out_bits": out_bits, "eps_q": eps_q}
+    if top == "norm":
+        config["rms"] = int(rms)
+    return UnitCase(top, {"lanes": lanes, "max_row": max_row or cols}, config, beats, expected,
+                    name=name or f"{top} ({func}) cols={cols} out_bits={out_bits} "
+                                 f"eps_q={eps_q}")
 
 
 def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scale=False,
@@ -451,7 +456,7 @@ def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scal
 
 #: Streaming units (one beat per cycle) and row units (row buffers of ``max_row``).
 STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add")
-ROW_TOPS = ("rowquant", "layernorm", "rmsnorm", "softmax")
+ROW_TOPS = ("rowquant", "layernorm", "rmsnorm", "softmax", "norm")
 #: Row buffer length every suite uses (odd, not a multiple of the lanes tested).
 SUITE_MAX_ROW = 13
 
@@ -477,11 +482,14 @@ def unit_suite(top, lanes, seed=0):
     elif top == "rowquant":
         cases = [rowquant_case(rng, lanes, 4, cols, in_bits, SUITE_MAX_ROW)
                  for in_bits in (16, 32) for cols in (1, odd, SUITE_MAX_ROW)]
-    elif top in ("layernorm", "rmsnorm"):
-        cases = [norm_case(rng, lanes, 3, cols, top, out_bits, eps_q, SUITE_MAX_ROW)
+    elif top in ("layernorm", "rmsnorm", "norm"):
+        # The unit built for both functions (top norm) runs every case in both, alternately.
+        modes = (False, True) if top == "norm" else (False,)
+        cases = [norm_case(rng, lanes, 3, cols, top, out_bits, eps_q, SUITE_MAX_ROW, rms=rms)
                  for out_bits, cols, eps_q in ((8, odd, None), (16, 1, 0), (16, odd, 0),
                                                (32, SUITE_MAX_ROW, 2**56),
-                                               (16, SUITE_MAX_ROW, None))]
+                                               (16, SUITE_MAX_ROW, None))
+                 for rms in modes]
     elif top == "softmax":
         cases = [softmax_case(rng, lanes, 4, cols, causal=causal, masked=masked,
                               row_scale=row_scale, max_row=SUITE_MAX_ROW)

@@ -71,7 +71,7 @@ def config_options(command):
 @config_options
 @click.option("--lanes", type=int, help="Vector unit lanes (1..64).")
 @click.option("--max-row", type=int, help="Row buffer length of a row vector unit "
-              "(softmax, layernorm, rmsnorm, rowquant).")
+              "(softmax, layernorm, rmsnorm, norm, rowquant).")
 @click.option("--dsp", type=click.Choice(["generic", "ecp5"]), default="generic",
               show_default=True, help="ecp5: every multiplier a MULT18X18D with its registers "
               "inside (as `systolic synth` builds it; Yosys does not move registers into ECP5 "

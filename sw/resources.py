@@ -7,7 +7,10 @@ to real yosys runs (``systolic.sw.synth.synthesize(..., place=False)``), one per
 The model adds up:
 
 * **vector units**, each synthesized on its own at 4 and 8 lanes (the row units also at a
-  second row size), every resource linear in ``lanes`` and ``max_row``;
+  second row size), every resource linear in ``lanes`` and ``max_row`` (with both norm
+  flags the accelerator has one norm unit for both functions, counted as the LayerNorm
+  unit; measurements of the gateware from before, marked ``"separate_norms": true``, had
+  two: see :func:`unit_tops`);
 * **block RAMs** of the big memories, computed from their shapes as yosys maps them
   (:func:`memory_brams`): scratchpad and accumulator banks and the vector engine's two plane
   caches, plus a measured constant for the rest;
@@ -34,7 +37,7 @@ predicted resource is within :data:`UTILIZATION_LIMIT` of its capacity.
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +48,7 @@ from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 from .synth import TARGETS
 
 __all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "UTILIZATION_LIMIT",
-           "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
+           "unit_tops", "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
            "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "fit",
            "write_data", "error_table"]
 
@@ -213,6 +216,9 @@ class ResourceModel:
     error : dict
         Leave-one-out error over the whole-accelerator measurements:
         ``{resource: {"mean_pct", "max_pct", "points"}}``, and ``"per_point"``.
+    separate_norms : bool
+        Predict the gateware from before LayerNorm and RMSNorm shared one unit (not part
+        of the fitted model: see :meth:`of_measurement`).
     """
 
     family: str
@@ -220,6 +226,7 @@ class ResourceModel:
     coefficients: dict
     constants: dict
     error: dict = field(default_factory=dict)
+    separate_norms: bool = False
 
     @classmethod
     def load(cls, target):
@@ -232,6 +239,11 @@ class ResourceModel:
         data = json.loads(path.read_text())
         return cls(**data["model"])
 
+    def of_measurement(self, entry):
+        """This model for the gateware measurement ``entry`` was built from (its separate
+        norm units if it is marked ``"separate_norms": true``)."""
+        return replace(self, separate_norms=bool(entry.get("separate_norms")))
+
     def unit(self, top, lanes, max_row):
         """``{resource: value}`` of one vector unit."""
         features = _unit_features(top, lanes, max_row)
@@ -239,11 +251,10 @@ class ResourceModel:
 
     def _units(self, vector: VectorUnitsConfig):
         total = dict.fromkeys(RESOURCES, 0.0)
-        for flag in vector.units:
-            for top in _FLAG_TOPS[flag]:
-                row = vector.softmax_max_row if top == "softmax" else vector.max_row
-                for r, value in self.unit(top, vector.lanes, row).items():
-                    total[r] += value
+        for top in unit_tops(vector, self.separate_norms):
+            row = vector.softmax_max_row if top == "softmax" else vector.max_row
+            for r, value in self.unit(top, vector.lanes, row).items():
+                total[r] += value
         return total
 
     def dsp_demand(self, config):
@@ -297,6 +308,18 @@ class ResourceModel:
         return all(resources[r] <= UTILIZATION_LIMIT[r] * cap[r] for r in RESOURCES)
 
 
+def unit_tops(vector: VectorUnitsConfig, separate_norms=False):
+    """The measured unit tops whose costs add up to the vector units of ``vector``. With
+    both norm flags the vector engine builds one norm unit for both functions (it runs one
+    instruction at a time): LayerNorm's circuit plus multiplexers on n, S1 and a shift
+    (an RMSNorm row is a LayerNorm row with n = 1 and S1 = 0), so it is counted as the
+    ``layernorm`` top and the ``rmsnorm`` top adds nothing; ``separate_norms``: the gateware
+    from before, which had both units."""
+    shared = "layernorm" in vector.units and not separate_norms
+    flags = [flag for flag in vector.units if not (flag == "rmsnorm" and shared)]
+    return [top for flag in flags for top in _FLAG_TOPS[flag]]
+
+
 def _unit_features(top, lanes, max_row):
     return [1.0, lanes] + ([max_row] if UNIT_TOPS[top] else [])
 
@@ -329,19 +352,20 @@ def _fit_whole(family, units, whole):
     model = ResourceModel(family, units, {}, {"dsps": 0.0, "brams": 0.0})
     dsp_runs = [m for m in whole if m["multipliers"] == "dsp"]
     configs = {id(m): _config(m) for m in whole}
-    model.constants["dsps"] = float(np.median(
-        [m["dsps"] - model.dsp_demand(configs[id(m)]) for m in dsp_runs])) if dsp_runs else 0.0
+    built = {id(m): model.of_measurement(m) for m in whole}  # (they share the constants)
+    offsets = [m["dsps"] - built[id(m)].dsp_demand(configs[id(m)]) for m in dsp_runs]
+    model.constants["dsps"] = float(np.median(offsets)) if dsp_runs else 0.0
     model.constants["brams"] = float(np.median(
         [m["brams"] - memory_brams(configs[id(m)], family)
-         - model._units(configs[id(m)].vector)["brams"] for m in whole]))
+         - built[id(m)]._units(configs[id(m)].vector)["brams"] for m in whole]))
     names = list(FEATURES)
     for r in ("luts", "ffs"):
         x, y = [], []
         for m in whole:
             cfg = configs[id(m)]
-            lut = model.lut_multipliers(cfg, m["multipliers"])
+            lut = built[id(m)].lut_multipliers(cfg, m["multipliers"])
             x.append([FEATURES[name](cfg, lut) for name in names])
-            y.append(m[r] - model._units(cfg.vector)[r])
+            y.append(m[r] - built[id(m)]._units(cfg.vector)[r])
         coef = _solve_nonnegative(np.array(x, float), np.array(y, float))
         model.coefficients[r] = {name: round(float(c), 4) for name, c in zip(names, coef)}
     return model
@@ -373,7 +397,8 @@ def fit(family, measurements):
     for index, m in enumerate(whole):
         held_out = _fit_whole(family, units, whole[:index] + whole[index + 1:])
         # in the multiplier mode it was built with (the flow that chose it has changed)
-        predicted = held_out.predict(_config(m), m["target"], m["multipliers"])
+        predicted = held_out.of_measurement(m).predict(_config(m), m["target"],
+                                                       m["multipliers"])
         per_point.append({"target": m["target"], "params": m["params"],
                           "measured": {r: m[r] for r in RESOURCES},
                           "predicted": {r: predicted[r] for r in RESOURCES},

@@ -179,14 +179,29 @@ def test_committed_model_matches_its_measurements():
     assert len(whole) == refit.error["luts"]["points"] >= 10
     assert {"dsp", "lut"} <= {m["multipliers"] for m in whole}
     for m in whole:
-        predicted = model.predict(HardwareConfig.from_dict(m["params"]), m["target"],
-                                  m["multipliers"])
+        predicted = model.of_measurement(m).predict(HardwareConfig.from_dict(m["params"]),
+                                                    m["target"], m["multipliers"])
         assert predicted["multipliers"] == m["multipliers"]
         # the newest gateware has 2 more DSP blocks outside the array than the runs before
         assert abs(predicted["dsps"] - m["dsps"]) <= 2
         assert abs(predicted["brams"] - m["brams"]) <= 1
         assert abs(predicted["luts"] - m["luts"]) <= 0.05 * m["luts"]
         assert abs(predicted["ffs"] - m["ffs"]) <= 0.2 * m["ffs"]
+
+
+def test_the_two_norms_cost_one_unit():
+    """With both norm flags the accelerator has one norm unit (counted as LayerNorm's);
+    the gateware measured before had two (``separate_norms``)."""
+    model = res.ResourceModel.load("ecp5-85k")
+    both = _config(8, 8, units=VECTOR_UNITS)
+    layernorm = _config(8, 8, units=set(VECTOR_UNITS) - {"rmsnorm"})
+    assert model.predict(both, "ecp5-85k") == model.predict(layernorm, "ecp5-85k")
+    rmsnorm = model.unit("rmsnorm", 4, both.vector.max_row)
+    before = model.of_measurement({"separate_norms": True})
+    assert before.dsp_demand(both) - model.dsp_demand(both) == round(rmsnorm["dsps"]) > 0
+    assert res.unit_tops(both.vector).count("layernorm") == 1
+    assert "rmsnorm" not in res.unit_tops(both.vector)
+    assert "rmsnorm" in res.unit_tops(both.vector, separate_norms=True)
 
 
 def test_multiplier_mode_follows_the_synthesis_flow():

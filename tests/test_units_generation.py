@@ -60,11 +60,31 @@ def test_bad_lanes(top, lanes):
 
 @unused_ok
 @pytest.mark.parametrize("top, limit", [("softmax", 65536), ("layernorm", 16384),
-                                        ("rmsnorm", 16384), ("rowquant", 65536)])
+                                        ("rmsnorm", 16384), ("norm", 16384),
+                                        ("rowquant", 65536)])
 def test_bad_max_row(top, limit):
     for max_row in (0, limit + 1, 8.5):
         with pytest.raises(ValueError, match=f"max_row must be an integer in 1..{limit}"):
             build_top(top, max_row=max_row)
+    gc.collect()
+
+
+@unused_ok
+def test_norm_modes():
+    """The norm unit built for both functions has an ``rms`` input and LayerNorm's
+    pipeline; LayerNorm and RMSNorm alone have no ``rms`` input."""
+    latency = {}
+    for name, unit in (("both", norm.Norm(3, 13)), ("layernorm", norm.LayerNorm(3, 13)),
+                       ("rmsnorm", norm.RMSNorm(3, 13)),
+                       ("both, reordered", norm.Norm(3, 13, ("rmsnorm", "layernorm")))):
+        assert ("rms" in unit.signature.members) == name.startswith("both")
+        Fragment.get(unit, None)
+        latency[name] = unit.latency
+    assert latency["both"] == latency["both, reordered"] == latency["layernorm"]
+    assert latency["rmsnorm"] < latency["layernorm"]
+    for modes in ((), ("layernorm", "layernorm"), ("softmax",)):
+        with pytest.raises(ValueError, match="modes must be distinct values of"):
+            norm.Norm(3, 13, modes)
     gc.collect()
 
 

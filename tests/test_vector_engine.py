@@ -3,6 +3,8 @@ random rows and parameters (odd row lengths, rows longer than the plane cache, r
 causal softmax, in place, int8/int16/int32 results) on configurations where a line is one
 unit beat, several beats, and less than one beat."""
 
+import gc
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module
@@ -16,7 +18,8 @@ from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode,
                              VectorFunc, encode, pack_words, vector_output_memory,
                              vector_param_lines)
 from systolic.hw.memory import BankedMemory
-from systolic.hw.vector_engine import VectorEngine, plane_cache_lines
+from systolic.hw.norm import NORM_MODES
+from systolic.hw.vector_engine import VectorEngine, _build_units, plane_cache_lines
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.sram_access import read_lines, write_lines
 
@@ -301,20 +304,47 @@ def test_throughput():
     assert softmax <= rows * (2 * length // config.vector.lanes + 50) + 30
 
 
-@pytest.mark.parametrize("units", [("gelu",), ("rowquant", "softmax")])
+#: Unit sets of test_partial_unit_sets and the instructions ``(func, rows, length, options)``
+#: run on them.
+PARTIAL_PROGRAMS = {
+    ("gelu",): [(F.GELU, 3, 11, {}), (F.GELU, 1, 23, {"in_place": True})],
+    ("rowquant", "softmax"): [(F.ROWQUANT, 3, 12, {}),
+                              (F.SOFTMAX, 2, 7, {"causal": True, "imm": 3})],
+    # The one norm unit built for both: instructions of the two functions alternate.
+    ("layernorm", "rmsnorm"): [(F.RMSNORM, 2, 11, {}),
+                               (F.LAYERNORM, 1, 12, {"out_width": OutWidth.INT16}),
+                               (F.RMSNORM, 3, 7, {"out_width": OutWidth.INT32}),
+                               (F.LAYERNORM, 2, 5, {"in_place": True,
+                                                    "out_width": OutWidth.INT16})],
+    ("rmsnorm",): [(F.RMSNORM, 2, 9, {"out_width": OutWidth.INT16})],
+}
+
+
+@pytest.mark.parametrize("units", PARTIAL_PROGRAMS, ids="+".join)
 def test_partial_unit_sets(units):
-    """Engines with some units only: no plane cache, one output memory only."""
+    """Engines with some units only: no plane cache, one output memory only; the norms as
+    one unit for both functions or RMSNorm's own."""
     flags = {name: name in units for name in VECTOR_UNITS}
     config = HardwareConfig(rows=3, cols=5, spad_lines=64, acc_lines=128,
                             vector=VectorUnitsConfig(max_row=12, softmax_max_row=12, **flags))
     program = VectorProgram(config, seed=len(units))
-    if "gelu" in units:
-        program.vector(F.GELU, 3, 11)
-        program.vector(F.GELU, 1, 23, in_place=True)
-    else:
-        program.vector(F.ROWQUANT, 3, 12)
-        program.vector(F.SOFTMAX, 2, 7, causal=True, imm=3)
+    for func, rows, length, options in PARTIAL_PROGRAMS[units]:
+        program.vector(func, rows, length, **options)
     check_program(program)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
+def test_norm_functions_share_one_unit():
+    """LAYERNORM and RMSNORM run on one unit built for both when both flags are set."""
+    both = _build_units(HardwareConfig(rows=2, cols=2))
+    assert both[F.LAYERNORM] is both[F.RMSNORM] and both[F.RMSNORM].modes == NORM_MODES
+    assert len({id(unit) for unit in both.values()}) == len(both) - 1
+    one = _build_units(HardwareConfig(rows=2, cols=2,
+                                      vector=VectorUnitsConfig(layernorm=False)))
+    assert F.LAYERNORM not in one and one[F.RMSNORM].modes == ("rmsnorm",)
+    assert "rms" not in one[F.RMSNORM].signature.members
+    del both, one
+    gc.collect()  # the units (never elaborated) are reported unused here, where expected
 
 
 def test_engine_needs_a_unit():
