@@ -30,7 +30,7 @@ from systolic.hw.eltwise import EltwiseMul, ResidualAdd
 from systolic.hw.fetch import Fetch
 from systolic.hw.load import LoadUnit
 from systolic.hw.norm import LayerNorm, Norm, RMSNorm
-from systolic.hw.pwl import Gelu, Silu
+from systolic.hw.pwl import Activation, Gelu, Silu
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.registers import CSR_ADDR_WIDTH, RegisterBlock
 from systolic.hw.requantize import Requantize
@@ -63,6 +63,7 @@ BLOCKS = {
     "norm": lambda cfg: Norm(cfg.vector.lanes, cfg.vector.max_row),  # both, shared
     "gelu": lambda cfg: Gelu(cfg.vector.lanes),
     "silu": lambda cfg: Silu(cfg.vector.lanes),
+    "pwl": lambda cfg: Activation(cfg.vector.lanes),  # GELU and SiLU, shared
     "eltwise_mul": lambda cfg: EltwiseMul(cfg.vector.lanes),
     "residual_add": lambda cfg: ResidualAdd(cfg.vector.lanes),
 }

@@ -309,7 +309,8 @@ class VectorUnitsConfig:
     limit: softmax 65536, norms 16384, rowquant 65536; ``softmax_max_row`` overrides it for
     softmax, whose rows are sequence lengths). Units whose flag is False are absent and
     their operations fall back to the host. With both ``layernorm`` and ``rmsnorm`` the
-    accelerator has one norm unit that runs both functions (``hw/norm.py``).
+    accelerator has one norm unit that runs both functions (``hw/norm.py``), and with both
+    ``gelu`` and ``silu`` one piecewise-linear unit that runs both (``hw/pwl.py``).
     """
 
     lanes: int = VECTOR_DEFAULT_LANES

@@ -45,7 +45,7 @@ from .isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT, OutWi
                   VectorFunc, vector_param_lines)
 from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue, WritePortSignature
 from .norm import NORM_MODES, Norm
-from .pwl import Gelu, Silu
+from .pwl import PWL_FUNCS, Activation
 from .requantize import Requantize
 from .rowquant import RowQuantize
 from .softmax import Softmax
@@ -86,17 +86,19 @@ def plane_cache_lines(config: HardwareConfig):
 def _build_units(config):
     """``{func: unit}`` for the functions whose unit ``config`` has (MUL and ADD are two
     units behind the one ``eltwise`` flag; LAYERNORM and RMSNORM share one :class:`Norm`
-    built for the norm functions present, as the engine runs one instruction at a
-    time)."""
+    built for the norm functions present, GELU and SILU one :class:`Activation` built for
+    the activations present, as the engine runs one instruction at a time)."""
     vec = config.vector
     norm_modes = tuple(mode for mode in NORM_MODES if getattr(vec, mode))
     norm = cache(lambda: Norm(vec.lanes, vec.max_row, norm_modes))
+    pwl_funcs = tuple(func for func in PWL_FUNCS if getattr(vec, func))
+    pwl = cache(lambda: Activation(vec.lanes, pwl_funcs))
     builders = {
         VectorFunc.REQUANTIZE: lambda: Requantize(vec.lanes),
         VectorFunc.ROWQUANT: lambda: RowQuantize(vec.lanes, vec.max_row),
         VectorFunc.SOFTMAX: lambda: Softmax(vec.lanes, vec.softmax_max_row),
-        VectorFunc.GELU: lambda: Gelu(vec.lanes),
-        VectorFunc.SILU: lambda: Silu(vec.lanes),
+        VectorFunc.GELU: pwl,
+        VectorFunc.SILU: pwl,
         VectorFunc.MUL: lambda: EltwiseMul(vec.lanes),
         VectorFunc.ADD: lambda: ResidualAdd(vec.lanes),
         VectorFunc.LAYERNORM: norm,
@@ -641,6 +643,8 @@ class VectorEngine(wiring.Component):
                     m.d.comb += payload[name].eq(beat.payload[name])
             if func in (VectorFunc.GELU, VectorFunc.SILU):
                 m.d.comb += unit.frac_bits.eq(insn.imm[:4])
+                if len(funcs) > 1:  # table 1 is SiLU's (PWL_FUNCS order)
+                    m.d.comb += unit.table.eq(is_func[VectorFunc.SILU])
             elif func == VectorFunc.SOFTMAX:
                 m.d.comb += [unit.mult.eq(multiplier.m[:len(unit.mult)]),
                              unit.shift.eq(multiplier.s), unit.causal.eq(insn.causal),

@@ -7,7 +7,7 @@ from .array import SystolicArray
 from .config import HardwareConfig
 from .eltwise import EltwiseMul, ResidualAdd
 from .norm import LayerNorm, Norm, RMSNorm
-from .pwl import Gelu, Silu
+from .pwl import Activation, Gelu, Silu
 from .requantize import Requantize
 from .rowquant import RowQuantize
 from .softmax import Softmax
@@ -24,6 +24,9 @@ TOPS = {
     "requantize": lambda lanes=4: Requantize(lanes),
     "gelu": lambda lanes=4: Gelu(lanes),
     "silu": lambda lanes=4: Silu(lanes),
+    # GELU and SiLU in one unit (a ``table`` input selects), as the vector engine builds it
+    # when it has both.
+    "pwl": lambda lanes=4: Activation(lanes),
     "eltwise_mul": lambda lanes=4: EltwiseMul(lanes),
     "residual_add": lambda lanes=4: ResidualAdd(lanes),
     "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),

@@ -296,19 +296,26 @@ def requantize_case(rng, lanes, rows, cols, out_bits=8, row_scale=True, name="re
                     name=name)
 
 
-def pwl_case(rng, lanes, rows, cols, top="gelu", frac_bits=11, name=None):
+def pwl_case(rng, lanes, rows, cols, top="gelu", frac_bits=11, name=None, silu=False):
+    """int16 extremes, random values and half the values near (and beyond) the tables'
+    ranges. On top ``pwl`` (the unit built for both functions) the function is SiLU if
+    ``silu``, else GELU."""
     from systolic.hw.pwl import pwl_layout
-    from systolic.sw.numerics import gelu, silu
+    from systolic.sw import numerics
 
     x = with_extremes(rng, rng.integers(-(2**15), 2**15, (rows, cols)), -(2**15), 2**15 - 1)
     # Half the values near the table range, where the interpolation happens.
     span = 1 << (frac_bits + 5)
     near = rng.integers(-span, span, (rows, cols))
     x = np.where(rng.random((rows, cols)) < 0.5, np.clip(near, -(2**15), 2**15 - 1), x)
-    expected = (gelu if top == "gelu" else silu)(x, frac_bits)
+    func = top if top != "pwl" else "silu" if silu else "gelu"
+    expected = (numerics.silu if func == "silu" else numerics.gelu)(x, frac_bits)
     beats = row_beats(pwl_layout(lanes), lanes, {"x": x})
-    return UnitCase(top, {"lanes": lanes}, {"frac_bits": frac_bits}, beats, expected,
-                    name=name or f"{top} frac_bits={frac_bits}")
+    config = {"frac_bits": frac_bits}
+    if top == "pwl":
+        config["table"] = int(silu)  # the tables in the order of PWL_FUNCS
+    return UnitCase(top, {"lanes": lanes}, config, beats, expected,
+                    name=name or f"{top} ({func}) frac_bits={frac_bits}")
 
 
 def random_dyadic(rng, cols, max_shift=62):
@@ -455,7 +462,7 @@ def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scal
 # Test suites ---------------------------------------------------------------------------
 
 #: Streaming units (one beat per cycle) and row units (row buffers of ``max_row``).
-STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add")
+STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add", "pwl")
 ROW_TOPS = ("rowquant", "layernorm", "rmsnorm", "softmax", "norm")
 #: Row buffer length every suite uses (odd, not a multiple of the lanes tested).
 SUITE_MAX_ROW = 13
@@ -472,8 +479,11 @@ def unit_suite(top, lanes, seed=0):
                                  name=f"requantize {cols} {out_bits} {row_scale}")
                  for out_bits in (8, 16, 32) for row_scale in (True, False)
                  for cols in ((odd,) if out_bits != 32 else (1, odd))]
-    elif top in ("gelu", "silu"):
-        cases = [pwl_case(rng, lanes, 2, odd, top, frac_bits) for frac_bits in (4, 8, 11, 15)]
+    elif top in ("gelu", "silu", "pwl"):
+        # The unit built for both functions (top pwl) runs every case in both, alternately.
+        modes = (False, True) if top == "pwl" else (False,)
+        cases = [pwl_case(rng, lanes, 2, odd, top, frac_bits, silu=silu)
+                 for frac_bits in (4, 8, 11, 15) for silu in modes]
     elif top == "eltwise_mul":
         cases = [eltwise_mul_case(rng, lanes, 2, odd, out_bits, scaled)
                  for out_bits in (8, 16, 32) for scaled in (True, False)][:4]

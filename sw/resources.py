@@ -9,8 +9,9 @@ The model adds up:
 * **vector units**, each synthesized on its own at 4 and 8 lanes (the row units also at a
   second row size), every resource linear in ``lanes`` and ``max_row`` (with both norm
   flags the accelerator has one norm unit for both functions, counted as the LayerNorm
-  unit; measurements of the gateware from before, marked ``"separate_norms": true``, had
-  two: see :func:`unit_tops`);
+  unit, and with both GELU and SiLU one activation unit, counted as the SiLU unit;
+  measurements of the gateware from before, marked ``"separate_norms": true`` /
+  ``"separate_pwl": true``, had two: see :func:`unit_tops` and :data:`SHARED_UNITS`);
 * **block RAMs** of the big memories, computed from their shapes as yosys maps them
   (:func:`memory_brams`): scratchpad and accumulator banks and the vector engine's two plane
   caches, plus a measured constant for the rest;
@@ -47,7 +48,7 @@ from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 
 from .synth import TARGETS
 
-__all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "UTILIZATION_LIMIT",
+__all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "SHARED_UNITS", "UTILIZATION_LIMIT",
            "unit_tops", "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
            "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "fit",
            "write_data", "error_table"]
@@ -72,6 +73,14 @@ UNIT_TOPS = {"requantize": (), "gelu": (), "silu": (), "eltwise_mul": (), "resid
 #: VectorUnitsConfig flag -> the unit tops it instantiates.
 _FLAG_TOPS = {flag: (flag,) for flag in VECTOR_UNITS}
 _FLAG_TOPS["eltwise"] = ("eltwise_mul", "residual_add")
+#: Flags whose two functions share one unit when both are set (the vector engine runs one
+#: instruction at a time): ``{key: (counted, free)}``, the shared unit counted as the
+#: ``counted`` flag's top and the ``free`` flag adding nothing; measurements of the gateware
+#: from before, which had the two units, are marked ``key: true``. The norm unit is
+#: LayerNorm's circuit plus multiplexers on n, S1 and a shift (an RMSNorm row is a
+#: LayerNorm row with n = 1 and S1 = 0); the activation unit is SiLU's with GELU's table
+#: added to its ROM and the range chosen in registers.
+SHARED_UNITS = {"separate_norms": ("layernorm", "rmsnorm"), "separate_pwl": ("silu", "gelu")}
 #: Block RAM shapes ``(depth, width)`` yosys can map a one-read one-write memory to.
 _BRAM_SHAPES = {
     "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
@@ -216,9 +225,9 @@ class ResourceModel:
     error : dict
         Leave-one-out error over the whole-accelerator measurements:
         ``{resource: {"mean_pct", "max_pct", "points"}}``, and ``"per_point"``.
-    separate_norms : bool
-        Predict the gateware from before LayerNorm and RMSNorm shared one unit (not part
-        of the fitted model: see :meth:`of_measurement`).
+    separate_norms, separate_pwl : bool
+        Predict the gateware from before LayerNorm and RMSNorm / GELU and SiLU shared one
+        unit (not part of the fitted model: see :meth:`of_measurement`).
     """
 
     family: str
@@ -227,6 +236,7 @@ class ResourceModel:
     constants: dict
     error: dict = field(default_factory=dict)
     separate_norms: bool = False
+    separate_pwl: bool = False
 
     @classmethod
     def load(cls, target):
@@ -241,8 +251,9 @@ class ResourceModel:
 
     def of_measurement(self, entry):
         """This model for the gateware measurement ``entry`` was built from (its separate
-        norm units if it is marked ``"separate_norms": true``)."""
-        return replace(self, separate_norms=bool(entry.get("separate_norms")))
+        units where it is marked with a key of :data:`SHARED_UNITS`, e.g.
+        ``"separate_norms": true``)."""
+        return replace(self, **{key: bool(entry.get(key)) for key in SHARED_UNITS})
 
     def unit(self, top, lanes, max_row):
         """``{resource: value}`` of one vector unit."""
@@ -251,7 +262,7 @@ class ResourceModel:
 
     def _units(self, vector: VectorUnitsConfig):
         total = dict.fromkeys(RESOURCES, 0.0)
-        for top in unit_tops(vector, self.separate_norms):
+        for top in unit_tops(vector, self.separate_norms, self.separate_pwl):
             row = vector.softmax_max_row if top == "softmax" else vector.max_row
             for r, value in self.unit(top, vector.lanes, row).items():
                 total[r] += value
@@ -308,16 +319,17 @@ class ResourceModel:
         return all(resources[r] <= UTILIZATION_LIMIT[r] * cap[r] for r in RESOURCES)
 
 
-def unit_tops(vector: VectorUnitsConfig, separate_norms=False):
+def unit_tops(vector: VectorUnitsConfig, separate_norms=False, separate_pwl=False):
     """The measured unit tops whose costs add up to the vector units of ``vector``. With
-    both norm flags the vector engine builds one norm unit for both functions (it runs one
-    instruction at a time): LayerNorm's circuit plus multiplexers on n, S1 and a shift
-    (an RMSNorm row is a LayerNorm row with n = 1 and S1 = 0), so it is counted as the
-    ``layernorm`` top and the ``rmsnorm`` top adds nothing; ``separate_norms``: the gateware
-    from before, which had both units."""
-    shared = "layernorm" in vector.units and not separate_norms
-    flags = [flag for flag in vector.units if not (flag == "rmsnorm" and shared)]
-    return [top for flag in flags for top in _FLAG_TOPS[flag]]
+    both norm flags the vector engine builds one norm unit for both functions, counted as
+    the ``layernorm`` top (``rmsnorm`` adds nothing), and with both ``gelu`` and ``silu``
+    one activation unit, counted as the ``silu`` top (:data:`SHARED_UNITS`);
+    ``separate_norms`` / ``separate_pwl``: the gateware from before, which had both
+    units."""
+    separate = {"separate_norms": separate_norms, "separate_pwl": separate_pwl}
+    free = {flag for key, (counted, flag) in SHARED_UNITS.items()
+            if counted in vector.units and not separate[key]}
+    return [top for flag in vector.units if flag not in free for top in _FLAG_TOPS[flag]]
 
 
 def _unit_features(top, lanes, max_row):

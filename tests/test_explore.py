@@ -189,19 +189,22 @@ def test_committed_model_matches_its_measurements():
         assert abs(predicted["ffs"] - m["ffs"]) <= 0.2 * m["ffs"]
 
 
-def test_the_two_norms_cost_one_unit():
-    """With both norm flags the accelerator has one norm unit (counted as LayerNorm's);
-    the gateware measured before had two (``separate_norms``)."""
+@pytest.mark.parametrize("key", res.SHARED_UNITS)
+def test_paired_functions_cost_one_unit(key):
+    """With both norm flags the accelerator has one norm unit (counted as LayerNorm's),
+    with GELU and SiLU one activation unit (counted as SiLU's); the gateware measured
+    before had two (``separate_norms``, ``separate_pwl``)."""
+    counted, free = res.SHARED_UNITS[key]
     model = res.ResourceModel.load("ecp5-85k")
     both = _config(8, 8, units=VECTOR_UNITS)
-    layernorm = _config(8, 8, units=set(VECTOR_UNITS) - {"rmsnorm"})
-    assert model.predict(both, "ecp5-85k") == model.predict(layernorm, "ecp5-85k")
-    rmsnorm = model.unit("rmsnorm", 4, both.vector.max_row)
-    before = model.of_measurement({"separate_norms": True})
-    assert before.dsp_demand(both) - model.dsp_demand(both) == round(rmsnorm["dsps"]) > 0
-    assert res.unit_tops(both.vector).count("layernorm") == 1
-    assert "rmsnorm" not in res.unit_tops(both.vector)
-    assert "rmsnorm" in res.unit_tops(both.vector, separate_norms=True)
+    alone = _config(8, 8, units=set(VECTOR_UNITS) - {free})
+    assert model.predict(both, "ecp5-85k") == model.predict(alone, "ecp5-85k")
+    unit = model.unit(free, 4, both.vector.max_row)
+    before = model.of_measurement({key: True})
+    assert before.dsp_demand(both) - model.dsp_demand(both) == round(unit["dsps"]) > 0
+    assert res.unit_tops(both.vector).count(counted) == 1
+    assert free not in res.unit_tops(both.vector)
+    assert free in res.unit_tops(both.vector, **{key: True})
 
 
 def test_multiplier_mode_follows_the_synthesis_flow():

@@ -89,9 +89,29 @@ def test_norm_modes():
 
 
 @unused_ok
+def test_pwl_funcs():
+    """The PWL unit built for GELU and SiLU has a ``table`` input and the pipeline of each
+    alone; GELU and SiLU alone have no ``table`` input."""
+    latency = {}
+    for name, unit in (("both", pwl.Activation(3)), ("gelu", pwl.Gelu(3)),
+                       ("silu", pwl.Silu(3)),
+                       ("both, reordered", pwl.Activation(3, ("silu", "gelu")))):
+        assert ("table" in unit.signature.members) == name.startswith("both")
+        Fragment.get(unit, None)
+        latency[name] = unit.latency
+    assert len(set(latency.values())) == 1
+    for funcs in ((), ("gelu", "gelu"), ("softmax",)):
+        with pytest.raises(ValueError, match="funcs must be distinct values of"):
+            pwl.Activation(3, funcs)
+    gc.collect()
+
+
+@unused_ok
 def test_pwl_bad_table():
     with pytest.raises(ValueError, match="knots must have 257 entries"):
-        pwl.PiecewiseLinear(2, (0,) * 256, range_log2=3, seg_log2=4)
+        pwl.PiecewiseLinear(2, [((0,) * 256, 3)], seg_log2=4)
+    with pytest.raises(ValueError, match="knots must have 513 entries"):
+        pwl.PiecewiseLinear(2, [(formats.gelu_knots(), 3), (formats.gelu_knots(), 4)])
     gc.collect()
 
 
@@ -135,9 +155,14 @@ def test_pwl_tables_and_their_roms(unit, knots, golden, minimum):
     assert abs(knots.min() / one - minimum) < 2e-4
     lowest = np.argmin(knots)
     assert np.all(np.diff(knots[:lowest + 1]) <= 0) and np.all(np.diff(knots[lowest:]) >= 0)
-    entries = list(rom_of(unit(1), "rom").init)
-    assert [e["base"] for e in entries] == knots[:-1].tolist()
-    assert [e["base"] + e["slope"] for e in entries] == knots[1:].tolist()
+    entries = [(e["base"], e["slope"]) for e in rom_of(unit(1), "rom").init]
+    assert [base for base, _ in entries] == knots[:-1].tolist()
+    assert [base + slope for base, slope in entries] == knots[1:].tolist()
+    # The unit built for both functions holds GELU's table, then SiLU's.
+    start = 0 if unit is pwl.Gelu else len(formats.gelu_knots()) - 1
+    shared = [(e["base"], e["slope"]) for e in rom_of(pwl.Activation(1), "rom").init]
+    assert shared[start:start + len(entries)] == entries
+    assert len(shared) == len(formats.gelu_knots()) + len(formats.silu_knots()) - 2
     gc.collect()
 
 

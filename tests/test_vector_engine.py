@@ -19,6 +19,7 @@ from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode,
                              vector_param_lines)
 from systolic.hw.memory import BankedMemory
 from systolic.hw.norm import NORM_MODES
+from systolic.hw.pwl import PWL_FUNCS
 from systolic.hw.vector_engine import VectorEngine, _build_units, plane_cache_lines
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.sram_access import read_lines, write_lines
@@ -317,13 +318,19 @@ PARTIAL_PROGRAMS = {
                                (F.LAYERNORM, 2, 5, {"in_place": True,
                                                     "out_width": OutWidth.INT16})],
     ("rmsnorm",): [(F.RMSNORM, 2, 9, {"out_width": OutWidth.INT16})],
+    # The one activation unit built for both: GELU and SILU alternate at several frac_bits.
+    ("gelu", "silu"): [(F.SILU, 2, 9, {"imm": 11}), (F.GELU, 1, 12, {"imm": 11}),
+                       (F.SILU, 3, 7, {"imm": 4}), (F.GELU, 2, 5, {"in_place": True,
+                                                                 "imm": 15}),
+                       (F.SILU, 1, 6, {"imm": 15})],
+    ("silu",): [(F.SILU, 2, 9, {"imm": 8})],
 }
 
 
 @pytest.mark.parametrize("units", PARTIAL_PROGRAMS, ids="+".join)
 def test_partial_unit_sets(units):
-    """Engines with some units only: no plane cache, one output memory only; the norms as
-    one unit for both functions or RMSNorm's own."""
+    """Engines with some units only: no plane cache, one output memory only; the norms and
+    the activations as one unit for both functions or one function's own."""
     flags = {name: name in units for name in VECTOR_UNITS}
     config = HardwareConfig(rows=3, cols=5, spad_lines=64, acc_lines=128,
                             vector=VectorUnitsConfig(max_row=12, softmax_max_row=12, **flags))
@@ -333,16 +340,27 @@ def test_partial_unit_sets(units):
     check_program(program)
 
 
+#: Functions that share one unit when both their flags are set: ``(functions, the unit's
+#: attribute naming the functions it is built for, its value then, its select input)``.
+SHARED_UNITS = [((F.LAYERNORM, F.RMSNORM), "modes", NORM_MODES, "rms"),
+                ((F.GELU, F.SILU), "funcs", PWL_FUNCS, "table")]
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
-def test_norm_functions_share_one_unit():
-    """LAYERNORM and RMSNORM run on one unit built for both when both flags are set."""
+@pytest.mark.parametrize("funcs, built_for, names, select", SHARED_UNITS,
+                         ids=["norm", "pwl"])
+def test_paired_functions_share_one_unit(funcs, built_for, names, select):
+    """LAYERNORM and RMSNORM run on one Norm, GELU and SILU on one Activation, when both
+    flags are set; with one flag, its function has a unit of its own without the select
+    input."""
     both = _build_units(HardwareConfig(rows=2, cols=2))
-    assert both[F.LAYERNORM] is both[F.RMSNORM] and both[F.RMSNORM].modes == NORM_MODES
-    assert len({id(unit) for unit in both.values()}) == len(both) - 1
+    assert both[funcs[0]] is both[funcs[1]] and getattr(both[funcs[1]], built_for) == names
+    assert select in both[funcs[1]].signature.members
+    assert len({id(unit) for unit in both.values()}) == len(both) - len(SHARED_UNITS)
     one = _build_units(HardwareConfig(rows=2, cols=2,
-                                      vector=VectorUnitsConfig(layernorm=False)))
-    assert F.LAYERNORM not in one and one[F.RMSNORM].modes == ("rmsnorm",)
-    assert "rms" not in one[F.RMSNORM].signature.members
+                                      vector=VectorUnitsConfig(**{names[0]: False})))
+    assert funcs[0] not in one and getattr(one[funcs[1]], built_for) == names[1:]
+    assert select not in one[funcs[1]].signature.members
     del both, one
     gc.collect()  # the units (never elaborated) are reported unused here, where expected
 
