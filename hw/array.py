@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, check_array_params
 from .memory import StreamQueue
-from .dsp import lut_multiplier
+from .dsp import lut_candidate
 from .pe import (PRODUCT_LATENCY, Accum, Activation, Operand, OutputStationaryPE, WeightBus,
                  WeightStationaryPE, row_index, widen_activation)
 
@@ -188,7 +188,7 @@ class SystolicArray(wiring.Component):
                 pe = pes[r][c]
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.a_in.eq(a), pe.bank_in.eq(bank)]
-                if lut_multiplier(platform, Activation, Operand):  # the PE uses bank_next
+                if lut_candidate(platform, Activation, Operand):  # the PE may use bank_next
                     m.d.comb += pe.bank_next.eq(bank_next)
                 a, bank, bank_next = pe.a_out, pe.bank_out, bank
         results = []
@@ -201,7 +201,7 @@ class SystolicArray(wiring.Component):
             for r in range(rows):
                 pe = pes[r][c]
                 m.d.comb += [pe.w_in.eq(head), pe.psum_in.eq(psum)]
-                if lut_multiplier(platform, Activation, Operand):  # the PE uses w_next
+                if lut_candidate(platform, Activation, Operand):  # the PE may use w_next
                     m.d.comb += pe.w_next.eq(head_next)
                 head, head_next, psum = pe.w_out, head, pe.psum_out
             results.append(_delay(m, psum, cols - 1 - c, f"deskew{c}"))

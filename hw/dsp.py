@@ -16,16 +16,21 @@ flip-flops (``split``) registers partial products, ``a`` times pieces of ``b``
 (:data:`LUT_PIECES`), instead of its operands, and adds them into the product register:
 the same product in the same cycle, with part of the multiply in the first cycle (which
 otherwise holds only the operand registers' inputs) instead of all of it in the second.
+
+Which multipliers are built from LUTs on ECP5 is :class:`SynthesisPlatform`'s ``lut_width``
+and ``lut_dsps``: those with both operands at most ``lut_width`` bits wide, except the first
+``lut_dsps`` of exactly that width in elaboration order, which keep DSP blocks, so that a
+design short of DSP blocks still fills the ones it has (:func:`lut_multiplier`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DSP_WIDTH", "MULTIPLY_LATENCY", "SynthesisPlatform", "lut_multiplier",
-           "PipelinedMultiplier"]
+__all__ = ["DSP_WIDTH", "MULTIPLY_LATENCY", "SynthesisPlatform", "lut_candidate",
+           "lut_multiplier", "PipelinedMultiplier"]
 
 #: Operand width of one DSP block's multiplier (ECP5 MULT18X18D; iCE40 SB_MAC16 takes 16).
 DSP_WIDTH = 18
@@ -37,26 +42,74 @@ LUT_PIECES = 3
 MULTIPLY_LATENCY = 2
 
 
+class _DSPAllocator:
+    """The DSP blocks a :class:`SynthesisPlatform` has left for multipliers of exactly its
+    ``lut_width``: granted in the order they are first asked for, and each multiplier's
+    answer remembered, so that asking again (a PE asks before its multiplier elaborates)
+    or elaborating the same design again gives the same answer."""
+
+    def __init__(self, count):
+        self.left, self.decided = count, {}
+
+    def dsp(self, multiplier):
+        if id(multiplier) not in self.decided:
+            granted = self.left > 0
+            self.left -= granted
+            # The multiplier itself is kept so that its id is not reused by another object.
+            self.decided[id(multiplier)] = (multiplier, granted)
+        return self.decided[id(multiplier)][1]
+
+
 @dataclass(frozen=True)
 class SynthesisPlatform:
     """What the gateware knows of the FPGA it is synthesized for (Amaranth's ``platform``).
 
     ``family``: "ecp5" or "ice40". ``lut_width``: multipliers whose operands are both at
-    most this wide are left to synthesis (it builds them from LUTs when the DSP blocks run
-    out), the others become DSP primitives; 0 makes every multiplier a primitive.
+    most this wide are built from LUTs (:func:`lut_multiplier`), the others become DSP
+    primitives; 0 makes every multiplier a primitive. ``lut_dsps``: the first this many
+    multipliers with an operand exactly ``lut_width`` bits wide, in elaboration order, are
+    DSP primitives all the same (the DSP blocks the wider ones leave free).
+
+    The grant is first come, first served because a multiplier knows neither its place in
+    the hierarchy nor how many of its width there are, while Amaranth elaborates submodules
+    in a fixed order (depth first, in the order they were added): the same design for the
+    same platform always gives the same multipliers DSP blocks, and never more than
+    ``lut_dsps`` of them. Counting needs state, which this frozen platform carries in an
+    allocator of its own (not compared): one platform per elaborated design, as
+    :func:`systolic.sw.synth.synthesize` makes them; elaborating another design with it
+    continues the count.
     """
 
     family: str
     lut_width: int = 0
+    lut_dsps: int = 0
+    _allocator: _DSPAllocator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.lut_dsps < 0:
+            raise ValueError(f"lut_dsps must be at least 0, not {self.lut_dsps}")
+        object.__setattr__(self, "_allocator", _DSPAllocator(self.lut_dsps))
 
 
-def lut_multiplier(platform, a_shape, b_shape):
+def lut_candidate(platform, a_shape, b_shape):
     """Whether a :class:`PipelinedMultiplier` of these operand shapes, elaborated for
-    ``platform``, is known to be built from LUTs: on ECP5, both operands at most
-    ``lut_width`` bits wide (:func:`systolic.sw.synth.synthesize` maps those to LUTs and
-    the others to DSP blocks). Without a platform nothing is known."""
+    ``platform``, may be built from LUTs: on ECP5, both operands at most ``lut_width`` bits
+    wide. All such multipliers are (:func:`lut_multiplier`) unless ``lut_dsps`` is set.
+    Without a platform nothing is known."""
     widest = max(Shape.cast(a_shape).width, Shape.cast(b_shape).width)
     return getattr(platform, "family", None) == "ecp5" and widest <= platform.lut_width
+
+
+def lut_multiplier(platform, multiplier):
+    """Whether ``multiplier`` (a :class:`PipelinedMultiplier`), elaborated for ``platform``,
+    is built from LUTs: a :func:`lut_candidate` that is not one of the first ``lut_dsps`` of
+    width ``lut_width`` (:func:`systolic.sw.synth.synthesize` maps those and the wider ones
+    to DSP blocks). Asking grants such a DSP block for good (:class:`SynthesisPlatform`)."""
+    a_shape, b_shape = multiplier.a.shape(), multiplier.b.shape()
+    if not lut_candidate(platform, a_shape, b_shape):
+        return False
+    widest = max(a_shape.width, b_shape.width)
+    return not (widest == platform.lut_width and platform._allocator.dsp(multiplier))
 
 
 class PipelinedMultiplier(wiring.Component):
@@ -94,20 +147,23 @@ class PipelinedMultiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        widest = max(len(self.a), len(self.b))
-        if getattr(platform, "family", None) == "ecp5" and widest > platform.lut_width:
+        lut = lut_multiplier(platform, self)
+        if getattr(platform, "family", None) == "ecp5" and not lut:
             self._mult18x18d(m)
-            return m
-        if self.split and len(self.b) > 1 and lut_multiplier(platform, self.a.shape(),
-                                                              self.b.shape()):
+        elif self.split and len(self.b) > 1 and lut:
             self._pieces(m)
-            return m
+        else:
+            self._registered(m)
+        return m
+
+    def _registered(self, m):
+        # Operand registers, a `*`, the product register: what synthesis maps onto a DSP
+        # block or builds from LUTs.
         a = Signal(self.a.shape(), init=self.a_init, reset_less=True)
         b = Signal(self.b.shape(), init=self.b_init, reset_less=True)
         product = Signal(self.p.shape(), reset_less=True)
         m.d.sync += [a.eq(self.a), b.eq(self.b), product.eq(a * b)]
         m.d.comb += self.p.eq(product)
-        return m
 
     def _pieces(self, m):
         # a * b = sum of a * piece << offset over b cut into LUT_PIECES pieces, the low ones

@@ -73,9 +73,10 @@ class WeightStationaryPE(wiring.Component):
     tagged with the other bank still flow through. A weight on the bus is captured when
     ``w_in.row`` equals this PE's row.
 
-    Where the multiplier is built from LUTs (:func:`~systolic.hw.dsp.lut_multiplier`), the
-    weight it multiplies with comes from a register (``weight_sel``) that selects the bank
-    one cycle ahead, from ``bank_next``, and forwards a weight written in that cycle: the
+    Where the multiplier is built from LUTs (:func:`~systolic.hw.dsp.lut_multiplier`; for
+    a platform with ``lut_dsps`` some PEs' are and others' are not), the weight it
+    multiplies with comes from a register (``weight_sel``) that selects the bank one cycle
+    ahead, from ``bank_next``, and forwards a weight written in that cycle: the
     multiplier's operands then come straight from flip-flops, so it splits its multiply
     over its two cycles (:class:`~systolic.hw.dsp.PipelinedMultiplier`'s ``split``). Which
     bank the bus writes is then registered a cycle ahead too, from ``w_next``: the bus's
@@ -115,7 +116,10 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         weights = [Signal(Operand, name=f"weight{bank}", reset_less=True) for bank in range(2)]
-        lut = lut_multiplier(platform, Activation, Operand)
+        # split: where it is built from LUTs, its operands are a_in and weight_sel, both
+        # flip-flops (in a DSP block or the generic Verilog split changes nothing).
+        multiplier = PipelinedMultiplier(Activation, Operand, split=True)
+        lut = lut_multiplier(platform, multiplier)
         if lut:
             # Which bank the bus writes this cycle, registered from the bus a cycle ahead.
             writes = [Signal(name=f"write{bank}") for bank in range(2)]
@@ -127,10 +131,11 @@ class WeightStationaryPE(wiring.Component):
             upcoming = [Mux(writes[bank], self.w_in.data, weights[bank]) for bank in range(2)]
             weight = Signal(Operand, name="weight_sel", reset_less=True)
             m.d.sync += weight.eq(Mux(self.bank_next, upcoming[1], upcoming[0]))
-            product = pipelined_product(m, self.a_in, weight, split=True)
         else:
-            product = pipelined_product(m, self.a_in, Mux(self.bank_in, weights[1],
-                                                          weights[0]))
+            weight = Mux(self.bank_in, weights[1], weights[0])
+        m.submodules.multiplier = multiplier
+        m.d.comb += [multiplier.a.eq(self.a_in), multiplier.b.eq(weight)]
+        product = multiplier.p
         # The product arrives PRODUCT_LATENCY cycles after the activation, and so does the
         # partial sum of the same activation from the PE above (it went through the same
         # pipeline one cycle earlier, one row up): the column stays aligned.

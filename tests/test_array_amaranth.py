@@ -1,11 +1,13 @@
 """Rung 2: Amaranth's simulator of the array, on the same vectors as the golden rung."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.back import verilog
 
 from systolic.hw.array import SystolicArray, array_latency, os_cycles, ws_cycles
-from systolic.hw.dsp import DSP_WIDTH, SynthesisPlatform
+from systolic.hw.dsp import DSP_WIDTH, PipelinedMultiplier, SynthesisPlatform
 from systolic.sim import SimulationHang
 from systolic.sim.amaranth_sim import simulate_array
 from systolic.sim.vectors import ARRAY_SHAPES, array_cases, matmul_case
@@ -91,20 +93,36 @@ LUTS = SynthesisPlatform("ecp5", lut_width=DSP_WIDTH)
 @pytest.mark.parametrize("rows, cols, m, stall, seed", [
     (4, 4, 9, 0.0, 0), (4, 4, 2, 0.0, 1), (3, 5, 7, 0.5, 2), (1, 1, 3, 0.3, 3),
     (2, 3, 1, 0.0, 4), (8, 8, 17, 0.3, 5)])
-def test_lut_multipliers_are_cycle_identical(rows, cols, m, stall, seed, dataflow):
+def test_lut_multipliers_are_cycle_identical(rows, cols, m, stall, seed, dataflow,
+                                            monkeypatch):
     """The array elaborated for LUT-built multipliers accepts, computes and delivers in
     exactly the cycles the generic one does, with the same results (back to back tiles,
-    short tiles whose weights arrive just in time, stalls)."""
+    short tiles whose weights arrive just in time, stalls); so does the array with the
+    first half of its PEs' multipliers in DSP blocks and the rest in LUTs (``lut_dsps``),
+    DSP and LUT PEs side by side in a row and a column. The simulator cannot run the
+    MULT18X18D primitive: here it is the generic multiplier, which test_dsp.py shows it
+    equals."""
     assert "weight_sel" in verilog.convert(SystolicArray(2, 2, "ws"), platform=LUTS)
     a, b = matmul_case(seed, m, 3 * rows + 2, 2 * cols + 1)
     schedule = schedule_matmul(a, b, rows, cols, dataflow)
     generic = simulate_array(schedule, out_stall=stall, in_gap=stall, seed=seed)
-    luts = simulate_array(schedule, out_stall=stall, in_gap=stall, seed=seed, platform=LUTS)
-    assert np.array_equal(luts.beats, schedule.expected)
-    assert (luts.cycles, luts.accepted, luts.delivered) == \
-        (generic.cycles, generic.accepted, generic.delivered)
-    if not stall:
-        check_timing(schedule, luts)
+    dsps = (rows * cols + 1) // 2
+
+    def partial():  # one per elaboration: it counts the DSP blocks it grants
+        return SynthesisPlatform("ecp5", lut_width=9, lut_dsps=dsps)
+
+    text = verilog.convert(SystolicArray(rows, cols, dataflow), platform=partial())
+    assert text.count("MULT18X18D #(") == dsps
+    assert len(re.findall(r"reg .*\bpartial0\b", text)) == rows * cols - dsps
+    monkeypatch.setattr(PipelinedMultiplier, "_mult18x18d", PipelinedMultiplier._registered)
+    for platform in (LUTS, partial()):
+        luts = simulate_array(schedule, out_stall=stall, in_gap=stall, seed=seed,
+                              platform=platform)
+        assert np.array_equal(luts.beats, schedule.expected)
+        assert (luts.cycles, luts.accepted, luts.delivered) == \
+            (generic.cycles, generic.accepted, generic.delivered)
+        if not stall:
+            check_timing(schedule, luts)
 
 
 def test_lut_multipliers_unsigned_activations():

@@ -5,17 +5,18 @@ block: 18-bit operands, two's complement where SIGNEDA/SIGNEDB is high, input an
 registers on CLK0 with clock enable CE0 and synchronous reset RST0). The same vectors run
 on both."""
 
+import re
 import subprocess
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Fragment, Shape, signed, unsigned
+from amaranth.hdl import Elaboratable, Fragment, Module, Shape, signed, unsigned
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from systolic.hw.dsp import (DSP_WIDTH, LUT_PIECES, MULTIPLY_LATENCY, PipelinedMultiplier,
-                             SynthesisPlatform)
+                             SynthesisPlatform, lut_candidate, lut_multiplier)
 from systolic.sw.cli import main
 
 #: Every multiplier built from LUTs (as ``synthesize(multipliers="lut")`` elaborates them).
@@ -172,6 +173,69 @@ def test_split_applies_to_lut_multipliers_only():
     assert "partial" not in text(SynthesisPlatform("ecp5", lut_width=9), split=False)
     assert "MULT18X18D" in text(SynthesisPlatform("ecp5", lut_width=8))
     assert "partial" not in text(LUTS, shapes=(signed(5), unsigned(1)))  # nothing to split
+
+
+class _Multipliers(Elaboratable):
+    """PipelinedMultipliers of several widths as submodules, in this order: two 8x8 (below
+    the threshold width 9 used here), five 9x8 (at it), one 12x8 (above), two more 9x8."""
+
+    SHAPES = [("narrow", signed(8), signed(8))] * 2 + [("edge", signed(9), signed(8))] * 5 \
+        + [("wide", unsigned(12), signed(8))] + [("edge", unsigned(8), signed(9))] * 2
+
+    def __init__(self):
+        self.multipliers = [PipelinedMultiplier(a, b, split=True) for _, a, b in self.SHAPES]
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, ((kind, _, _), multiplier) in enumerate(zip(self.SHAPES, self.multipliers)):
+            m.submodules[f"{kind}{i}"] = multiplier
+        return m
+
+
+def _dsp_modules(text, word="MULT18X18D"):
+    """The names of the modules of ``text`` that instantiate a MULT18X18D (contain
+    ``word``)."""
+    return sorted(re.match(r"\\?(\S+)", chunk).group(1).split(".")[-1]
+                  for chunk in text.split("\nmodule ")[1:] if word in chunk)
+
+
+def test_lut_dsps_keeps_the_first_multipliers_of_the_threshold_width_in_dsp_blocks():
+    """``lut_dsps``: of the multipliers exactly ``lut_width`` wide, the first that many in
+    elaboration order are DSP primitives, the others LUTs (split); narrower ones are always
+    LUTs, wider ones always DSP blocks. Asking again, or elaborating again with the same
+    platform, gives the same answers; without ``lut_dsps`` nothing changes."""
+    def convert(platform, design=None):
+        design = design or _Multipliers()
+        ports = [port for mul in design.multipliers for port in (mul.a, mul.b, mul.p)]
+        return verilog.convert(design, name="top", platform=platform, ports=ports,
+                               emit_src=False)
+
+    assert _dsp_modules(convert(SynthesisPlatform("ecp5", lut_width=9, lut_dsps=3))) == \
+        ["edge2", "edge3", "edge4", "wide7"]
+    assert _dsp_modules(convert(SynthesisPlatform("ecp5", lut_width=9))) == ["wide7"]
+    assert _dsp_modules(convert(SynthesisPlatform("ecp5", lut_width=9, lut_dsps=100))) == \
+        ["edge2", "edge3", "edge4", "edge5", "edge6", "edge8", "edge9", "wide7"]
+    assert len(_dsp_modules(convert(SynthesisPlatform("ecp5")))) == 10
+    partial = convert(SynthesisPlatform("ecp5", lut_width=9, lut_dsps=3))
+    assert partial.count("MULT18X18D #(") == 4
+    assert _dsp_modules(partial, "partial0") == ["edge5", "edge6", "edge8", "edge9",
+                                                 "narrow0", "narrow1"]
+    # lut_dsps=0 is the platform without it (equal, and the same Verilog).
+    assert SynthesisPlatform("ecp5", lut_width=9, lut_dsps=0) == \
+        SynthesisPlatform("ecp5", lut_width=9)
+    assert convert(SynthesisPlatform("ecp5", lut_width=9, lut_dsps=0)) == \
+        convert(SynthesisPlatform("ecp5", lut_width=9))
+    # The grant is remembered per multiplier: asked before elaboration (as a PE asks for its
+    # own), asked twice, elaborated twice.
+    design, platform = _Multipliers(), SynthesisPlatform("ecp5", lut_width=9, lut_dsps=2)
+    last = design.multipliers[-1]
+    assert not lut_multiplier(platform, last) and not lut_multiplier(platform, last)
+    assert _dsp_modules(convert(platform, design)) == ["edge2", "edge9", "wide7"]
+    assert _dsp_modules(convert(platform, design)) == ["edge2", "edge9", "wide7"]
+    assert lut_candidate(platform, signed(9), signed(8)) and \
+        not lut_candidate(platform, signed(10), signed(8)) and not lut_candidate(None, 1, 1)
+    with pytest.raises(ValueError, match="lut_dsps must be at least 0"):
+        SynthesisPlatform("ecp5", lut_width=9, lut_dsps=-1)
 
 
 @pytest.mark.parametrize("a_shape,b_shape", [(signed(9), signed(8)), (unsigned(9), signed(8)),

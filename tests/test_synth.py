@@ -1,17 +1,21 @@
 """`systolic synth`: real yosys + nextpnr runs (from PyPI) on a small block; the fit
 parameters and the tiny profile."""
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from systolic.hw.config import HardwareConfig
+from systolic.hw.dsp import PipelinedMultiplier
 from systolic.hw.harness import SynthHarness, fold_widths
 from systolic.sim.backends import create_backend
 from systolic.sim.functional import FunctionalSimulator
@@ -321,6 +325,68 @@ def test_perf_counters_absent_on_the_tiny_profile():
     assert acc.last_run.instructions is None and set(acc.last_run.counters) == {"cycles"}
     with pytest.raises(ValueError, match="sample_every needs the performance counters"):
         VerilatorBackend(tiny, sample_every=256)
+
+
+class _Multipliers(wiring.Component):
+    """Two 12x10 PipelinedMultipliers (``wide0``, ``wide1``), a plain registered 12x12 ``*``
+    (not a PipelinedMultiplier: the flow's own $mul selection places it) and four 9x8
+    PipelinedMultipliers (``narrow2`` ... ``narrow5``), each with operands of its own."""
+
+    SHAPES = [(unsigned(12), unsigned(10))] * 2 + [(signed(9), signed(8))] * 4
+
+    def __init__(self):
+        members = {}
+        for i, (a, b) in enumerate(self.SHAPES + [(unsigned(12), unsigned(12))]):
+            members.update({f"a{i}": In(a), f"b{i}": In(b), f"p{i}": Out(24)})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, (a, b) in enumerate(self.SHAPES):
+            multiplier = PipelinedMultiplier(a, b, split=True)
+            m.submodules[f"{'wide' if a.width > 9 else 'narrow'}{i}"] = multiplier
+            m.d.comb += [multiplier.a.eq(getattr(self, f"a{i}")),
+                         multiplier.b.eq(getattr(self, f"b{i}")),
+                         getattr(self, f"p{i}").eq(multiplier.p)]
+        plain = len(self.SHAPES)
+        m.d.sync += getattr(self, f"p{plain}").eq(getattr(self, f"a{plain}") *
+                                                  getattr(self, f"b{plain}"))
+        return m
+
+
+@pytest.mark.parametrize("top, available, dsp_modules, lut_multipliers", [
+    # 3 DSP blocks for the 12-bit multipliers, 2 of the 4 9x8 ones: the first two.
+    ("multipliers", 5, ["narrow2", "narrow3", "wide0", "wide1"], {"core.narrow* (9x8)": 2}),
+    # Not even the 12-bit ones fit: the two PipelinedMultipliers of them get the 2 blocks
+    # (the plain one at that width goes to LUTs, the flow only selects wider $mul cells).
+    ("multipliers", 2, ["wide0", "wide1"], {"core.narrow* (9x8)": 4, "core (12x12)": 1}),
+    # The 2x3 array with 4 blocks: PEs (0, 0), (0, 1), (0, 2), (1, 0) keep them.
+    ("array", 4, ["multiplier"] * 4, {"core.pe_*_*.multiplier (9x8)": 2}),
+])
+def test_too_few_dsp_blocks_fill_them_with_the_narrowest_multipliers(
+        top, available, dsp_modules, lut_multipliers, tmp_path, monkeypatch):
+    """A design that needs more DSP blocks than the device has: the multipliers wider than
+    the threshold width keep theirs, and of those at the threshold width the first in
+    elaboration order take the blocks left (never more than there are); the others, and
+    only they, are built from LUTs and reported as such (yosys, a few seconds each)."""
+    from systolic.hw.array import SystolicArray
+    from systolic.sw import synth
+
+    name = f"ecp5-{available}-dsps"
+    monkeypatch.setitem(synth.TARGETS, name, dataclasses.replace(
+        synth.TARGETS["ecp5-25k"], name=name, dsps_available=available))
+    component = _Multipliers() if top == "multipliers" else SystolicArray(2, 3, "ws")
+    result = synth.synthesize(component, name, place=False, cache=tmp_path)
+    assert result["dsps"] == available and result["multipliers"] == "mixed"
+    assert result["lut_multipliers"] == lut_multipliers
+    text = (Path(result["cache_dir"]) / "top.v").read_text()
+    modules = [chunk.split(None, 1)[0].split(".")[-1] for chunk in
+               text.split("\nmodule ")[1:] if "MULT18X18D" in chunk]
+    assert sorted(modules) == dsp_modules
+    if top == "array":
+        dsp_pes = re.findall(r"module \\synth_top\.core\.(pe_\d_\d)\.multiplier\b[^;]*;"
+                             r"(?:(?!endmodule).)*MULT18X18D", text, re.S)
+        assert dsp_pes == ["pe_0_0", "pe_0_1", "pe_0_2", "pe_1_0"]
 
 
 def test_unplaceable_design_is_reported_as_not_fitting(tmp_path, monkeypatch):
