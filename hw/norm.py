@@ -10,8 +10,8 @@ from .config import ACC_WIDTH
 from .formats import (EPS_BITS, INV_BITS, LAYERNORM_Z_FRAC_BITS, MANT_WIDTH, NORM_MAX_ROW,
                       PRESCALE_BITS, RMSNORM_Z_FRAC_BITS, SHIFT_WIDTH, SQRT_IN_BITS)
 from .vector import (Divider, Isqrt, Pipeline, RowBuffer, StateMachine, beat_layout,
-                     check_lanes, check_max_row, dyadic_scale, lane_magnitudes, lane_valid,
-                     maximum, multiply, out_bits_port, out_layout, output_stage,
+                     check_lanes, check_max_row, check_subset, dyadic_scale, lane_magnitudes,
+                     lane_valid, maximum, multiply, out_bits_port, out_layout, output_stage,
                      round_shift, row_reduce, saturate_out)
 
 __all__ = ["Norm", "LayerNorm", "RMSNorm", "NORM_MODES", "norm_layout", "PRESCALE_BITS",
@@ -75,11 +75,8 @@ class Norm(wiring.Component):
     def __init__(self, lanes=4, max_row=1024, modes=NORM_MODES):
         check_lanes(lanes)
         check_max_row(max_row, NORM_MAX_ROW)
-        modes = tuple(modes)
-        if not modes or len(set(modes)) != len(modes) or not set(modes) <= set(NORM_MODES):
-            raise ValueError(f"modes must be distinct values of {NORM_MODES}, not {modes!r}")
         self.lanes, self.max_row = lanes, max_row
-        self.modes = tuple(mode for mode in NORM_MODES if mode in modes)
+        self.modes = check_subset("modes", modes, NORM_MODES)
         ports = {
             "i": In(stream.Signature(norm_layout(lanes))),
             "o": Out(stream.Signature(out_layout(lanes))),

@@ -12,7 +12,8 @@ from .formats import (GELU_RANGE_LOG2, PWL_WIDTH, SEG_LOG2, SILU_RANGE_LOG2, TAB
                       gelu_knots, silu_knots)
 # The table builder under its former name here (PwlTable.build in the golden model).
 from .formats import pwl_knots as tabulate  # noqa: F401
-from .vector import StreamingPipeline, beat_layout, check_lanes, out_layout, saturate
+from .vector import (StreamingPipeline, beat_layout, check_lanes, check_subset, out_layout,
+                     saturate)
 
 __all__ = ["PiecewiseLinear", "Activation", "Gelu", "Silu", "PWL_FUNCS", "pwl_layout",
            "gelu_knots", "silu_knots", "TABLE_FRAC_BITS", "GELU_RANGE_LOG2",
@@ -176,10 +177,7 @@ class Activation(PiecewiseLinear):
     """
 
     def __init__(self, lanes=4, funcs=PWL_FUNCS):
-        funcs = tuple(funcs)
-        if not funcs or len(set(funcs)) != len(funcs) or not set(funcs) <= set(PWL_FUNCS):
-            raise ValueError(f"funcs must be distinct values of {PWL_FUNCS}, not {funcs!r}")
-        self.funcs = tuple(func for func in PWL_FUNCS if func in funcs)
+        self.funcs = check_subset("funcs", funcs, PWL_FUNCS)
         super().__init__(lanes, [(knots(), range_log2) for knots, range_log2 in
                                  (_FUNC_TABLES[func] for func in self.funcs)])
 

@@ -55,6 +55,15 @@ def check_max_row(max_row, limit):
         raise ValueError(f"max_row must be an integer in 1..{limit}, not {max_row!r}")
 
 
+def check_subset(name, values, choices):
+    """``values``, a non-empty set of distinct ``choices``, in the order of ``choices`` (a
+    unit built for several functions)."""
+    values = tuple(values)
+    if not values or len(set(values)) != len(values) or not set(values) <= set(choices):
+        raise ValueError(f"{name} must be distinct values of {choices}, not {values!r}")
+    return tuple(choice for choice in choices if choice in values)
+
+
 def lanes_shape(lanes):
     """Shape of the ``count`` field: number of valid lanes, 1..lanes (at least one bit)."""
     return unsigned(max(1, lanes.bit_length()))
