@@ -83,6 +83,9 @@ def plan(family):
             _accelerator(big, 4, 8, vector=_vector(8, EPILOGUE_UNITS)),
             # 39 DSP blocks wanted, 28 there: the PEs' multipliers in LUTs ("mixed")
             _accelerator("ecp5-25k", 6, 6),
+            # the default 8x8 (`systolic synth --rows 8 --cols 8`): 195 DSP blocks wanted,
+            # 156 there; the other multipliers take 131, 25 PEs the blocks left ("mixed")
+            _accelerator(big, 8, 8, vector=_vector(4, max_row=1024, softmax_max_row=4096)),
         ]
     if family == "ice40":
         target = "ice40-up5k"  # vector units: the ECP5 ones (resources.UNITS_FROM)

@@ -18,10 +18,19 @@ The model adds up:
 * **DSPs**: one per processing element (an int8/uint8 multiplier) plus the vector units' plus
   a measured constant. When that exceeds the target's DSP blocks, the synthesis flow
   (``systolic.sw.synth``) builds the narrowest multipliers from LUTs: on ECP5 the PEs' 9x8
-  ones come first (the vector units' are 12 bits wide and more), so when the others fit the
-  model moves exactly the PEs' (``"multipliers": "mixed"``); otherwise, and on iCE40, it
-  moves every multiplier (``"lut"``: the synthesis flow would move most of them). LUTs grow
-  by a fitted cost per PE multiplier (``lut_pe``) and per other DSP block (``lut_dsp``);
+  ones come first (the vector units' are 12 bits wide and more). When the others fit
+  (``"multipliers": "mixed"``), the flow gives the PEs the DSP blocks the others leave free
+  (since commit b7829aa), so the model builds from LUTs only the PE multipliers that do not
+  fit, demand minus the target's DSP blocks (0 to all of them), and the design uses every
+  DSP block (:meth:`ResourceModel.lut_multipliers`). Fitting and the leave-one-out error
+  take a mixed measurement as it was built: with the PE multipliers it records in LUTs
+  (``"lut_multipliers"``, the groups with ``pe_`` in their path: :func:`recorded_lut_pe`),
+  so the runs from before the fill, which built every PE multiplier from LUTs (the
+  ECP5-25k 6x6: 36 of 36), need no marker; a mixed measurement without that record (every
+  mixed result of ``synthesize`` has one) would be taken as built by the fill. When the
+  others do not fit, and on iCE40, the model moves every multiplier (``"lut"``: the
+  synthesis flow would move most of them). LUTs grow by a fitted cost per PE multiplier in
+  LUTs (``lut_pe``) and per other DSP block (``lut_dsp``);
 * **LUTs and FFs** of everything else (controller, DMA, array, memories' glue, the vector
   engine's data path, multipliers built from LUTs): a linear function of the
   :data:`FEATURES` of the configuration, fitted by least squares with non-negative
@@ -38,6 +47,7 @@ predicted resource is within :data:`UTILIZATION_LIMIT` of its capacity.
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -51,7 +61,7 @@ from .synth import TARGETS
 __all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "SHARED_UNITS", "UTILIZATION_LIMIT",
            "unit_tops", "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
            "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "fit",
-           "write_data", "error_table"]
+           "recorded_lut_pe", "write_data", "error_table"]
 
 RESOURCES = ("luts", "ffs", "dsps", "brams")
 #: Family -> its targets (one synthesis script, the same cells; capacities differ).
@@ -110,6 +120,18 @@ class LutMultipliers:
     pe: int = 0
     blocks: int = 0
 
+
+#: A ``"lut_multipliers"`` group of a processing element's multiplier (its path has a
+#: ``pe_*_*`` component, e.g. ``core.compute.array.pe_*_*.multiplier (9x8)``).
+_PE_GROUP = re.compile(r"(?:^|\.)pe_")
+
+
+def recorded_lut_pe(entry):
+    """PE multipliers a mixed measurement ``entry`` records in LUTs: the counts of its
+    ``"lut_multipliers"`` groups in a PE (:data:`_PE_GROUP`); None without that record."""
+    if "lut_multipliers" not in entry:
+        return None
+    return sum(n for group, n in entry["lut_multipliers"].items() if _PE_GROUP.search(group))
 
 
 def _vector(cfg):
@@ -228,6 +250,10 @@ class ResourceModel:
     separate_norms, separate_pwl : bool
         Predict the gateware from before LayerNorm and RMSNorm / GELU and SiLU shared one
         unit (not part of the fitted model: see :meth:`of_measurement`).
+    mixed_lut_pe : int or None
+        PE multipliers in LUTs in the ``"mixed"`` mode, as a measurement recorded them
+        (:meth:`of_measurement`), instead of the fill rule of :meth:`lut_multipliers`
+        (None). Not part of the fitted model either.
     """
 
     family: str
@@ -237,6 +263,7 @@ class ResourceModel:
     error: dict = field(default_factory=dict)
     separate_norms: bool = False
     separate_pwl: bool = False
+    mixed_lut_pe: int | None = None
 
     @classmethod
     def load(cls, target):
@@ -252,8 +279,12 @@ class ResourceModel:
     def of_measurement(self, entry):
         """This model for the gateware measurement ``entry`` was built from (its separate
         units where it is marked with a key of :data:`SHARED_UNITS`, e.g.
-        ``"separate_norms": true``)."""
-        return replace(self, **{key: bool(entry.get(key)) for key in SHARED_UNITS})
+        ``"separate_norms": true``) and as it was synthesized: in the ``"mixed"`` mode with
+        the PE multipliers it records in LUTs (:func:`recorded_lut_pe`; the runs from before
+        the synthesis flow filled the free DSP blocks have all of them there), if any."""
+        lut_pe = recorded_lut_pe(entry) if entry.get("multipliers") == "mixed" else None
+        return replace(self, **{key: bool(entry.get(key)) for key in SHARED_UNITS},
+                       mixed_lut_pe=lut_pe)
 
     def unit(self, top, lanes, max_row):
         """``{resource: value}`` of one vector unit."""
@@ -274,8 +305,8 @@ class ResourceModel:
                      + self.constants["dsps"])
 
     def multiplier_mode(self, config, target):
-        """``"dsp"``, ``"mixed"`` (the PEs' multipliers in LUTs) or ``"lut"`` (all), as the
-        synthesis flow would choose for ``config`` on ``target``."""
+        """``"dsp"``, ``"mixed"`` (the PE multipliers that do not fit in LUTs) or ``"lut"``
+        (all), as the synthesis flow would choose for ``config`` on ``target``."""
         available = TARGETS[target].dsps_available
         demand = self.dsp_demand(config)
         if demand <= available:
@@ -284,11 +315,21 @@ class ResourceModel:
             return "mixed"
         return "lut"
 
-    def lut_multipliers(self, config, mode):
-        """The :class:`LutMultipliers` of ``config`` in multiplier ``mode`` (:data:`_MODES`)."""
+    def lut_multipliers(self, config, mode, target):
+        """The :class:`LutMultipliers` of ``config`` on ``target`` in multiplier ``mode``
+        (:data:`_MODES`). ``"mixed"`` fills the DSP blocks as the synthesis flow does: the
+        other multipliers (all wider than a PE's) keep theirs, ``spare = available -
+        (demand - pe)`` PEs get the blocks left, and the rest of the PEs' multipliers are
+        built from LUTs: ``demand - available`` of them, at least 0 and at most all (with
+        :attr:`mixed_lut_pe` set, that many instead)."""
         pe = config.rows * config.cols
-        return {"dsp": LutMultipliers(), "mixed": LutMultipliers(pe),
-                "lut": LutMultipliers(pe, self.dsp_demand(config) - pe)}[mode]
+        demand = self.dsp_demand(config)
+        if mode == "mixed":
+            lut_pe = self.mixed_lut_pe
+            if lut_pe is None:
+                lut_pe = demand - TARGETS[target].dsps_available
+            return LutMultipliers(min(max(lut_pe, 0), pe))
+        return {"dsp": LutMultipliers(), "lut": LutMultipliers(pe, demand - pe)}[mode]
 
     def predict(self, config, target, multipliers="auto"):
         """``{"luts", "ffs", "dsps", "brams", "multipliers"}`` of ``config`` on ``target``:
@@ -301,7 +342,7 @@ class ResourceModel:
             raise ValueError(f"multipliers must be 'auto' or one of {', '.join(_MODES)}, not "
                              f"{multipliers!r}")
         mode = self.multiplier_mode(config, target) if multipliers == "auto" else multipliers
-        lut = self.lut_multipliers(config, mode)
+        lut = self.lut_multipliers(config, mode, target)
         units = self._units(config.vector)
         out = {}
         for r in ("luts", "ffs"):
@@ -359,6 +400,17 @@ def _forced(entry):
     return entry.get("options", {}).get("multipliers", "auto")
 
 
+def _mode_label(entry, model):
+    """The multiplier mode ``entry`` was built in, for the error table: "forced" when the
+    option asked for it, and the PE multipliers in LUTs when mixed."""
+    mode = entry["multipliers"] + (" forced" if _forced(entry) == "lut" else "")
+    if entry["multipliers"] == "mixed":
+        config = _config(entry)
+        lut = model.lut_multipliers(config, "mixed", entry["target"])
+        mode += f", {lut.pe}/{config.rows * config.cols} PEs in LUTs"
+    return mode
+
+
 def _fit_whole(family, units, whole):
     """Coefficients and constants from whole-accelerator measurements (``units`` known)."""
     model = ResourceModel(family, units, {}, {"dsps": 0.0, "brams": 0.0})
@@ -375,7 +427,7 @@ def _fit_whole(family, units, whole):
         x, y = [], []
         for m in whole:
             cfg = configs[id(m)]
-            lut = built[id(m)].lut_multipliers(cfg, m["multipliers"])
+            lut = built[id(m)].lut_multipliers(cfg, m["multipliers"], m["target"])
             x.append([FEATURES[name](cfg, lut) for name in names])
             y.append(m[r] - built[id(m)]._units(cfg.vector)[r])
         coef = _solve_nonnegative(np.array(x, float), np.array(y, float))
@@ -414,8 +466,7 @@ def fit(family, measurements):
         per_point.append({"target": m["target"], "params": m["params"],
                           "measured": {r: m[r] for r in RESOURCES},
                           "predicted": {r: predicted[r] for r in RESOURCES},
-                          "multipliers": [m["multipliers"] + (" forced" if _forced(m) == "lut"
-                                                              else ""),
+                          "multipliers": [_mode_label(m, held_out.of_measurement(m)),
                                           predicted["multipliers"]]})
     error = {}
     for r in RESOURCES:
