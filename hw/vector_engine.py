@@ -257,26 +257,36 @@ class VectorEngine(wiring.Component):
                                       **row_fields, "count": lanes_shape(width), "last": 1})
 
         # ---- the instruction and what it selects ----------------------------------------
+        # What the instruction selects is decoded as it is taken and kept in registers
+        # beside it: these flags fan out to every unit, queue and multiplexer of the data
+        # path, so they start at flip-flops rather than behind a comparison.
         insn = Signal(Vector)
-        is_func = {f: Signal(name=f"is_{f.name.lower()}") for f in units}
-        for f, flag in is_func.items():
-            m.d.comb += flag.eq(insn.func == f)
+        incoming = self.insn.payload
+        taken = self.insn.valid & self.insn.ready
+
+        def decoded(value, name, shape=1, init=None):
+            register = Signal(shape, name=name, init=init)
+            with m.If(taken):
+                m.d.sync += register.eq(value)
+            return register
 
         def any_of(funcs):
-            return Cat(Const(0, 1), *(is_func[f] for f in funcs if f in present)).any()
-        selects = [(unit, funcs, any_of(funcs)) for unit, funcs in distinct]
+            return Cat(Const(0, 1), *(incoming.func == f for f in funcs if f in present)).any()
 
-        records_in = Signal()
-        aux_rows, segmented, rowquant, to_spad = Signal(), Signal(), Signal(), Signal()
+        is_func = {f: decoded(incoming.func == f, f"is_{f.name.lower()}") for f in units}
+        selects = [(unit, funcs, decoded(any_of(funcs), "is_" + "_".join(
+            f.name.lower() for f in funcs))) for unit, funcs in distinct]
+        records_in = decoded(any_of(RECORD_FUNCS) & incoming.row_scale, "records_in")
+        aux_rows = decoded(any_of(AUX_ROW_FUNCS), "aux_rows")
+        segmented = decoded(any_of(PLANE_FUNCS), "segmented")
+        rowquant = decoded(any_of([VectorFunc.ROWQUANT]), "rowquant")
+        to_spad = decoded(any_of(SPAD_FUNCS) | (any_of(WIDTH_FUNCS)
+                                                & (incoming.out_width == OutWidth.INT8)),
+                          "to_spad")
+        out_bits = decoded(Mux(incoming.out_width == OutWidth.INT8, OutBits.INT8,
+                               Mux(incoming.out_width == OutWidth.INT16, OutBits.INT16,
+                                   OutBits.INT32)), "out_bits", OutBits, OutBits.INT32)
         head_lines, planes = Signal(2), Signal(2)
-        m.d.comb += [
-            records_in.eq(any_of(RECORD_FUNCS) & insn.row_scale),
-            aux_rows.eq(any_of(AUX_ROW_FUNCS)),
-            segmented.eq(any_of(PLANE_FUNCS)),
-            rowquant.eq(any_of([VectorFunc.ROWQUANT])),
-            to_spad.eq(any_of(SPAD_FUNCS) | (any_of(WIDTH_FUNCS)
-                                             & (insn.out_width == OutWidth.INT8))),
-        ]
         for f in units:  # (not the set: its order varies between runs)
             with m.If(is_func[f]):
                 m.d.comb += [head_lines.eq(vector_param_lines(f, 1, cols)[0]),
@@ -360,8 +370,8 @@ class VectorEngine(wiring.Component):
             m.d.comb += [seq.start.eq(1), seq.base.eq(base), seq.rows.eq(rows),
                          seq.stride.eq(stride), seq.lines.eq(lines)]
 
-        with m.If(self.insn.valid & self.insn.ready):
-            m.d.sync += insn.eq(self.insn.payload)
+        with m.If(taken):
+            m.d.sync += insn.eq(incoming)
         m.d.comb += [self.idle.eq(fsm.register == fsm.codes["IDLE"]),
                      self.insn.ready.eq(self.idle)]
         with fsm.state("IDLE"):
@@ -468,7 +478,7 @@ class VectorEngine(wiring.Component):
 
         # ---- unit beats and the units ----------------------------------------------------
         beat = self._regroup_elements(m, line_queue.o, record, row_fields, beat_layout)
-        self._drive_units(m, selects, is_func, beat, insn, header)
+        self._drive_units(m, selects, is_func, beat, insn, header, out_bits)
         result_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(ACC_WIDTH), lanes), "count": lanes_shape(lanes),
             "last": 1, "mant": unsigned(16), "exp": signed(8)})
@@ -617,15 +627,11 @@ class VectorEngine(wiring.Component):
                 repack.o.payload.data[start:start + record.size])
         return beat
 
-    def _drive_units(self, m, selects, is_func, beat, insn, header):
+    def _drive_units(self, m, selects, is_func, beat, insn, header, out_bits):
         """Unit beats to the instruction's unit (``selects``: ``(unit, funcs, selected)``,
-        each unit once); its per-operation inputs from the instruction and the parameter
-        header."""
+        each unit once); its per-operation inputs from the instruction, its decoded
+        ``out_bits`` and the parameter header."""
         lanes = self.config.vector.lanes
-        out_bits = Signal(OutBits, init=OutBits.INT32)
-        m.d.comb += out_bits.eq(Mux(insn.out_width == OutWidth.INT8, OutBits.INT8,
-                                    Mux(insn.out_width == OutWidth.INT16, OutBits.INT16,
-                                        OutBits.INT32)))
         multiplier = data.View(DYADIC_WORD, header[0][:DYADIC_WORD.size])
         for unit, funcs, selected in selects:
             func = funcs[0]  # the functions of a shared unit have the same inputs
