@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXI4LiteSlave, AXI4Signature, connect_halves
-from .compute import MatmulEngine, memory_ports
+from .compute import MatmulEngine, memory_ports, transparent_accumulator
 from .config import INSTRUCTION_BYTES, HardwareConfig
 from .controller import Controller
 from .csr import COUNTERS
@@ -76,7 +76,8 @@ class AcceleratorTop(wiring.Component):
         m.submodules.spad = spad = BankedMemory(cfg.spad_lines, spad_bits, cfg.spad_banks,
                                                 readers=3, writers=1 + (vector is not None))
         m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
-                                              readers=2 + (vector is not None), writers=2)
+                                              readers=2 + (vector is not None), writers=2,
+                                              transparent=transparent_accumulator(cfg))
         # Commands no longer than a row or a fetch: beat counts of that width.
         length_width = dma_length_width(cfg)
         m.submodules.reader = reader = DMAReader(addr_width, dma_bytes,

@@ -15,14 +15,22 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray
 from .config import ACC_WIDTH, OPERAND_WIDTH, HardwareConfig
 from .isa import Matmul
-from .memory import LineReader, LineSequencer, ReadPortSignature, WritePortSignature
+from .memory import (LineReader, LineSequencer, ReadPortSignature, WritePortSignature,
+                     line_run)
 
-__all__ = ["MatmulEngine", "memory_ports"]
+__all__ = ["MatmulEngine", "memory_ports", "transparent_accumulator"]
 
 def memory_ports(config: HardwareConfig):
     """``(spad_addr_bits, spad_line_bits, acc_addr_bits, acc_line_bits)`` of ``config``."""
     return ((config.spad_lines - 1).bit_length() or 1, 8 * config.spad_line_bytes,
             (config.acc_lines - 1).bit_length() or 1, 8 * config.acc_line_bytes)
+
+
+def transparent_accumulator(config: HardwareConfig):
+    """Whether the matmul engine of ``config`` needs the accumulator's read port transparent
+    (see :class:`~systolic.hw.memory.BankedMemory`): with one result stage it reads the line
+    it writes in the same cycle from the memory; with two it forwards that line itself."""
+    return config.result_stages == 1
 
 
 class MatmulEngine(wiring.Component):
@@ -158,15 +166,14 @@ class MatmulEngine(wiring.Component):
 
         With ``result_stages`` 2 the old line comes from a register (block RAM outputs are
         slow), so a row is added and written two cycles after its read: a read in the cycle
-        before the write of the same line gets the line being written (forwarded), one in
-        the cycle of the write gets it from the memory (its read port is transparent). With
-        1 the row is added to the RAM's output and written in the cycle after its read,
-        which is the cycle the next row's read sees it (transparent again)."""
+        before the write of the same line gets the line being written, one in the cycle of
+        the write the line written (both forwarded; the memory need not be transparent).
+        With 1 the row is added to the RAM's output and written in the cycle after its
+        read, which is the cycle the next row's read sees it (from a transparent read port:
+        :func:`transparent_accumulator`)."""
         cols = self.config.cols
         desc = Signal(layout)
         m.d.comb += desc.eq(queue.r_data)
-        index = Signal(16)
-        last = index == desc.count - 1
         addr_bits = len(self.acc_write.payload.addr)
         row_shape = array.out.payload.shape()
         # Stage 1 (the cycle after a result row was taken): the old line arrives.
@@ -178,15 +185,15 @@ class MatmulEngine(wiring.Component):
         first, writer = stages[0], stages[-1]
         take = array.out.valid & queue.r_rdy
         addr = Signal(addr_bits)  # of the row offered now
+        # (From registers: the other clients' ``ready`` depends on its bank.)
+        run_addr, last = line_run(m, take, desc.base, desc.count)
         m.d.comb += [
-            addr.eq(desc.base + index),
+            addr.eq(run_addr),
             array.out.ready.eq(queue.r_rdy),
             self.acc_read.en.eq(array.out.valid & queue.r_rdy & desc.accumulate),
             self.acc_read.addr.eq(addr),
             queue.r_en.eq(take & last),
         ]
-        with m.If(take):
-            m.d.sync += index.eq(Mux(last, 0, index + 1))
         m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
                      first["add"].eq(desc.accumulate), first["addr"].eq(addr),
                      first["row"].eq(array.out.payload)]
@@ -200,13 +207,21 @@ class MatmulEngine(wiring.Component):
                 m.d.comb += sums[c].eq(first["row"][c] + Mux(first["add"], old[c], 0))
         else:
             held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
-            # "The second stage writes the first stage's line", decided as the two stages
-            # fill (first becomes second, the new row becomes first): the address comparison
-            # and its fan-out to every lane's multiplexer are in different cycles.
-            forward = Signal()
-            m.d.sync += forward.eq(first["valid"] & (first["addr"] == addr))
+            written = [Signal(ACC_WIDTH, name=f"written{c}") for c in range(cols)]
+            # "The second stage writes the first stage's line" and "the line read in the
+            # previous cycle was being written then", decided as the stages fill (first
+            # becomes second, the new row becomes first): the address comparisons and their
+            # fan-out to every lane's multiplexer are in different cycles.
+            forward, forward_written = Signal(), Signal()
+            m.d.sync += [forward.eq(first["valid"] & (first["addr"] == addr)),
+                         forward_written.eq(writer["valid"] & (writer["addr"] == addr))]
             for c in range(cols):
-                m.d.sync += held[c].eq(Mux(first["add"], Mux(forward, sums[c], old[c]), 0))
+                m.d.sync += [
+                    written[c].eq(sums[c]),
+                    held[c].eq(Mux(first["add"], Mux(forward, sums[c],
+                                                     Mux(forward_written, written[c], old[c])),
+                                   0)),
+                ]
                 m.d.comb += sums[c].eq(writer["row"][c] + held[c])
         m.d.comb += [
             self.acc_write.valid.eq(writer["valid"]),

@@ -204,12 +204,17 @@ class LoadUnit(wiring.Component):
             lines = queue.o
         target = write_queue.o.payload
         line = lines.payload
-        offset, row, error = Signal(line_bits), Signal(rows_bits, init=1), Signal()
+        row, error = Signal(rows_bits, init=1), Signal()
+        # The line address is the instruction's sram_addr for its first line, then a
+        # register counting on: no adder in front of the memories' bank selection and
+        # arbitration, whose ``ready`` comes back to this unit's queues.
+        first, next_addr = Signal(init=1), Signal(line_bits)
+        addr = Mux(first, target.sram_addr, next_addr)
         for port, mem in ((self.spad_write, Memory.SPAD), (self.acc_write, Memory.ACC)):
             selected = target.mem == mem
             m.d.comb += [
                 port.valid.eq(lines.valid & write_queue.o.valid & selected),
-                port.payload.addr.eq(target.sram_addr + offset),
+                port.payload.addr.eq(addr),
                 port.payload.data.eq(line.data),
             ]
             with m.If(selected):
@@ -218,7 +223,7 @@ class LoadUnit(wiring.Component):
         final = written & line.last & (row == target.rows)
         m.d.comb += write_queue.o.ready.eq(final)
         with m.If(written):
-            m.d.sync += [offset.eq(Mux(final, 0, offset + 1)),
+            m.d.sync += [first.eq(final), next_addr.eq(addr + 1),
                          error.eq(~final & (error | line.error))]
             with m.If(line.last):
                 m.d.sync += row.eq(Mux(final, 1, row + 1))

@@ -15,7 +15,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "LineSequencer",
+__all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "line_run", "LineSequencer",
            "LineReader", "StreamQueue", "unit_queue", "Repacker",
            "AlignedRepacker"]
 
@@ -50,14 +50,21 @@ class BankedMemory(wiring.Component):
     """``lines`` lines of ``data_bits`` bits in ``banks`` banks, with ``readers`` read
     clients and ``writers`` write clients (priority by index, lowest first).
 
+    A read in the cycle of a write to its line returns the old line, unless ``transparent``
+    (then the new one). Block RAMs do not do that by themselves: synthesis adds a line-wide
+    register, an address comparison and a multiplexer on every bank's read data, which
+    lengthens the paths both from the write clients and from the block RAM's (slow) output,
+    so only a memory whose clients need it should ask.
+
     Members
     -------
     read : In(ReadPortSignature(addr_bits, data_bits)).array(readers)
     write : In(WritePortSignature(addr_bits, data_bits)).array(writers)
     """
 
-    def __init__(self, lines, data_bits, banks, readers, writers):
+    def __init__(self, lines, data_bits, banks, readers, writers, transparent=False):
         self.lines, self.data_bits, self.banks = lines, data_bits, banks
+        self.transparent = transparent
         self.addr_bits = (lines - 1).bit_length() or 1
         self.bank_bits = (banks - 1).bit_length()
         super().__init__({
@@ -76,10 +83,8 @@ class BankedMemory(wiring.Component):
         for bank in range(self.banks):
             memory = Memory(shape=self.data_bits, depth=bank_lines, init=[])
             m.submodules[f"bank{bank}"] = memory
-            # Transparent: a read in the cycle of a write to the same line returns the new
-            # line, so read-modify-write of consecutive results needs no forwarding.
             wr = memory.write_port()
-            rd = memory.read_port(transparent_for=(wr,))
+            rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
             bank_data.append(rd.data)
             # Each port of the bank serves the first client (lowest index) that wants it.
             read_taken = Const(0)
@@ -108,6 +113,27 @@ class BankedMemory(wiring.Component):
         return m
 
 
+def line_run(m, take, base, count):
+    """``(addr, last)`` of a run of ``count`` (>= 1, 16 bits) consecutive line addresses
+    from ``base``, one more each cycle ``take`` is high: the current address and whether it
+    is the run's last. ``base`` and ``count`` must hold until the last is taken; the next
+    run starts after it.
+
+    The first address is ``base`` itself, the others come from registers (as does "this
+    is the last"): no adder or subtraction between the run's registers and the memory
+    port's bank selection and arbitration, whose ``ready`` comes back to the client."""
+    first = Signal(init=1)
+    next_addr, left, next_last = Signal(len(base)), Signal(16), Signal()
+    addr = Mux(first, base, next_addr)
+    last = Mux(first, count == 1, next_last)
+    with m.If(take):
+        # left: addresses after the next one
+        m.d.sync += [first.eq(last), next_addr.eq(addr + 1),
+                     left.eq(Mux(first, count - 2, left - 1)),
+                     next_last.eq(Mux(first, count == 2, left == 1))]
+    return addr, last
+
+
 class LineSequencer(wiring.Component):
     """Turns descriptors into line addresses: for each ``desc`` beat (``base``, ``count`` >= 1,
     ``flags``) it emits ``base, base + 1, ..., base + count - 1`` on ``addrs``, each with the
@@ -131,17 +157,16 @@ class LineSequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        index = Signal(16)
-        last = index == self.desc.payload.count - 1
+        desc = self.desc.payload
+        take = self.addrs.valid & self.addrs.ready
+        addr, last = line_run(m, take, desc.base, desc.count)
         m.d.comb += [
             self.addrs.valid.eq(self.desc.valid),
-            self.addrs.payload.addr.eq(self.desc.payload.base + index),
+            self.addrs.payload.addr.eq(addr),
             self.addrs.payload.tag.last.eq(last),
-            self.addrs.payload.tag.flags.eq(self.desc.payload.flags),
+            self.addrs.payload.tag.flags.eq(desc.flags),
             self.desc.ready.eq(self.addrs.ready & last),
         ]
-        with m.If(self.addrs.valid & self.addrs.ready):
-            m.d.sync += index.eq(Mux(last, 0, index + 1))
         return m
 
 

@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from systolic.hw.compute import MatmulEngine, memory_ports
+from systolic.hw.compute import MatmulEngine, memory_ports, transparent_accumulator
 from systolic.hw.config import HardwareConfig
 from systolic.hw.isa import Opcode, decode
 from systolic.hw.memory import BankedMemory
@@ -43,7 +43,8 @@ def run_engine(config, words, spad, acc):
     m.submodules.spad = spad_mem = BankedMemory(config.spad_lines, spad_bits,
                                                 config.spad_banks, readers=2, writers=1)
     m.submodules.acc = acc_mem = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
-                                              readers=2, writers=2)
+                                              readers=2, writers=2,
+                                              transparent=transparent_accumulator(config))
     wiring.connect(m, engine.spad_a, spad_mem.read[0])
     wiring.connect(m, engine.spad_b, spad_mem.read[1])
     wiring.connect(m, engine.acc_read, acc_mem.read[0])
@@ -85,7 +86,8 @@ def run_engine(config, words, spad, acc):
     HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32),
     HardwareConfig(rows=5, cols=3, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1),
     # One row: single-row tiles follow each other every cycle, so a length-1 accumulate
-    # reads the line the previous one writes in that very cycle (forwarded).
+    # reads the line the previous one writes in the next cycle, or in that very cycle
+    # (both forwarded: the memory is not transparent).
     HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32),
     # A one-stage result writer: the same chains read the line written in their cycle from
     # the memory's transparent port.
