@@ -34,7 +34,8 @@ CONFIGS = {
     "tiny": (HardwareConfig.profile("tiny"), "`tiny` profile: 2x2 array, no vector units"),
 }
 #: The pairs measured by default.
-PAIRS = (("8x8", "ecp5-85k"), ("tiny", "ecp5-25k"), ("tiny", "ice40-up5k"))
+PAIRS = (("8x8", "ecp5-85k"), ("8x8-novec", "ecp5-85k"), ("tiny", "ecp5-25k"),
+         ("tiny", "ice40-up5k"))
 BEGIN, END = "<!-- synth-table -->", "<!-- /synth-table -->"
 
 
