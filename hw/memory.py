@@ -50,11 +50,13 @@ class BankedMemory(wiring.Component):
     """``lines`` lines of ``data_bits`` bits in ``banks`` banks, with ``readers`` read
     clients and ``writers`` write clients (priority by index, lowest first).
 
-    A read in the cycle of a write to its line returns the old line, unless ``transparent``
-    (then the new one). Block RAMs do not do that by themselves: synthesis adds a line-wide
-    register, an address comparison and a multiplexer on every bank's read data, which
-    lengthens the paths both from the write clients and from the block RAM's (slow) output,
-    so only a memory whose clients need it should ask.
+    A read in the cycle of a write to its line returns the new line if ``transparent``;
+    otherwise the line it returns is undefined (simulation shows the old one) and no client
+    may use it. Block RAMs give neither by themselves: for either, synthesis would add a
+    line-wide register, an address comparison and a multiplexer on every bank's read data,
+    which lengthen the paths both from the write clients and from the block RAM's (slow)
+    output. So only a memory whose clients need it asks for transparency, and the others
+    tell synthesis that their reads never meet their writes (``no_rw_check``).
 
     Members
     -------
@@ -81,7 +83,8 @@ class BankedMemory(wiring.Component):
         offset_bits = self.addr_bits - self.bank_bits
         bank_data = []
         for bank in range(self.banks):
-            memory = Memory(shape=self.data_bits, depth=bank_lines, init=[])
+            memory = Memory(shape=self.data_bits, depth=bank_lines, init=[],
+                            attrs=None if self.transparent else {"no_rw_check": 1})
             m.submodules[f"bank{bank}"] = memory
             wr = memory.write_port()
             rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
