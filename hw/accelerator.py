@@ -74,10 +74,12 @@ class AcceleratorTop(wiring.Component):
         # Port order is priority: the compute unit must win its accumulator write port
         # (shared by its two engines, which never run at the same time).
         m.submodules.spad = spad = BankedMemory(cfg.spad_lines, spad_bits, cfg.spad_banks,
-                                                readers=3, writers=1 + (vector is not None))
+                                                readers=3, writers=1 + (vector is not None),
+                                                read_stages=cfg.read_stages)
         m.submodules.acc = acc = BankedMemory(cfg.acc_lines, acc_bits, cfg.acc_banks,
                                               readers=2 + (vector is not None), writers=2,
-                                              transparent=transparent_accumulator(cfg))
+                                              transparent=transparent_accumulator(cfg),
+                                              read_stages=cfg.read_stages)
         # Commands no longer than a row or a fetch: beat counts of that width.
         length_width = dma_length_width(cfg)
         m.submodules.reader = reader = DMAReader(addr_width, dma_bytes,
@@ -202,7 +204,8 @@ class AcceleratorTop(wiring.Component):
 
 def _share_read_port(m, port, clients):
     """Serve ``clients`` (read ports that never read in the same cycle) from one memory
-    read ``port``; the first one reading is connected."""
+    read ``port``; the first one reading is connected. Every client sees the port's
+    ``data``, so the memory's read latency is theirs."""
     m.d.comb += [client.data.eq(port.data) for client in clients]
     for index, client in enumerate(clients):
         with (m.If if index == 0 else m.Elif)(client.en):

@@ -28,18 +28,21 @@ def memory_ports(config: HardwareConfig):
 
 def transparent_accumulator(config: HardwareConfig):
     """Whether the matmul engine of ``config`` needs the accumulator's read port transparent
-    (see :class:`~systolic.hw.memory.BankedMemory`): with one result stage it reads the line
-    it writes in the same cycle from the memory; with two it forwards that line itself."""
-    return config.result_stages == 1
+    (see :class:`~systolic.hw.memory.BankedMemory`): with one result stage and one read
+    stage it reads the line it writes in the same cycle from the memory; otherwise it
+    forwards that line itself (a transparent port would put logic between a block RAM's
+    output and the register of its second read stage)."""
+    return config.result_stages == 1 and config.read_stages == 1
 
 
 class MatmulEngine(wiring.Component):
     """Executes MATMUL instructions (see ``hw/isa.py``) on a :class:`SystolicArray`.
 
     The accumulator ports must be the memory's highest-priority reader and writer (client
-    0): an accumulate's read is issued with its result row, and the line is written two
-    cycles later, neither ever refused (so no handshake of the memory reaches the array's
-    output queue).
+    0): an accumulate's read is issued with its result row, and the line is written
+    ``read_stages + result_stages - 1`` cycles later, neither ever refused (so no handshake
+    of the memory reaches the array's output queue). Both memories' read latency must be
+    the configuration's ``read_stages``.
 
     Members
     -------
@@ -86,9 +89,11 @@ class MatmulEngine(wiring.Component):
         # (Their queues in block RAM if as wide as queue_ram_width: same behaviour.)
         block_ram = cfg.queue_in_block_ram(spad_bits + data.Layout.cast(seq_a.tag).size)
         read_a = m.submodules.read_a = LineReader(spad_addr, spad_bits, seq_a.tag, depth=depth,
-                                                  block_ram=block_ram)
+                                                  block_ram=block_ram,
+                                                  read_stages=cfg.read_stages)
         read_b = m.submodules.read_b = LineReader(spad_addr, spad_bits, seq_b.tag, depth=depth,
-                                                  block_ram=block_ram)
+                                                  block_ram=block_ram,
+                                                  read_stages=cfg.read_stages)
         wiring.connect(m, seq_a.addrs, read_a.addrs)
         wiring.connect(m, seq_b.addrs, read_b.addrs)
         wiring.connect(m, read_a.port, wiring.flipped(self.spad_a))
@@ -164,24 +169,31 @@ class MatmulEngine(wiring.Component):
         (``accumulate``) as the row is taken, then add and write. Returns the "a write is
         pending" signal.
 
-        With ``result_stages`` 2 the old line comes from a register (block RAM outputs are
-        slow), so a row is added and written two cycles after its read: a read in the cycle
-        before the write of the same line gets the line being written, one in the cycle of
-        the write the line written (both forwarded; the memory need not be transparent).
-        With 1 the row is added to the RAM's output and written in the cycle after its
-        read, which is the cycle the next row's read sees it (from a transparent read port:
-        :func:`transparent_accumulator`)."""
-        cols = self.config.cols
+        The old line arrives ``read_stages`` (L) cycles after its read. With
+        ``result_stages`` 2 it is registered first (block RAM outputs are slow) and the row
+        is added and written a cycle later; with 1 the row is added to the line as it
+        arrives and written in that cycle. So a row is written ``W = L + result_stages -
+        1`` cycles after its read, and the rows taken in the ``W`` cycles before it write
+        in the cycles from its read to the cycle before its write: the memory (not
+        transparent) returns none of them, so the writer forwards the latest one to the same
+        line, if any, instead of the old line: the sum being written in the cycle the line
+        is registered, or one written ``j`` cycles before that (``written``, the last
+        ``L`` sums). Only with one read stage and one result stage is there no forwarding:
+        the row read in the cycle of a write gets the line written from a transparent read
+        port (:func:`transparent_accumulator`)."""
+        cfg = self.config
+        cols, read_stages = cfg.cols, cfg.read_stages
+        write_stage = read_stages + cfg.result_stages - 1
         desc = Signal(layout)
         m.d.comb += desc.eq(queue.r_data)
         addr_bits = len(self.acc_write.payload.addr)
         row_shape = array.out.payload.shape()
-        # Stage 1 (the cycle after a result row was taken): the old line arrives.
-        # Stage 2 (of two): add and write.
+        # Stage s: s cycles after a result row was taken. The old line arrives in stage
+        # read_stages; the row is added and written in the last (write_stage).
         stages = [{"valid": Signal(name=f"r{s}_valid"), "last": Signal(name=f"r{s}_last"),
                    "add": Signal(name=f"r{s}_add"), "addr": Signal(addr_bits, name=f"r{s}_addr"),
                    "row": Signal(row_shape, name=f"r{s}_row")}
-                  for s in range(1, self.config.result_stages + 1)]
+                  for s in range(1, write_stage + 1)]
         first, writer = stages[0], stages[-1]
         take = array.out.valid & queue.r_rdy
         addr = Signal(addr_bits)  # of the row offered now
@@ -197,31 +209,51 @@ class MatmulEngine(wiring.Component):
         m.d.sync += [first["valid"].eq(take), first["last"].eq(take & last),
                      first["add"].eq(desc.accumulate), first["addr"].eq(addr),
                      first["row"].eq(array.out.payload)]
-        if len(stages) == 2:
-            m.d.sync += [writer[key].eq(first[key]) for key in first]
+        for earlier, later in zip(stages, stages[1:]):
+            m.d.sync += [later[key].eq(earlier[key]) for key in earlier]
         elem = data.Layout.cast(row_shape).elem_shape
         old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
-        if len(stages) == 1:
+        # The rows d = 1 .. write_stage cycles ahead of a row write while its line is read
+        # (but the one writing in the cycle of the read, with a transparent port).
+        ahead = range(1, write_stage + (not transparent_accumulator(cfg)))
+        # A write d rows ahead happened `ago` cycles before the old line is taken (from a
+        # register in the cycle it arrives, or as it arrives): 0 is the sum written now.
+        capture = write_stage - cfg.result_stages + 1  # == read_stages
+        ago = {d: d - (write_stage - capture) for d in ahead}
+        # written[j - 1]: the sums written j cycles ago.
+        written = [[Signal(ACC_WIDTH, name=f"written{c}" if j == 1 else f"written{c}_{j}")
+                    for c in range(cols)] for j in range(1, max(ago.values(), default=0) + 1)]
+        for j, line in enumerate(written):
+            m.d.sync += [line[c].eq(sums[c] if j == 0 else written[j - 1][c])
+                         for c in range(cols)]
+
+        def source(d, c):
+            return sums[c] if ago[d] == 0 else written[ago[d] - 1][c]
+
+        # "Stage d writes the line of the row being taken", decided as the row is taken and
+        # carried along with it to the stage its old line arrives in: the address
+        # comparisons and their fan-out to every lane's multiplexer are in different cycles.
+        forward = {d: [Signal(name=f"forward{d}" if s == 1 else f"forward{d}_{s}")
+                       for s in range(1, capture + 1)] for d in ahead}
+        for d, flags in forward.items():
+            m.d.sync += flags[0].eq(stages[d - 1]["valid"] & (stages[d - 1]["addr"] == addr))
+            m.d.sync += [flags[s].eq(flags[s - 1]) for s in range(1, capture)]
+
+        def line_of(c):
+            """Lane ``c`` of the line a row in stage ``capture`` adds to."""
+            value = old[c]
+            for d in reversed(ahead):  # the latest write first
+                value = Mux(forward[d][-1], source(d, c), value)
+            return Mux(stages[capture - 1]["add"], value, 0)
+
+        if cfg.result_stages == 1:
             for c in range(cols):
-                m.d.comb += sums[c].eq(first["row"][c] + Mux(first["add"], old[c], 0))
+                m.d.comb += sums[c].eq(writer["row"][c] + line_of(c))
         else:
             held = [Signal(ACC_WIDTH, name=f"old{c}") for c in range(cols)]
-            written = [Signal(ACC_WIDTH, name=f"written{c}") for c in range(cols)]
-            # "The second stage writes the first stage's line" and "the line read in the
-            # previous cycle was being written then", decided as the stages fill (first
-            # becomes second, the new row becomes first): the address comparisons and their
-            # fan-out to every lane's multiplexer are in different cycles.
-            forward, forward_written = Signal(), Signal()
-            m.d.sync += [forward.eq(first["valid"] & (first["addr"] == addr)),
-                         forward_written.eq(writer["valid"] & (writer["addr"] == addr))]
             for c in range(cols):
-                m.d.sync += [
-                    written[c].eq(sums[c]),
-                    held[c].eq(Mux(first["add"], Mux(forward, sums[c],
-                                                     Mux(forward_written, written[c], old[c])),
-                                   0)),
-                ]
+                m.d.sync += held[c].eq(line_of(c))
                 m.d.comb += sums[c].eq(writer["row"][c] + held[c])
         m.d.comb += [
             self.acc_write.valid.eq(writer["valid"]),
@@ -229,4 +261,7 @@ class MatmulEngine(wiring.Component):
             self.acc_write.payload.data.eq(Cat(*sums)),
             self.done.eq(writer["valid"] & writer["last"]),
         ]
-        return first["valid"] | writer["valid"]
+        pending = first["valid"] | writer["valid"]
+        for stage in stages[1:-1]:
+            pending = pending | stage["valid"]
+        return pending

@@ -128,15 +128,25 @@ class HardwareConfig:
         truncated count).
     compute_read_depth
         Lines each of the matmul engine's two scratchpad readers reads ahead (3 or 4,
-        default 4). 3 is the least that streams a line per cycle (a line is readable two
-        cycles after its read is issued): results are the same, with fewer queue
-        registers.
+        default 4). ``read_stages + 2`` is the least that streams a line per cycle (a line
+        is readable ``read_stages + 1`` cycles after its read is issued), so 3 needs
+        ``read_stages`` 1: results are the same, with fewer queue registers.
     result_stages
         Pipeline stages of the matmul engine's result writer (2 or 1, default 2). With 2
         the accumulator line an accumulating result row is added to is registered first
         (block RAM outputs are slow); with 1 the row is added to the line as it leaves the
         RAM and written in the same cycle: ``3 * cols`` fewer 32-bit registers, a longer
         path, and every result written a cycle earlier (same results).
+    read_stages
+        Read latency of the scratchpad and the accumulator (2 or 1, default 2): a read's
+        line is on the client's ``data`` this many cycles after the read was accepted
+        (:class:`~systolic.hw.memory.BankedMemory`). With 2 each bank's output goes
+        straight into a register (block RAM outputs are slow: 5.6 ns clock to data on
+        ECP5) and the bank multiplexer and the clients' logic follow it; the line readers
+        keep a line per cycle streaming (``compute_read_depth`` must be at least
+        ``read_stages + 2``), the matmul result writer has a stage more (and forwards
+        every line written between a read and its line's arrival), and transfers and
+        results take a cycle longer. With 1 the line comes straight from the RAM's output.
     aligned_repack
         The load and store units regroup bus beats into lines and lines into beats with an
         :class:`~systolic.hw.memory.AlignedRepacker` instead of a
@@ -169,6 +179,7 @@ class HardwareConfig:
     pc_width: int = 32
     compute_read_depth: int = 4
     result_stages: int = 2
+    read_stages: int = 2
     aligned_repack: bool = False
     vector: "VectorUnitsConfig" = field(default_factory=lambda: VectorUnitsConfig())
 
@@ -215,6 +226,12 @@ class HardwareConfig:
                              f"not {self.compute_read_depth!r}")
         if type(self.result_stages) is not int or self.result_stages not in (1, 2):
             raise ValueError(f"result_stages must be 1 or 2, not {self.result_stages!r}")
+        if type(self.read_stages) is not int or self.read_stages not in (1, 2):
+            raise ValueError(f"read_stages must be 1 or 2, not {self.read_stages!r}")
+        if self.compute_read_depth < self.read_stages + 2:
+            raise ValueError(f"compute_read_depth ({self.compute_read_depth}) must be at "
+                             f"least read_stages + 2 ({self.read_stages + 2}) to stream a "
+                             f"line per cycle")
         if not isinstance(self.aligned_repack, bool):
             raise ValueError(f"aligned_repack must be True or False, "
                              f"not {self.aligned_repack!r}")
@@ -349,8 +366,9 @@ class VectorUnitsConfig:
 #: counter and no other performance counters, its queues of 18 bits or more (bus beats,
 #: line reads, fetched words, the matmul engine's line reads) in block RAM,
 #: 16-bit program indices (programs of at most 65,535 instructions), matmul scratchpad
-#: readers three lines ahead, a one-stage result writer, and aligned repackers in the load
-#: and store units.
+#: readers three lines ahead, a one-stage result writer, memories whose lines come
+#: straight from the block RAMs (one read stage), and aligned repackers in the load and
+#: store units.
 PROFILES = {
     "default": {},
     "tiny": {
@@ -358,7 +376,7 @@ PROFILES = {
         "acc_banks": 1, "dma_bytes": 4, "addr_width": 24, "queue_depth": 0, "in_flight": 2,
         "dma_outstanding": 1, "fetch_words": 1, "decode_stages": 1, "counter_width": 32,
         "queue_ram_width": 18, "perf_counters": False, "pc_width": 16,
-        "compute_read_depth": 3, "result_stages": 1, "aligned_repack": True,
+        "compute_read_depth": 3, "result_stages": 1, "read_stages": 1, "aligned_repack": True,
         "vector": dict.fromkeys(VECTOR_UNITS, False),
     },
 }

@@ -22,8 +22,9 @@ __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "line_run"
 
 class ReadPortSignature(wiring.Signature):
     """A client's read port (client's view). Issue a read by holding ``en`` with ``addr``
-    until ``ready``; the line is on ``data`` in the cycle after the read was accepted (only
-    then: capture it).
+    until ``ready``; the line is on ``data`` ``read_stages`` cycles after the read was
+    accepted (only then: capture it), where ``read_stages`` is the memory's (1: in the
+    cycle after).
 
     Members
     -------
@@ -50,6 +51,12 @@ class BankedMemory(wiring.Component):
     """``lines`` lines of ``data_bits`` bits in ``banks`` banks, with ``readers`` read
     clients and ``writers`` write clients (priority by index, lowest first).
 
+    A read's line is on the client's ``data`` ``read_stages`` (1 or 2) cycles after the read
+    was accepted. With 1 it comes from the bank's block RAM output through the bank
+    multiplexer; with 2 each bank's output goes into a register first (nothing in front of
+    it, so it can sit beside the RAM: block RAM outputs are slow) and the bank multiplexer
+    follows the register, a cycle later.
+
     A read in the cycle of a write to its line returns the new line if ``transparent``;
     otherwise the line it returns is undefined (simulation shows the old one) and no client
     may use it. Block RAMs give neither by themselves: for either, synthesis would add a
@@ -57,6 +64,7 @@ class BankedMemory(wiring.Component):
     which lengthen the paths both from the write clients and from the block RAM's (slow)
     output. So only a memory whose clients need it asks for transparency, and the others
     tell synthesis that their reads never meet their writes (``no_rw_check``).
+    Nor does a read see the writes of the cycles after it, up to the arrival of its line.
 
     Members
     -------
@@ -64,9 +72,12 @@ class BankedMemory(wiring.Component):
     write : In(WritePortSignature(addr_bits, data_bits)).array(writers)
     """
 
-    def __init__(self, lines, data_bits, banks, readers, writers, transparent=False):
+    def __init__(self, lines, data_bits, banks, readers, writers, transparent=False,
+                 read_stages=1):
+        if read_stages not in (1, 2):
+            raise ValueError(f"read_stages must be 1 or 2, not {read_stages!r}")
         self.lines, self.data_bits, self.banks = lines, data_bits, banks
-        self.transparent = transparent
+        self.transparent, self.read_stages = transparent, read_stages
         self.addr_bits = (lines - 1).bit_length() or 1
         self.bank_bits = (banks - 1).bit_length()
         super().__init__({
@@ -88,7 +99,12 @@ class BankedMemory(wiring.Component):
             m.submodules[f"bank{bank}"] = memory
             wr = memory.write_port()
             rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
-            bank_data.append(rd.data)
+            if self.read_stages == 1:
+                bank_data.append(rd.data)
+            else:
+                bank_q = Signal(self.data_bits, name=f"bank{bank}_q")
+                m.d.sync += bank_q.eq(rd.data)
+                bank_data.append(bank_q)
             # Each port of the bank serves the first client (lowest index) that wants it.
             read_taken = Const(0)
             for port in self.read:
@@ -104,11 +120,16 @@ class BankedMemory(wiring.Component):
                     m.d.comb += [wr.addr.eq(port.payload.addr[:offset_bits]),
                                  wr.data.eq(port.payload.data), wr.en.eq(1), port.ready.eq(1)]
                 write_taken = write_taken | wants
-        # A client's data comes from the bank that served its last read.
+        # A client's data comes from the bank that served its read ``read_stages`` cycles
+        # ago.
         for index, port in enumerate(self.read):
             served = Signal(range(max(self.banks, 2)), name=f"served{index}")
             with m.If(port.en & port.ready):
                 m.d.sync += served.eq(self._bank_of(port.addr))
+            for stage in range(2, self.read_stages + 1):
+                delayed = Signal.like(served, name=f"served{index}_{stage}")
+                m.d.sync += delayed.eq(served)
+                served = delayed
             m.d.comb += port.data.eq(bank_data[0])
             for bank in range(1, self.banks):
                 with m.If(served == bank):
@@ -176,14 +197,19 @@ class LineSequencer(wiring.Component):
 class LineReader(wiring.Component):
     """Reads the SRAM line of each address on ``addrs`` through ``port`` and streams it, with
     its tag, on ``lines`` at up to one line per cycle, honouring back-pressure (lines wait in
-    a small queue; a read is only issued when its line will have room). ``depth`` lines
-    (default :attr:`DEPTH`) are read ahead; 3 still streams one line per cycle.
+    a small queue; a read is only issued when its line will have room: the lines queued and
+    every read in flight count). ``read_stages`` is the port's read latency (the line is on
+    ``port.data`` that many cycles after the read was accepted: the memory's
+    ``read_stages``). ``depth`` lines (default :attr:`DEPTH`) are read ahead;
+    ``read_stages + 2`` still streams one line per cycle (a line leaves ``read_stages + 1``
+    cycles after its read was issued).
 
     With ``block_ram`` the queue is a :class:`StreamQueue` in block RAM: a line is on
-    ``lines`` a cycle later than from the registers of the default queue (three cycles after
-    its read was issued), and a read may be issued in the cycle a line leaves, so ``depth``
-    3 still streams a line per cycle. (A queue in block RAM that showed a line in the cycle
-    after it was written would need a register as wide as the line beside the RAM.)
+    ``lines`` a cycle later than from the registers of the default queue
+    (``read_stages + 2`` cycles after its read was issued), and a read may be issued in the
+    cycle a line leaves, so ``depth`` ``read_stages + 2`` still streams a line per cycle.
+    (A queue in block RAM that showed a line in the cycle after it was written would need a
+    register as wide as the line beside the RAM.)
 
     Members
     -------
@@ -194,8 +220,12 @@ class LineReader(wiring.Component):
 
     DEPTH = 4
 
-    def __init__(self, addr_bits, data_bits, tag, *, block_ram=False, depth=DEPTH):
+    def __init__(self, addr_bits, data_bits, tag, *, block_ram=False, depth=DEPTH,
+                 read_stages=1):
+        if read_stages not in (1, 2):
+            raise ValueError(f"read_stages must be 1 or 2, not {read_stages!r}")
         self.tag, self.block_ram, self.depth = tag, block_ram, depth
+        self.read_stages = read_stages
         super().__init__({
             "addrs": In(stream.Signature(data.StructLayout({"addr": addr_bits, "tag": tag}))),
             "port": Out(ReadPortSignature(addr_bits, data_bits)),
@@ -204,8 +234,14 @@ class LineReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        in_flight = Signal()
-        tag = Signal(self.tag)
+        # Reads accepted 1 .. read_stages cycles ago (with their tags): the last one's line
+        # is on port.data.
+        flags = [Signal(name="in_flight" if s == 1 else f"in_flight{s}")
+                 for s in range(1, self.read_stages + 1)]
+        tags = [Signal(self.tag, name="tag" if s == 1 else f"tag{s}")
+                for s in range(1, self.read_stages + 1)]
+        in_flight, tag = flags[-1], tags[-1]
+        reads = sum(flags[1:], flags[0])  # reads in flight
         line = Cat(self.port.data, tag)
         if self.block_ram:
             # Lines read and not yet taken: at most `depth`, so the queue (`depth` entries
@@ -219,7 +255,7 @@ class LineReader(wiring.Component):
             wiring.connect(m, queue.o, wiring.flipped(self.lines))
         else:
             queue = m.submodules.queue = SyncFIFO(width=len(line), depth=self.depth)
-            room = queue.level + in_flight < self.depth
+            room = queue.level + reads < self.depth
             m.d.comb += [
                 queue.w_en.eq(in_flight), queue.w_data.eq(line),
                 self.lines.valid.eq(queue.r_rdy), self.lines.payload.eq(queue.r_data),
@@ -231,11 +267,13 @@ class LineReader(wiring.Component):
             self.addrs.ready.eq(self.port.ready & room),
         ]
         accepted = self.addrs.valid & self.addrs.ready
-        m.d.sync += in_flight.eq(accepted)
+        m.d.sync += flags[0].eq(accepted)
         if self.block_ram:
             m.d.sync += pending.eq(pending + accepted - leaving)
         with m.If(accepted):
-            m.d.sync += tag.eq(self.addrs.payload.tag)
+            m.d.sync += tags[0].eq(self.addrs.payload.tag)
+        for s in range(1, self.read_stages):
+            m.d.sync += [flags[s].eq(flags[s - 1]), tags[s].eq(tags[s - 1])]
         return m
 
 

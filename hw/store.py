@@ -143,20 +143,25 @@ class StoreUnit(wiring.Component):
         addr_bits = max(spad_addr, acc_addr)
         tag = data.StructLayout({"count": range(line_bytes + 1), "last": 1})
         width = 8 * line_bytes + data.Layout.cast(tag).size
+        read_stages = self.config.read_stages
         m.submodules.reader = reader = LineReader(
             addr_bits + 1, 8 * line_bytes, tag,
-            block_ram=self.config.queue_in_block_ram(width))
+            block_ram=self.config.queue_in_block_ram(width), read_stages=read_stages)
         port = reader.port
         acc = port.addr[addr_bits]
-        served_acc = Signal()  # the memory that answers the read of the previous cycle
+        # Which memory served the reads of 1 .. read_stages cycles ago (the last one's line
+        # is on the ports' data).
+        served = [Signal(name="served_acc" if s == 1 else f"served_acc{s}")
+                  for s in range(1, read_stages + 1)]
         m.d.comb += [
             self.spad_read.addr.eq(port.addr), self.spad_read.en.eq(port.en & ~acc),
             self.acc_read.addr.eq(port.addr), self.acc_read.en.eq(port.en & acc),
             port.ready.eq(Mux(acc, self.acc_read.ready, self.spad_read.ready)),
-            port.data.eq(Mux(served_acc, self.acc_read.data, self.spad_read.data)),
+            port.data.eq(Mux(served[-1], self.acc_read.data, self.spad_read.data)),
         ]
         with m.If(port.en & port.ready):
-            m.d.sync += served_acc.eq(acc)
+            m.d.sync += served[0].eq(acc)
+        m.d.sync += [served[s].eq(served[s - 1]) for s in range(1, read_stages)]
         return reader
 
     def _line_addresses(self, m, queue, addrs, widths):

@@ -313,8 +313,12 @@ class VectorEngine(wiring.Component):
         # ---- read side ------------------------------------------------------------------
         src_seq = m.submodules.src_seq = _BlockSequencer(acc_addr)
         aux_seq = m.submodules.aux_seq = _BlockSequencer(acc_addr)
-        src_read = m.submodules.src_read = LineReader(acc_addr, acc_bits, src_seq.tag)
-        aux_read = m.submodules.aux_read = LineReader(acc_addr, acc_bits, aux_seq.tag)
+        # (The plane cache's reader below keeps one read stage: its local memories answer in
+        # the next cycle.)
+        src_read = m.submodules.src_read = LineReader(acc_addr, acc_bits, src_seq.tag,
+                                                      read_stages=cfg.read_stages)
+        aux_read = m.submodules.aux_read = LineReader(acc_addr, acc_bits, aux_seq.tag,
+                                                      read_stages=cfg.read_stages)
         wiring.connect(m, src_seq.addrs, src_read.addrs)
         wiring.connect(m, aux_seq.addrs, aux_read.addrs)
         wiring.connect(m, src_read.port, wiring.flipped(self.acc_src))

@@ -21,14 +21,19 @@ async def write_lines(ctx, port, lines, width=None):
     ctx.set(port.valid, 0)
 
 
-async def read_lines(ctx, port, count, width=None, lanes=None):
-    """Read addresses 0 … ``count - 1`` through a read ``port``: a list of integers, or with
-    ``width`` and ``lanes`` an array of ``count`` rows of signed lanes."""
+async def read_lines(ctx, port, count, width=None, lanes=None, read_stages=1):
+    """Read addresses 0 … ``count - 1`` through a read ``port`` of a memory whose lines
+    arrive ``read_stages`` cycles after their reads (its ``read_stages``): a list of
+    integers, or with ``width`` and ``lanes`` an array of ``count`` rows of signed lanes."""
     lines = []
     ctx.set(port.en, 1)
     for addr in range(count):
         ctx.set(port.addr, addr)
         await ctx.tick().until(port.ready)
+        if read_stages > 1:  # one read at a time
+            ctx.set(port.en, 0)
+            await ctx.tick().repeat(read_stages - 1)
+            ctx.set(port.en, 1)
         word = ctx.get(port.data)
         lines.append(word if width is None else unpack_lanes(word, width, lanes))
     ctx.set(port.en, 0)

@@ -41,10 +41,12 @@ def run_engine(config, words, spad, acc):
     m = Module()
     m.submodules.engine = engine = MatmulEngine(config)
     m.submodules.spad = spad_mem = BankedMemory(config.spad_lines, spad_bits,
-                                                config.spad_banks, readers=2, writers=1)
+                                                config.spad_banks, readers=2, writers=1,
+                                                read_stages=config.read_stages)
     m.submodules.acc = acc_mem = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
                                               readers=2, writers=2,
-                                              transparent=transparent_accumulator(config))
+                                              transparent=transparent_accumulator(config),
+                                              read_stages=config.read_stages)
     wiring.connect(m, engine.spad_a, spad_mem.read[0])
     wiring.connect(m, engine.spad_b, spad_mem.read[1])
     wiring.connect(m, engine.acc_read, acc_mem.read[0])
@@ -71,7 +73,8 @@ def run_engine(config, words, spad, acc):
             await ctx.tick()
             cycles += 1
             assert cycles < 5000, "engine hung"
-        out["acc"] = await read_lines(ctx, acc_mem.read[1], config.acc_lines, 32, config.cols)
+        out["acc"] = await read_lines(ctx, acc_mem.read[1], config.acc_lines, 32, config.cols,
+                                      read_stages=config.read_stages)
         out["cycles"] = cycles
 
     sim = Simulator(m)
@@ -81,21 +84,35 @@ def run_engine(config, words, spad, acc):
     return out["acc"], out["cycles"]
 
 
+def _config_id(config):
+    return (f"{config.rows}x{config.cols}{config.dataflow}"
+            + ("-1stage" if config.result_stages == 1 else "")
+            + f"-read{config.read_stages}")
+
+
 @pytest.mark.parametrize("config", [
     HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32),
     HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32),
     HardwareConfig(rows=5, cols=3, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1),
     # One row: single-row tiles follow each other every cycle, so a length-1 accumulate
-    # reads the line the previous one writes in the next cycle, or in that very cycle
-    # (both forwarded: the memory is not transparent).
+    # reads the line the previous one writes in the next cycles, or in that very cycle
+    # (all forwarded: the memory is not transparent).
     HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32),
-    # A one-stage result writer: the same chains read the line written in their cycle from
-    # the memory's transparent port.
+    HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32, read_stages=1),
+    # A one-stage result writer: with one read stage the same chains read the line written
+    # in their cycle from the memory's transparent port; with two the engine forwards it
+    # and the line written in the next cycle.
+    HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32, result_stages=1,
+                   read_stages=1),
     HardwareConfig(rows=1, cols=3, spad_lines=64, acc_lines=32, result_stages=1),
     HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32,
+                   result_stages=1, read_stages=1),
+    HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32,
                    result_stages=1),
-    HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, result_stages=1),
-], ids=lambda c: f"{c.rows}x{c.cols}{c.dataflow}" + ("-1stage" if c.result_stages == 1 else ""))
+    HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, result_stages=1,
+                   read_stages=1),
+    HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, read_stages=1),
+], ids=_config_id)
 def test_engine_matches_functional(config):
     rng = np.random.default_rng(config.rows * 10 + config.cols)
     functional = FunctionalSimulator(config)

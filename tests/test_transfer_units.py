@@ -122,9 +122,11 @@ class Bench:
         spad_addr, spad_bits, acc_addr, acc_bits = memory_ports(config)
         m = Module()
         m.submodules.spad = self.spad = BankedMemory(config.spad_lines, spad_bits,
-                                                     config.spad_banks, readers=3, writers=3)
+                                                     config.spad_banks, readers=3, writers=3,
+                                                     read_stages=config.read_stages)
         m.submodules.acc = self.acc = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
-                                                   readers=3, writers=3)
+                                                   readers=3, writers=3,
+                                                   read_stages=config.read_stages)
         engine = dict(addr_width=config.addr_width, data_bytes=config.dma_bytes,
                       max_burst=max_burst, max_outstanding=4,
                       length_width=dma_length_width(config))
@@ -203,9 +205,11 @@ class Bench:
         await write_lines(ctx, self.acc.write[2], lines_to_ints(acc))
 
     async def read_back(self, ctx, spad, acc):
-        return (ints_to_lines(await read_lines(ctx, self.spad.read[2], len(spad)),
-                              spad.shape[1]),
-                ints_to_lines(await read_lines(ctx, self.acc.read[2], len(acc)), acc.shape[1]))
+        stages = self.config.read_stages
+        return (ints_to_lines(await read_lines(ctx, self.spad.read[2], len(spad),
+                                               read_stages=stages), spad.shape[1]),
+                ints_to_lines(await read_lines(ctx, self.acc.read[2], len(acc),
+                                               read_stages=stages), acc.shape[1]))
 
     async def feed(self, ctx, unit, words, gap=0.3):
         """Offer ``words`` to ``unit`` until all are done; returns per instruction its
@@ -323,25 +327,33 @@ def repack_reference(row, width):
 
 
 @pytest.mark.parametrize("block_ram", [False, True])
-@pytest.mark.parametrize("depth", [3, 4])
-def test_line_reader_streams_lines_in_order(block_ram, depth):
+@pytest.mark.parametrize("depth, read_stages", [(3, 1), (4, 1), (4, 2)])
+def test_line_reader_streams_lines_in_order(block_ram, depth, read_stages):
     """A LineReader (its queue in registers, or in block RAM as with queue_ram_width) under
     random address offers, port refusals and back-pressure delivers every line with its
-    tag, in order; with nothing holding it back it streams one line per cycle, a line
-    leaving two or three cycles after its read was issued (a cycle more in block RAM)."""
+    tag, in order; with nothing holding it back it streams one line per cycle (``depth``
+    ``read_stages + 2`` suffices), a line leaving ``read_stages + 1`` cycles after its read
+    was issued (a cycle more in block RAM; lines still queued may add a cycle)."""
     from amaranth.hdl import Signal
     from amaranth.lib import data
     from amaranth.lib.memory import Memory as RAM
-    rng = random.Random(depth * 2 + block_ram)
+    rng = random.Random(depth * 2 + block_ram + 10 * (read_stages - 1))
     contents = [rng.randrange(1 << 12) for _ in range(64)]
     m = Module()
     m.submodules.reader = reader = LineReader(6, 12, data.StructLayout({"t": 4}),
-                                              block_ram=block_ram, depth=depth)
+                                              block_ram=block_ram, depth=depth,
+                                              read_stages=read_stages)
     m.submodules.ram = ram = RAM(shape=12, depth=64, init=contents)
     read = ram.read_port()
     port_ready = Signal()
     m.d.comb += [read.addr.eq(reader.port.addr), read.en.eq(reader.port.en & port_ready),
-                 reader.port.ready.eq(port_ready), reader.port.data.eq(read.data)]
+                 reader.port.ready.eq(port_ready)]
+    data_out = read.data
+    for _ in range(read_stages - 1):  # a memory's second read stage: its output registered
+        registered = Signal.like(read.data)
+        m.d.sync += registered.eq(data_out)
+        data_out = registered
+    m.d.comb += reader.port.data.eq(data_out)
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sent, received = [], []  # (line, tag, cycle)
@@ -369,8 +381,8 @@ def test_line_reader_streams_lines_in_order(block_ram, depth):
     late = [(read[2], out[2]) for read, out in zip(sent, received) if read[2] >= 2100]
     # (Lines still queued from the random phase may add to the first reads' latency.)
     latencies = {out - read for read, out in late}
-    assert len(late) > 390 and len(latencies) == 1 and latencies <= {2 + block_ram,
-                                                                      3 + block_ram}
+    base = read_stages + 1 + block_ram
+    assert len(late) > 390 and len(latencies) == 1 and latencies <= {base, base + 1}
     assert [out for _, out in late] == list(range(late[0][1], late[0][1] + len(late)))
 
 
