@@ -189,9 +189,11 @@ def run_engine(config, words, acc, spad):
     m = Module()
     m.submodules.engine = engine = VectorEngine(config)
     m.submodules.acc = acc_mem = BankedMemory(config.acc_lines, acc_bits, config.acc_banks,
-                                              readers=3, writers=2)
+                                              readers=3, writers=2,
+                                              read_stages=config.read_stages)
     m.submodules.spad = spad_mem = BankedMemory(config.spad_lines, spad_bits,
-                                                config.spad_banks, readers=1, writers=2)
+                                                config.spad_banks, readers=1, writers=2,
+                                                read_stages=config.read_stages)
     wiring.connect(m, engine.acc_src, acc_mem.read[0])
     wiring.connect(m, engine.acc_aux, acc_mem.read[1])
     wiring.connect(m, engine.acc_write, acc_mem.write[0])
@@ -215,9 +217,10 @@ def run_engine(config, words, acc, spad):
             cycles.append(count)
             await ctx.tick()
             assert ctx.get(engine.idle)
-        out["acc"] = await read_lines(ctx, acc_mem.read[2], config.acc_lines, 32, config.cols)
+        out["acc"] = await read_lines(ctx, acc_mem.read[2], config.acc_lines, 32, config.cols,
+                                      read_stages=config.read_stages)
         out["spad"] = await read_lines(ctx, spad_mem.read[0], config.spad_lines, 8,
-                                       config.spad_line_bytes)
+                                       config.spad_line_bytes, read_stages=config.read_stages)
         out["cycles"] = cycles
 
     sim = Simulator(m)
@@ -249,8 +252,10 @@ def small(rows, cols, lanes, max_row, **kwargs):
 
 
 #: A line is one beat (4 lanes, 4 columns); five columns in beats of 4 (and 5-byte
-#: scratchpad lines); three columns in beats of 4 with 5-byte scratchpad lines.
-CONFIGS = [small(4, 4, 4, 8), small(3, 5, 4, 12, dataflow="os"), small(5, 3, 4, 10)]
+#: scratchpad lines); three columns in beats of 4 with 5-byte scratchpad lines; the last
+#: with memories of one read stage.
+CONFIGS = [small(4, 4, 4, 8), small(3, 5, 4, 12, dataflow="os"), small(5, 3, 4, 10),
+           small(5, 3, 4, 10, read_stages=1)]
 
 F = VectorFunc
 
@@ -275,7 +280,8 @@ def every_function(program):
     program.vector(F.RMSNORM, 3, 5, out_width=OutWidth.INT16)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}l{c.vector.lanes}")
+@pytest.mark.parametrize("config", CONFIGS,
+                         ids=lambda c: f"{c.rows}x{c.cols}l{c.vector.lanes}-read{c.read_stages}")
 def test_every_function_matches_functional(config):
     program = VectorProgram(config, seed=config.rows * 10 + config.cols)
     every_function(program)
@@ -296,13 +302,16 @@ def test_throughput():
     program.vector(F.REQUANTIZE, rows, length, out_width=OutWidth.INT8, row_scale=True)
     program.vector(F.SOFTMAX, rows, length)
     mul, gelu, requantize, softmax = check_program(program)
-    assert gelu <= lines + 25
+    # (Each read phase, of the header, planes, records or rows, takes a cycle more per read
+    # stage after the first.)
+    extra = config.read_stages - 1
+    assert gelu <= lines + 25 + extra
     planes = 2 * length // config.cols
-    assert mul <= lines + planes // 2 + 30
+    assert mul <= lines + planes // 2 + 30 + 2 * extra
     # + one record per row, read from the source rows' bank
-    assert requantize <= lines + planes + rows + 35
+    assert requantize <= lines + planes + rows + 35 + 3 * extra
     # softmax: per row two passes over its beats and the per-row arithmetic between them
-    assert softmax <= rows * (2 * length // config.vector.lanes + 50) + 30
+    assert softmax <= rows * (2 * length // config.vector.lanes + 50) + 30 + 2 * extra
 
 
 #: Unit sets of test_partial_unit_sets and the instructions ``(func, rows, length, options)``

@@ -26,7 +26,11 @@ depends only on earlier instructions, so one pass suffices:
   rows stream at one per cycle, results leave ``array_latency`` later; at most
   :data:`~systolic.hw.compute.IN_FLIGHT` instructions in flight;
 * **vector engine**: one instruction at a time, a line per ``ceil(cols / lanes)`` cycles;
-  row units (softmax, norms, rowquant) ``max(beats, passes * beats + overhead)`` per row.
+  row units (softmax, norms, rowquant) ``max(beats, passes * beats + overhead)`` per row;
+* **memory reads**: the constants hold for memories of one read stage; each further stage
+  of the configuration's ``read_stages`` delays a STORE's lines, a MATMUL's operands and its
+  result writes (the result writer has a stage more), and each read phase of a VECTOR
+  (header, parameter planes, row records, the rows) by a cycle.
 
 The constants of :class:`Timing` were measured on the generated RTL (Verilator backend)
 with short programs and VCD traces of whole GEMMs; ``benchmarks/predict.py`` and ``tests/test_cost_model.py`` compare
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 
 from systolic.hw.array import array_latency
 from systolic.hw.config import INSTRUCTION_BYTES
-from systolic.hw.isa import Memory, Opcode, VectorFunc
+from systolic.hw.isa import VECTOR_PARAMS, Memory, Opcode, VectorFunc
 
 __all__ = ["predict_cycles", "Timing", "TIMING"]
 
@@ -218,6 +222,8 @@ class _Simulation:
         n = len(self.insns) + 1  # and a HALT
         self.n = n
         self.in_flight = getattr(config, "in_flight", 4)
+        # Cycles a memory's line arrives later than from a memory of one read stage.
+        self.read_delay = getattr(config, "read_stages", 1) - 1
         self.chunk = getattr(config, "fetch_words", FETCH_CHUNK)
         self.read = _ReadChannel(timing, getattr(config, "dma_outstanding", 4))
         self.busy = dict.fromkeys(("load", "store", "array", "vector", "fetch"), 0)
@@ -421,7 +427,8 @@ class _Simulation:
             address = f["dram_addr"] + r * f["dram_stride"]
             beats = _ceil_div(address % cfg.dma_bytes + f["row_bytes"], cfg.dma_bytes)
             oldest = min(self.write_answers)
-            start = max(issue + t.store_request + r * lines, self.write_free, oldest)
+            start = max(issue + t.store_request + self.read_delay + r * lines,
+                        self.write_free, oldest)
             self.write_free = start + max(beats, lines) + 1
             answer = self.write_free + t.write_latency
             self.write_answers[self.write_answers.index(oldest)] = answer
@@ -431,18 +438,19 @@ class _Simulation:
     def _matmul(self, issue, f):
         cfg, t = self.cfg, self.t
         rows, length = cfg.rows, f["length"]
-        start = max(issue + t.matmul_start, self.vector_free)
+        start = max(issue + t.matmul_start + self.read_delay, self.vector_free)
+        tail = t.matmul_tail + self.read_delay  # the result writer's stages
         if cfg.dataflow == "ws":
             w_start = max(start, self.w_end, self.a_end_prev)
             self.w_end = w_start + rows
             a_start = max(self.w_end + 1, self.a_end)
             self.a_end_prev, self.a_end = self.a_end, a_start + length
-            done = self.a_end + array_latency(rows, cfg.cols) + t.matmul_tail
+            done = self.a_end + array_latency(rows, cfg.cols) + tail
         else:
             s_start = max(start, self.a_end, self.last_slice + 2 * rows - length + 1)
             self.a_end = s_start + length
             self.last_slice = self.a_end - 1
-            done = self.a_end + array_latency(rows, cfg.cols) + rows - 1 + t.matmul_tail
+            done = self.a_end + array_latency(rows, cfg.cols) + rows - 1 + tail
         self.busy["array"] += length
         self.matmul_idle = max(self.matmul_idle, done)
         return done
@@ -454,7 +462,10 @@ class _Simulation:
         chunks = _ceil_div(f["row_length"], cfg.cols)
         beats = chunks * _ceil_div(cfg.cols, cfg.vector.lanes)
         rows = f["num_rows"]
-        cycles = t.vector_overhead + PLANE_COUNT.get(func, 0) * chunks
+        header, planes = VECTOR_PARAMS[func]
+        phases = 1 + bool(header) + bool(planes) + bool(f.get("row_scale"))  # read phases
+        cycles = (t.vector_overhead + self.read_delay * phases
+                  + PLANE_COUNT.get(func, 0) * chunks)
         if func in ROW_UNITS:
             passes, overhead = ROW_UNITS[func]
             cycles += rows * max(beats, passes * beats + overhead)
