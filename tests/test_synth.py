@@ -130,9 +130,17 @@ def test_profiles_and_fit_parameters_are_validated():
                         ("compute_read_depth", 5), ("compute_read_depth", 3.0),
                         ("compute_read_depth", True), ("result_stages", 0),
                         ("result_stages", 3), ("result_stages", 1.0), ("result_stages", True),
-                        ("aligned_repack", 1)):
+                        ("read_stages", 0), ("read_stages", 3), ("read_stages", 2.0),
+                        ("read_stages", True), ("aligned_repack", 1)):
         with pytest.raises(ValueError, match=name):
             HardwareConfig(**{name: value})
+    # A line per cycle needs the matmul engine's readers read_stages + 2 lines ahead.
+    assert (tiny.read_stages, HardwareConfig().read_stages) == (1, 2)
+    with pytest.raises(ValueError, match=r"compute_read_depth \(3\) must be at least "
+                                         r"read_stages \+ 2 \(4\)"):
+        HardwareConfig.profile("tiny", read_stages=2)
+    assert HardwareConfig.profile("tiny", read_stages=2, compute_read_depth=4).read_stages == 2
+    assert HardwareConfig.from_dict(HardwareConfig().to_dict()) == HardwareConfig()
     # AlignedRepacker's lines and beats must divide one another.
     for rows, cols in ((3, 2), (2, 3), (4, 6)):
         with pytest.raises(ValueError, match="aligned_repack needs power-of-two line widths"):
