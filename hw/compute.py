@@ -214,13 +214,14 @@ class MatmulEngine(wiring.Component):
         elem = data.Layout.cast(row_shape).elem_shape
         old = data.View(data.ArrayLayout(elem, cols), self.acc_read.data)
         sums = [Signal(ACC_WIDTH, name=f"sum{c}") for c in range(cols)]
-        # The rows d = 1 .. write_stage cycles ahead of a row write while its line is read
-        # (but the one writing in the cycle of the read, with a transparent port).
+        # The row taken d = 1 .. write_stage cycles before a row writes in the cycles from
+        # the row's read until its old line is taken (but for d = write_stage, which writes
+        # in the cycle of the read, with a transparent port).
         ahead = range(1, write_stage + (not transparent_accumulator(cfg)))
-        # A write d rows ahead happened `ago` cycles before the old line is taken (from a
-        # register in the cycle it arrives, or as it arrives): 0 is the sum written now.
-        capture = write_stage - cfg.result_stages + 1  # == read_stages
-        ago = {d: d - (write_stage - capture) for d in ahead}
+        # The old line is taken as it arrives, in stage `capture` (into a register, or added
+        # to the row); the write of the row d ahead happened `ago` cycles before (0: now).
+        capture = read_stages
+        ago = {d: d - (cfg.result_stages - 1) for d in ahead}
         # written[j - 1]: the sums written j cycles ago.
         written = [[Signal(ACC_WIDTH, name=f"written{c}" if j == 1 else f"written{c}_{j}")
                     for c in range(cols)] for j in range(1, max(ago.values(), default=0) + 1)]
