@@ -17,11 +17,11 @@ from .compute import MatmulEngine, memory_ports, transparent_accumulator
 from .config import INSTRUCTION_BYTES, HardwareConfig
 from .controller import Controller
 from .csr import COUNTERS
-from .dma import DMAReader, DMAWriter
+from .dma import DMAReader, DMAWriter, done_layout
 from .isa import Instruction, Opcode
 from .fetch import Fetch
 from .load import LoadUnit, dma_length_width
-from .memory import BankedMemory
+from .memory import BankedMemory, StreamQueue
 from .read_arbiter import ReadArbiter
 from .registers import CSR_ADDR_WIDTH, RegisterBlock
 from .store import StoreUnit
@@ -122,7 +122,12 @@ class AcceleratorTop(wiring.Component):
         wiring.connect(m, reader.data, arbiter.data)
         wiring.connect(m, store.dma_cmd, writer.cmd)
         wiring.connect(m, store.dma_data, writer.data)
-        wiring.connect(m, writer.done, store.dma_done)
+        # The writer's completions come from its response queue and the bus's bvalid, and the
+        # store unit pops its instruction queue with them: a register stage between the two
+        # (which the placer may put far apart) keeps that a path of its own.
+        m.submodules.write_done = write_done = StreamQueue(done_layout(), depth=3)
+        wiring.connect(m, writer.done, write_done.i)
+        wiring.connect(m, write_done.o, store.dma_done)
 
         # Control.
         m.d.comb += [

@@ -57,19 +57,22 @@ class RowCommands(wiring.Component):
         m = Module()
         addr, stride = Signal(self.addr_width), Signal(32)
         left, length = Signal(self.rows_bits), Signal(12)
+        # ``left != 0`` in a flip-flop of its own: the handshakes on both sides start there
+        # rather than at a comparison of ``left``.
+        busy = Signal()
         m.d.comb += [
-            self.busy.eq(left != 0),
-            self.block.ready.eq(left == 0),
-            self.cmd.valid.eq(left != 0),
+            self.busy.eq(busy),
+            self.block.ready.eq(~busy),
+            self.cmd.valid.eq(busy),
             self.cmd.payload.addr.eq(addr),
             self.cmd.payload.length.eq(length),
         ]
         with m.If(self.block.valid & self.block.ready):
             block = self.block.payload
             m.d.sync += [addr.eq(block.addr), stride.eq(block.stride), left.eq(block.rows),
-                         length.eq(block.length)]
+                         length.eq(block.length), busy.eq(1)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(addr + stride), left.eq(left - 1)]
+            m.d.sync += [addr.eq(addr + stride), left.eq(left - 1), busy.eq(left != 1)]
         return m
 
 

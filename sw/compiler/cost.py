@@ -94,7 +94,7 @@ class Timing:
     load_tail: int = 1
     #: STORE: first line read after issue; the instruction is done after the last response.
     store_request: int = 3
-    store_tail: int = 6
+    store_tail: int = 8
     #: MATMUL: descriptor to the sequencers; result write and done after the array.
     matmul_start: int = 0
     matmul_tail: int = 2
