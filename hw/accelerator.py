@@ -120,7 +120,11 @@ class AcceleratorTop(wiring.Component):
         wiring.connect(m, arbiter.clients[1].data, load.dma_data)
         wiring.connect(m, arbiter.cmd, reader.cmd)
         wiring.connect(m, reader.data, arbiter.data)
-        wiring.connect(m, store.dma_cmd, writer.cmd)
+        # The writer takes a command when its burst splitter and response queue have room:
+        # through a queue, that is not on the path of the store unit's next row command.
+        m.submodules.write_cmd = write_cmd = StreamQueue(store.dma_cmd.payload.shape(), depth=3)
+        wiring.connect(m, store.dma_cmd, write_cmd.i)
+        wiring.connect(m, write_cmd.o, writer.cmd)
         wiring.connect(m, store.dma_data, writer.data)
         # The writer's completions come from its response queue and the bus's bvalid, and the
         # store unit pops its instruction queue with them: a register stage between the two
