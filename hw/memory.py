@@ -22,7 +22,8 @@ __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "line_run"
 
 class ReadPortSignature(wiring.Signature):
     """A client's read port (client's view). Issue a read by holding ``en`` with ``addr``
-    until ``ready``; the line is on ``data`` ``read_stages`` cycles after the read was
+    until ``ready`` (which may be high without ``en``: a read is accepted in a cycle with
+    both); the line is on ``data`` ``read_stages`` cycles after the read was
     accepted (only then: capture it), where ``read_stages`` is the memory's (1: in the
     cycle after).
 
@@ -110,16 +111,28 @@ class BankedMemory(wiring.Component):
             for port in self.read:
                 wants = port.en & (self._bank_of(port.addr) == bank)
                 with m.If(wants & ~read_taken):
-                    m.d.comb += [rd.addr.eq(port.addr[:offset_bits]), rd.en.eq(1),
-                                 port.ready.eq(1)]
+                    m.d.comb += [rd.addr.eq(port.addr[:offset_bits]), rd.en.eq(1)]
                 read_taken = read_taken | wants
             write_taken = Const(0)
             for port in self.write:
                 wants = port.valid & (self._bank_of(port.payload.addr) == bank)
                 with m.If(wants & ~write_taken):
                     m.d.comb += [wr.addr.eq(port.payload.addr[:offset_bits]),
-                                 wr.data.eq(port.payload.data), wr.en.eq(1), port.ready.eq(1)]
+                                 wr.data.eq(port.payload.data), wr.en.eq(1)]
                 write_taken = write_taken | wants
+        # A client is refused only while an earlier client wants its bank, whether or not
+        # it asks itself: its ready does not wait for the banks' arbitration nor for its
+        # own en/valid (the first client's is always high), which keeps those off the
+        # paths from a client's request back to its own queues.
+        for ports, request in ((self.read, lambda port: (port.en, port.addr)),
+                               (self.write, lambda port: (port.valid, port.payload.addr))):
+            for index, port in enumerate(ports):
+                refused = Const(0)
+                for earlier in ports[:index]:
+                    wants, addr = request(earlier)
+                    refused = refused | (wants & (self._bank_of(addr) ==
+                                                  self._bank_of(request(port)[1])))
+                m.d.comb += port.ready.eq(~refused)
         # A client's data comes from the bank that served its read ``read_stages`` cycles
         # ago.
         for index, port in enumerate(self.read):
