@@ -93,6 +93,9 @@ class BankedMemory(wiring.Component):
         m = Module()
         bank_lines = self.lines // self.banks
         offset_bits = self.addr_bits - self.bank_bits
+        # Each client's request: whether it asks, and for which line.
+        reads = [(port.en, port.addr) for port in self.read]
+        writes = [(port.valid, port.payload.addr) for port in self.write]
         bank_data = []
         for bank in range(self.banks):
             memory = Memory(shape=self.data_bits, depth=bank_lines, init=[],
@@ -108,30 +111,27 @@ class BankedMemory(wiring.Component):
                 bank_data.append(bank_q)
             # Each port of the bank serves the first client (lowest index) that wants it.
             read_taken = Const(0)
-            for port in self.read:
-                wants = port.en & (self._bank_of(port.addr) == bank)
+            for asks, addr in reads:
+                wants = asks & (self._bank_of(addr) == bank)
                 with m.If(wants & ~read_taken):
-                    m.d.comb += [rd.addr.eq(port.addr[:offset_bits]), rd.en.eq(1)]
+                    m.d.comb += [rd.addr.eq(addr[:offset_bits]), rd.en.eq(1)]
                 read_taken = read_taken | wants
             write_taken = Const(0)
-            for port in self.write:
-                wants = port.valid & (self._bank_of(port.payload.addr) == bank)
+            for port, (asks, addr) in zip(self.write, writes):
+                wants = asks & (self._bank_of(addr) == bank)
                 with m.If(wants & ~write_taken):
-                    m.d.comb += [wr.addr.eq(port.payload.addr[:offset_bits]),
+                    m.d.comb += [wr.addr.eq(addr[:offset_bits]),
                                  wr.data.eq(port.payload.data), wr.en.eq(1)]
                 write_taken = write_taken | wants
         # A client is refused only while an earlier client wants its bank, whether or not
         # it asks itself: its ready does not wait for the banks' arbitration nor for its
         # own en/valid (the first client's is always high), which keeps those off the
         # paths from a client's request back to its own queues.
-        for ports, request in ((self.read, lambda port: (port.en, port.addr)),
-                               (self.write, lambda port: (port.valid, port.payload.addr))):
-            for index, port in enumerate(ports):
+        for ports, requests in ((self.read, reads), (self.write, writes)):
+            for index, (port, (_, addr)) in enumerate(zip(ports, requests)):
                 refused = Const(0)
-                for earlier in ports[:index]:
-                    wants, addr = request(earlier)
-                    refused = refused | (wants & (self._bank_of(addr) ==
-                                                  self._bank_of(request(port)[1])))
+                for asks, earlier in requests[:index]:
+                    refused = refused | (asks & (self._bank_of(earlier) == self._bank_of(addr)))
                 m.d.comb += port.ready.eq(~refused)
         # A client's data comes from the bank that served its read ``read_stages`` cycles
         # ago.
