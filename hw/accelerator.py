@@ -8,7 +8,7 @@ an instruction for one engine waits until the other is idle (MATMULs still overl
 other), so every instruction sees the results of the ones before it.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -203,11 +203,16 @@ class AcceleratorTop(wiring.Component):
         for index, (name, step) in enumerate(increments.items()):
             if not cfg.perf_counters and name != "CYCLES":
                 continue
+            # Each step is added a cycle after it happens, from a register: the adder's
+            # carry chain is then not on the paths from the units' handshakes. The driver
+            # reads the counters after the program's end, when the last step is in.
             counter = Signal(cfg.counter_width, name=f"count_{name.lower()}")
+            step_q = Signal(Value.cast(step).shape(), name=f"step_{name.lower()}")
+            m.d.sync += step_q.eq(Mux(regs.start, 0, step))
             with m.If(regs.start):
                 m.d.sync += counter.eq(0)
             with m.Else():
-                m.d.sync += counter.eq(counter + step)
+                m.d.sync += counter.eq(counter + step_q)
             m.d.comb += regs.counters[index].eq(counter)
 
 

@@ -254,21 +254,23 @@ class LineReader(wiring.Component):
         tags = [Signal(self.tag, name="tag" if s == 1 else f"tag{s}")
                 for s in range(1, self.read_stages + 1)]
         in_flight, tag = flags[-1], tags[-1]
-        reads = sum(flags[1:], flags[0])  # reads in flight
         line = Cat(self.port.data, tag)
+        # Lines read and not yet taken (queued or in flight): at most `depth`.
+        pending = Signal(range(self.depth + 1))
+        leaving = self.lines.valid & self.lines.ready
         if self.block_ram:
-            # Lines read and not yet taken: at most `depth`, so the queue (`depth` entries
-            # besides its output register) always has room.
+            # The queue (`depth` entries besides its output register) always has room.
             queue = m.submodules.queue = StreamQueue(self.lines.payload.shape(),
                                                      self.depth + 1, block_ram=True)
-            pending = Signal(range(self.depth + 1))
-            leaving = self.lines.valid & self.lines.ready
             room = pending - leaving < self.depth
             m.d.comb += [queue.i.valid.eq(in_flight), queue.i.payload.eq(line)]
             wiring.connect(m, queue.o, wiring.flipped(self.lines))
         else:
             queue = m.submodules.queue = SyncFIFO(width=len(line), depth=self.depth)
-            room = queue.level + reads < self.depth
+            # From the register alone (not the queue's level plus the reads in flight): the
+            # read request, which the memory's other clients' ready depends on, follows it
+            # through a comparison.
+            room = pending < self.depth
             m.d.comb += [
                 queue.w_en.eq(in_flight), queue.w_data.eq(line),
                 self.lines.valid.eq(queue.r_rdy), self.lines.payload.eq(queue.r_data),
@@ -280,9 +282,7 @@ class LineReader(wiring.Component):
             self.addrs.ready.eq(self.port.ready & room),
         ]
         accepted = self.addrs.valid & self.addrs.ready
-        m.d.sync += flags[0].eq(accepted)
-        if self.block_ram:
-            m.d.sync += pending.eq(pending + accepted - leaving)
+        m.d.sync += [flags[0].eq(accepted), pending.eq(pending + accepted - leaving)]
         with m.If(accepted):
             m.d.sync += tags[0].eq(self.addrs.payload.tag)
         for s in range(1, self.read_stages):
