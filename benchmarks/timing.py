@@ -26,14 +26,13 @@ from systolic.hw.compute import MatmulEngine
 from systolic.hw.config import PROFILES, HardwareConfig
 from systolic.hw.controller import Controller
 from systolic.hw.dma import DMAReader, DMAWriter
-from systolic.hw.eltwise import EltwiseMul, ResidualAdd
 from systolic.hw.fetch import Fetch
 from systolic.hw.load import LoadUnit
 from systolic.hw.norm import LayerNorm, Norm, RMSNorm
 from systolic.hw.pwl import Activation, Gelu, Silu
 from systolic.hw.read_arbiter import ReadArbiter
 from systolic.hw.registers import CSR_ADDR_WIDTH, RegisterBlock
-from systolic.hw.requantize import Requantize
+from systolic.hw.rescale import EltwiseMul, Requantize, ResidualAdd, Rescale
 from systolic.hw.rowquant import RowQuantize
 from systolic.hw.softmax import Softmax
 from systolic.hw.store import StoreUnit
@@ -66,6 +65,8 @@ BLOCKS = {
     "pwl": lambda cfg: Activation(cfg.vector.lanes),  # GELU and SiLU, shared
     "eltwise_mul": lambda cfg: EltwiseMul(cfg.vector.lanes),
     "residual_add": lambda cfg: ResidualAdd(cfg.vector.lanes),
+    "eltwise": lambda cfg: Rescale(cfg.vector.lanes, ("mul", "add")),  # the eltwise flag's
+    "rescale": lambda cfg: Rescale(cfg.vector.lanes),  # requantize, mul and add, shared
 }
 
 COLUMNS = ("block", "luts", "ffs", "dsps", "brams", "fmax_mhz")

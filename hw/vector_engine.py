@@ -40,13 +40,12 @@ from amaranth.lib.wiring import In, Out
 from .compute import memory_ports
 from .config import ACC_WIDTH, HardwareConfig
 from .controller import udiv_const
-from .eltwise import EltwiseMul, ResidualAdd
 from .isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT, OutWidth, Vector,
                   VectorFunc, vector_param_lines)
 from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue, WritePortSignature
 from .norm import NORM_MODES, Norm
 from .pwl import PWL_FUNCS, Activation
-from .requantize import Requantize
+from .rescale import RESCALE_FUNCS, Rescale
 from .rowquant import RowQuantize
 from .softmax import Softmax
 from .vector import OutBits, StateMachine, lanes_shape
@@ -67,6 +66,8 @@ AUX_ROW_FUNCS = (VectorFunc.MUL, VectorFunc.ADD)
 SPAD_FUNCS = (VectorFunc.ROWQUANT, VectorFunc.SOFTMAX)
 ACC_FUNCS = (VectorFunc.GELU, VectorFunc.SILU)
 WIDTH_FUNCS = tuple(f for f in VectorFunc if f not in SPAD_FUNCS + ACC_FUNCS)
+#: Functions one rescale unit runs (its ``funcs`` are their names in lower case).
+RESCALE_VECTOR_FUNCS = tuple(VectorFunc[name.upper()] for name in RESCALE_FUNCS)
 #: Functions one norm unit runs (the ``VECTOR_UNIT`` names are its modes).
 NORM_FUNCS = (VectorFunc.LAYERNORM, VectorFunc.RMSNORM)
 #: Header words a function's parameter block may hold (see ``VECTOR_PARAMS``).
@@ -84,23 +85,27 @@ def plane_cache_lines(config: HardwareConfig):
 
 
 def _build_units(config):
-    """``{func: unit}`` for the functions whose unit ``config`` has (MUL and ADD are two
-    units behind the one ``eltwise`` flag; LAYERNORM and RMSNORM share one :class:`Norm`
-    built for the norm functions present, GELU and SILU one :class:`Activation` built for
-    the activations present, as the engine runs one instruction at a time)."""
+    """``{func: unit}`` for the functions whose unit ``config`` has (as the engine runs one
+    instruction at a time, REQUANTIZE, MUL and ADD share one :class:`Rescale` built for
+    those present (MUL and ADD are the ``eltwise`` flag's), LAYERNORM and RMSNORM one
+    :class:`Norm` built for the norm functions present, GELU and SILU one
+    :class:`Activation` built for the activations present)."""
     vec = config.vector
     norm_modes = tuple(mode for mode in NORM_MODES if getattr(vec, mode))
     norm = cache(lambda: Norm(vec.lanes, vec.max_row, norm_modes))
     pwl_funcs = tuple(func for func in PWL_FUNCS if getattr(vec, func))
     pwl = cache(lambda: Activation(vec.lanes, pwl_funcs))
+    rescale_funcs = tuple(f.name.lower() for f in RESCALE_VECTOR_FUNCS
+                          if getattr(vec, VECTOR_UNIT[f]))
+    rescale = cache(lambda: Rescale(vec.lanes, rescale_funcs))
     builders = {
-        VectorFunc.REQUANTIZE: lambda: Requantize(vec.lanes),
+        VectorFunc.REQUANTIZE: rescale,
         VectorFunc.ROWQUANT: lambda: RowQuantize(vec.lanes, vec.max_row),
         VectorFunc.SOFTMAX: lambda: Softmax(vec.lanes, vec.softmax_max_row),
         VectorFunc.GELU: pwl,
         VectorFunc.SILU: pwl,
-        VectorFunc.MUL: lambda: EltwiseMul(vec.lanes),
-        VectorFunc.ADD: lambda: ResidualAdd(vec.lanes),
+        VectorFunc.MUL: rescale,
+        VectorFunc.ADD: rescale,
         VectorFunc.LAYERNORM: norm,
         VectorFunc.RMSNORM: norm,
     }
@@ -126,14 +131,13 @@ def _lane_inputs(func, element):
     if func == VectorFunc.SOFTMAX:
         return {"x": element.x, "mask": 0}
     p0 = data.View(DYADIC_WORD, element.p0[:DYADIC_WORD.size])
-    if func == VectorFunc.MUL:
-        return {"a": element.x[:16], "b": element.y[:16], "m": p0.m, "s": p0.s}
-    if func == VectorFunc.ADD:
+    if func in RESCALE_VECTOR_FUNCS:  # one set of inputs for the three: see Rescale
         p1 = data.View(DYADIC_WORD, element.p1[:DYADIC_WORD.size])
-        return {"a": element.x, "b": element.y, "ma": p0.m, "sa": p0.s, "mb": p1.m,
-                "sb": p1.s}
-    if func == VectorFunc.REQUANTIZE:
-        return {"acc": element.x, "m": p0.m, "s": p0.s, "bias": element.p1}
+        inputs = {"x": element.x, "m": p0.m, "s": p0.s, "m2": p1.m, "s2": p1.s,
+                  "bias": element.p1}
+        if "y" in element.shape().members:  # (a second input only with MUL and ADD)
+            inputs["y"] = element.y
+        return inputs
     return {"x": element.x, "gm": p0.m, "gs": p0.s, "beta": element.p1}  # the norms
 
 
@@ -659,6 +663,10 @@ class VectorEngine(wiring.Component):
                 m.d.comb += [unit.mult.eq(multiplier.m[:len(unit.mult)]),
                              unit.shift.eq(multiplier.s), unit.causal.eq(insn.causal),
                              unit.masked.eq(0)]
+            if func in RESCALE_VECTOR_FUNCS and len(funcs) > 1:
+                for f in funcs:
+                    with m.If(is_func[f]):
+                        m.d.comb += unit.func.eq(unit.funcs.index(f.name.lower()))
             if func in NORM_FUNCS:
                 m.d.comb += unit.eps_q.eq(Cat(*header)[:len(unit.eps_q)])
                 if len(funcs) > 1:

@@ -5,10 +5,9 @@ from amaranth.back import verilog
 from .accelerator import AcceleratorTop
 from .array import SystolicArray
 from .config import HardwareConfig
-from .eltwise import EltwiseMul, ResidualAdd
 from .norm import LayerNorm, Norm, RMSNorm
 from .pwl import Activation, Gelu, Silu
-from .requantize import Requantize
+from .rescale import EltwiseMul, Requantize, ResidualAdd, Rescale
 from .rowquant import RowQuantize
 from .softmax import Softmax
 from .axi import AXI4LiteSlave
@@ -29,6 +28,10 @@ TOPS = {
     "pwl": lambda lanes=4: Activation(lanes),
     "eltwise_mul": lambda lanes=4: EltwiseMul(lanes),
     "residual_add": lambda lanes=4: ResidualAdd(lanes),
+    # MUL and ADD in one unit (a ``func`` input selects), as the vector engine builds it for
+    # the eltwise flag, and with REQUANTIZE too, when it has both flags.
+    "eltwise": lambda lanes=4: Rescale(lanes, ("mul", "add")),
+    "rescale": lambda lanes=4: Rescale(lanes),
     "rowquant": lambda lanes=4, max_row=1024: RowQuantize(lanes, max_row),
     "layernorm": lambda lanes=4, max_row=1024: LayerNorm(lanes, max_row),
     "rmsnorm": lambda lanes=4, max_row=1024: RMSNorm(lanes, max_row),

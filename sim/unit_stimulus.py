@@ -268,8 +268,24 @@ def spread_int32(rng, shape):
     return with_extremes(rng, np.clip(x, INT32_MIN, INT32_MAX), INT32_MIN, INT32_MAX)
 
 
-def requantize_case(rng, lanes, rows, cols, out_bits=8, row_scale=True, name="requantize"):
-    from systolic.hw.requantize import requantize_layout
+def rescale_config(top, func, out_bits):
+    """The config inputs of a :class:`~systolic.hw.rescale.Rescale` top running ``func``."""
+    from systolic.hw.rescale import RESCALE_FUNCS
+
+    funcs = RESCALE_TOP_FUNCS.get(top, RESCALE_FUNCS)
+    return {"out_bits": out_bits, **({"func": funcs.index(func)} if len(funcs) > 1 else {})}
+
+
+def unused_inputs(rng, rows, cols, names, row_names=()):
+    """Random values for the rescale unit's inputs a function does not read (the unit must
+    ignore them): ``(lane_values, row_values)``."""
+    lane = {name: rng.integers(-(2**15), 2**15, (rows, cols)) for name in names}
+    return lane, {name: rng.integers(0, 2**7, rows) for name in row_names}
+
+
+def requantize_case(rng, lanes, rows, cols, out_bits=8, row_scale=True, name="requantize",
+                    top="requantize"):
+    from systolic.hw.rescale import rescale_layout
     from systolic.sw.numerics import RequantParams, RowScale, requantize
 
     acc = spread_int32(rng, (rows, cols))
@@ -289,11 +305,12 @@ def requantize_case(rng, lanes, rows, cols, out_bits=8, row_scale=True, name="re
     params = RequantParams(m, s, bias, out_bits)
     expected = requantize(acc, params, scale)
     full = np.ones((rows, 1), np.int64)
-    beats = row_beats(requantize_layout(lanes), lanes,
-                      {"acc": acc, "m": m * full, "s": s * full, "bias": bias * full},
+    unused, _ = unused_inputs(rng, rows, cols, ("y", "m2", "s2"))
+    beats = row_beats(rescale_layout(lanes), lanes,
+                      {"x": acc, "m": m * full, "s": s * full, "bias": bias * full, **unused},
                       {"mant": mant, "exp": exp})
-    return UnitCase("requantize", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
-                    name=name)
+    return UnitCase(top, {"lanes": lanes}, rescale_config(top, "requantize", out_bits), beats,
+                    expected, name=name)
 
 
 def pwl_case(rng, lanes, rows, cols, top="gelu", frac_bits=11, name=None, silu=False):
@@ -326,8 +343,9 @@ def random_dyadic(rng, cols, max_shift=62):
     return m, s
 
 
-def eltwise_mul_case(rng, lanes, rows, cols, out_bits=16, scaled=True, name=None):
-    from systolic.hw.eltwise import eltwise_mul_layout
+def eltwise_mul_case(rng, lanes, rows, cols, out_bits=16, scaled=True, name=None,
+                     top="eltwise_mul"):
+    from systolic.hw.rescale import rescale_layout
     from systolic.sw.numerics import Scale, eltwise_mul
 
     a = with_extremes(rng, rng.integers(-(2**15), 2**15, (rows, cols)), -(2**15), 2**15 - 1)
@@ -339,14 +357,15 @@ def eltwise_mul_case(rng, lanes, rows, cols, out_bits=16, scaled=True, name=None
         m, s, out_bits = np.ones(cols, np.int64), np.zeros(cols, np.int64), 32
         expected = eltwise_mul(a, b)
     full = np.ones((rows, 1), np.int64)
-    beats = row_beats(eltwise_mul_layout(lanes), lanes,
-                      {"a": a, "b": b, "m": m * full, "s": s * full})
-    return UnitCase("eltwise_mul", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
-                    name=name or f"eltwise_mul out_bits={out_bits} scaled={scaled}")
+    unused, unused_row = unused_inputs(rng, rows, cols, ("m2", "s2", "bias"), ("mant", "exp"))
+    beats = row_beats(rescale_layout(lanes), lanes,
+                      {"x": a, "y": b, "m": m * full, "s": s * full, **unused}, unused_row)
+    return UnitCase(top, {"lanes": lanes}, rescale_config(top, "mul", out_bits), beats,
+                    expected, name=name or f"{top} (mul) out_bits={out_bits} scaled={scaled}")
 
 
-def residual_add_case(rng, lanes, rows, cols, out_bits=32, name=None):
-    from systolic.hw.eltwise import residual_add_layout
+def residual_add_case(rng, lanes, rows, cols, out_bits=32, name=None, top="residual_add"):
+    from systolic.hw.rescale import rescale_layout
     from systolic.sw.numerics import ResidualParams, Scale, residual_add
 
     a, b = spread_int32(rng, (rows, cols)), spread_int32(rng, (rows, cols))
@@ -355,11 +374,12 @@ def residual_add_case(rng, lanes, rows, cols, out_bits=32, name=None):
     params = ResidualParams(Scale(ma, sa), Scale(mb, sb), out_bits)
     expected = residual_add(a, b, params)
     full = np.ones((rows, 1), np.int64)
-    beats = row_beats(residual_add_layout(lanes), lanes,
-                      {"a": a, "b": b, "ma": ma * full, "sa": sa * full, "mb": mb * full,
-                       "sb": sb * full})
-    return UnitCase("residual_add", {"lanes": lanes}, {"out_bits": out_bits}, beats, expected,
-                    name=name or f"residual_add out_bits={out_bits}")
+    unused, unused_row = unused_inputs(rng, rows, cols, ("bias",), ("mant", "exp"))
+    beats = row_beats(rescale_layout(lanes), lanes,
+                      {"x": a, "y": b, "m": ma * full, "s": sa * full, "m2": mb * full,
+                       "s2": sb * full, **unused}, unused_row)
+    return UnitCase(top, {"lanes": lanes}, rescale_config(top, "add", out_bits), beats,
+                    expected, name=name or f"{top} (add) out_bits={out_bits}")
 
 
 def rowquant_case(rng, lanes, rows, cols, in_bits=16, max_row=None, name=None):
@@ -462,10 +482,29 @@ def softmax_case(rng, lanes, rows, cols, *, causal=False, masked=False, row_scal
 # Test suites ---------------------------------------------------------------------------
 
 #: Streaming units (one beat per cycle) and row units (row buffers of ``max_row``).
-STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add", "pwl")
+STREAMING_TOPS = ("requantize", "gelu", "silu", "eltwise_mul", "residual_add", "pwl",
+                  "eltwise", "rescale")
+#: The functions of the rescale unit's tops (``rescale``: all of them).
+RESCALE_TOP_FUNCS = {"requantize": ("requantize",), "eltwise_mul": ("mul",),
+                     "residual_add": ("add",), "eltwise": ("mul", "add")}
 ROW_TOPS = ("rowquant", "layernorm", "rmsnorm", "softmax", "norm")
 #: Row buffer length every suite uses (odd, not a multiple of the lanes tested).
 SUITE_MAX_ROW = 13
+
+
+def _eltwise_cases(rng, lanes, cols, top):
+    """MUL cases (every output width, scaled or not) and ADD cases (every output width) for
+    the tops that run them, alternately on a unit of both."""
+    funcs = RESCALE_TOP_FUNCS.get(top, ("mul", "add"))
+    mul = [eltwise_mul_case(rng, lanes, 2, cols, out_bits, scaled, top=top)
+           for out_bits, scaled in ((8, True), (8, False), (16, True), (32, True))]
+    add = [residual_add_case(rng, lanes, 2, cols, out_bits, top=top)
+           for out_bits in (8, 16, 32)]
+    if funcs == ("mul",):
+        return mul
+    if funcs == ("add",):
+        return add
+    return [case for pair in zip(mul, add + add[:1]) for case in pair]
 
 
 def unit_suite(top, lanes, seed=0):
@@ -474,21 +513,22 @@ def unit_suite(top, lanes, seed=0):
     full ``max_row``; every output width or mode of the unit."""
     rng = np.random.default_rng(seed * 1000 + lanes)
     odd = 2 * lanes + 1
-    if top == "requantize":
+    if top in ("requantize", "rescale"):
         cases = [requantize_case(rng, lanes, 3, cols, out_bits, row_scale,
-                                 name=f"requantize {cols} {out_bits} {row_scale}")
+                                 name=f"{top} (requantize) {cols} {out_bits} {row_scale}",
+                                 top=top)
                  for out_bits in (8, 16, 32) for row_scale in (True, False)
                  for cols in ((odd,) if out_bits != 32 else (1, odd))]
+        if top == "rescale":  # every function, alternately
+            cases = [case for pair in zip(cases, _eltwise_cases(rng, lanes, odd, top))
+                     for case in pair]
     elif top in ("gelu", "silu", "pwl"):
         # The unit built for both functions (top pwl) runs every case in both, alternately.
         modes = (False, True) if top == "pwl" else (False,)
         cases = [pwl_case(rng, lanes, 2, odd, top, frac_bits, silu=silu)
                  for frac_bits in (4, 8, 11, 15) for silu in modes]
-    elif top == "eltwise_mul":
-        cases = [eltwise_mul_case(rng, lanes, 2, odd, out_bits, scaled)
-                 for out_bits in (8, 16, 32) for scaled in (True, False)][:4]
-    elif top == "residual_add":
-        cases = [residual_add_case(rng, lanes, 2, odd, out_bits) for out_bits in (8, 16, 32)]
+    elif top in ("eltwise_mul", "residual_add", "eltwise"):
+        cases = _eltwise_cases(rng, lanes, odd, top)
     elif top == "rowquant":
         cases = [rowquant_case(rng, lanes, 4, cols, in_bits, SUITE_MAX_ROW)
                  for in_bits in (16, 32) for cols in (1, odd, SUITE_MAX_ROW)]

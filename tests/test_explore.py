@@ -209,6 +209,28 @@ def test_paired_functions_cost_one_unit(key):
     assert free in res.unit_tops(both.vector, **{key: True})
 
 
+def test_rescale_functions_cost_one_unit():
+    """With the requantize and eltwise flags the accelerator has one rescale unit (the
+    ``rescale`` top), with one of them that flag's unit, cheaper than the unit per
+    function of the gateware before (``separate_rescale``) in DSP blocks and LUTs."""
+    model = res.ResourceModel.load("ecp5-85k")
+    both = _config(8, 8, units=VECTOR_UNITS)
+    separate = {"requantize", "eltwise_mul", "residual_add"}
+    tops = res.unit_tops(both.vector)
+    assert tops.count("rescale") == 1 and not (separate | set(res.RESCALE_FLAGS)) & set(tops)
+    assert separate <= set(res.unit_tops(both.vector, separate_rescale=True))
+    for flag in res.RESCALE_FLAGS:
+        alone = _config(8, 8, units=set(VECTOR_UNITS) - {flag})
+        assert "rescale" not in res.unit_tops(alone.vector)
+        assert [t for t in res.unit_tops(alone.vector) if t in res.RESCALE_FLAGS] == [
+            f for f in res.RESCALE_FLAGS if f != flag]
+    before = model.of_measurement({"separate_rescale": True})
+    assert before.dsp_demand(both) > model.dsp_demand(both)
+    shared = model.unit("rescale", 4, 0)
+    for r in ("luts", "dsps"):
+        assert shared[r] < sum(model.unit(top, 4, 0)[r] for top in separate)
+
+
 def test_multiplier_mode_follows_the_synthesis_flow():
     """Too few DSP blocks: the PEs' 9x8 multipliers (the narrowest) go to LUTs first, as
     many as the blocks the rest leave free do not hold, and when the rest still do not fit,

@@ -7,11 +7,12 @@ from systolic.sim.cocotb.runner import run_testbench
 from systolic.sim.unit_stimulus import (ROW_TOPS, STREAMING_TOPS, check_run, suite_jobs,
                                         unit_suite)
 
-#: Odd lane counts for half the units, four for the others (the unit for GELU and SiLU
-#: three, the others as before it came).
+#: Odd lane counts for half the units, four for the others (the shared units three or four,
+#: the others as before they came).
+SHARED_TOPS = {"pwl": 3, "eltwise": 3, "rescale": 4}
 LANES = {top: 3 if i % 2 else 4
-         for i, top in enumerate(t for t in STREAMING_TOPS + ROW_TOPS if t != "pwl")}
-LANES["pwl"] = 3
+         for i, top in enumerate(t for t in STREAMING_TOPS + ROW_TOPS if t not in SHARED_TOPS)}
+LANES.update(SHARED_TOPS)
 
 
 @pytest.mark.parametrize("top", STREAMING_TOPS + ROW_TOPS)

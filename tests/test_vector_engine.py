@@ -20,6 +20,7 @@ from systolic.hw.isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, Opcode,
 from systolic.hw.memory import BankedMemory
 from systolic.hw.norm import NORM_MODES
 from systolic.hw.pwl import PWL_FUNCS
+from systolic.hw.rescale import RESCALE_FUNCS
 from systolic.hw.vector_engine import VectorEngine, _build_units, plane_cache_lines
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sim.sram_access import read_lines, write_lines
@@ -307,7 +308,8 @@ def test_throughput():
     extra = config.read_stages - 1
     assert gelu <= lines + 25 + extra
     planes = 2 * length // config.cols
-    assert mul <= lines + planes // 2 + 30 + 2 * extra
+    # (MUL shares the rescale unit with REQUANTIZE and ADD: its pipeline is theirs.)
+    assert mul <= lines + planes // 2 + 32 + 2 * extra
     # + one record per row, read from the source rows' bank
     assert requantize <= lines + planes + rows + 35 + 3 * extra
     # softmax: per row two passes over its beats and the per-row arithmetic between them
@@ -349,27 +351,31 @@ def test_partial_unit_sets(units):
     check_program(program)
 
 
-#: Functions that share one unit when both their flags are set: ``(functions, the unit's
+#: Functions that share one unit when their flags are set: ``(functions, the unit's
 #: attribute naming the functions it is built for, its value then, its select input)``.
 SHARED_UNITS = [((F.LAYERNORM, F.RMSNORM), "modes", NORM_MODES, "rms"),
-                ((F.GELU, F.SILU), "funcs", PWL_FUNCS, "table")]
+                ((F.GELU, F.SILU), "funcs", PWL_FUNCS, "table"),
+                ((F.REQUANTIZE, F.MUL, F.ADD), "funcs", RESCALE_FUNCS, "func")]
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
 @pytest.mark.parametrize("funcs, built_for, names, select", SHARED_UNITS,
-                         ids=["norm", "pwl"])
-def test_paired_functions_share_one_unit(funcs, built_for, names, select):
-    """LAYERNORM and RMSNORM run on one Norm, GELU and SILU on one Activation, when both
-    flags are set; with one flag, its function has a unit of its own without the select
-    input."""
+                         ids=["norm", "pwl", "rescale"])
+def test_shared_functions_share_one_unit(funcs, built_for, names, select):
+    """LAYERNORM and RMSNORM run on one Norm, GELU and SILU on one Activation, REQUANTIZE,
+    MUL and ADD on one Rescale, when their flags are set; without the first function's
+    flag the others have a unit of their own, with the select input only if several
+    remain (MUL and ADD are one flag)."""
     both = _build_units(HardwareConfig(rows=2, cols=2))
-    assert both[funcs[0]] is both[funcs[1]] and getattr(both[funcs[1]], built_for) == names
-    assert select in both[funcs[1]].signature.members
-    assert len({id(unit) for unit in both.values()}) == len(both) - len(SHARED_UNITS)
+    assert all(both[f] is both[funcs[0]] for f in funcs)
+    assert getattr(both[funcs[0]], built_for) == names
+    assert select in both[funcs[0]].signature.members
+    shared = sum(len(group) - 1 for group, *_ in SHARED_UNITS)
+    assert len({id(unit) for unit in both.values()}) == len(both) - shared
     one = _build_units(HardwareConfig(rows=2, cols=2,
                                       vector=VectorUnitsConfig(**{names[0]: False})))
     assert funcs[0] not in one and getattr(one[funcs[1]], built_for) == names[1:]
-    assert select not in one[funcs[1]].signature.members
+    assert (select in one[funcs[1]].signature.members) == (len(names) > 2)
     del both, one
     gc.collect()  # the units (never elaborated) are reported unused here, where expected
 
