@@ -67,10 +67,13 @@ class RowCommands(wiring.Component):
             self.cmd.payload.addr.eq(addr),
             self.cmd.payload.length.eq(length),
         ]
-        with m.If(self.block.valid & self.block.ready):
+        # While idle the block's fields are loaded every cycle (they matter only once busy):
+        # only ``busy`` waits for the block's handshake, which comes from the controller,
+        # not the registers' enables.
+        with m.If(~busy):
             block = self.block.payload
             m.d.sync += [addr.eq(block.addr), stride.eq(block.stride), left.eq(block.rows),
-                         length.eq(block.length), busy.eq(1)]
+                         length.eq(block.length), busy.eq(self.block.valid)]
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [addr.eq(addr + stride), left.eq(left - 1), busy.eq(left != 1)]
         return m
