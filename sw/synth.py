@@ -104,12 +104,16 @@ class SynthesisError(RuntimeError):
 
 
 def _run(command, cwd, log):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    (cwd / log).write_text(result.stdout + result.stderr)
+    # The output goes to the log as it comes, so that a run of an hour can be followed
+    # (``tail -f`` the log in the run's temporary directory).
+    with open(cwd / log, "w") as out:
+        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+    output = (cwd / log).read_text()
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        tail = "\n".join(output.splitlines()[-15:])
         raise SynthesisError(f"{command[0]} failed (exit {result.returncode}):\n{tail}")
-    return result.stdout + result.stderr
+    return output
 
 
 def _yosys(target, work, use_dsp):
