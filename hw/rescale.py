@@ -115,7 +115,7 @@ class Rescale(wiring.Component):
                 product = multiply(
                     p, choose("mul", beat.x[:MUL_OPERAND_WIDTH].as_signed(), beat.m),
                     choose("mul", beat.y[:MUL_OPERAND_WIDTH].as_signed(), p["beat"].mant),
-                    f"l{lane}_first")
+                    f"l{lane}_product")
                 beat = p["beat"].lanes[lane]  # (of the stage after the product)
                 value = choose("mul", product, beat.x)
                 factor = choose("requantize", product, beat.m)
@@ -137,6 +137,12 @@ class Rescale(wiring.Component):
             if "add" in self.funcs:
                 second = choose("add", p[f"l{lane}_y_scaled"], second)
             second = choose("requantize", p["beat"].lanes[lane].bias, second)
+            if running:
+                # The operands are chosen in a cycle of their own: with the choice in front
+                # of it, the wide adder was the shared unit's slowest path.
+                p[f"l{lane}_augend"], p[f"l{lane}_addend"] = first, second
+                p.step()
+                first, second = p[f"l{lane}_augend"], p[f"l{lane}_addend"]
             p[f"l{lane}_sum"] = first + second
             p.step()
             return saturate_out(p, p[f"l{lane}_sum"], self.out_bits, f"l{lane}_out")
