@@ -456,8 +456,14 @@ def multiply(p, a, b, name):
             p.define(f"{name}_pp{i}{j}", multiplier.p, p.stage + MULTIPLY_LATENCY)
             products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
     p.step(MULTIPLY_LATENCY)
-    return lane_reduce(p, [p[key] << shift for key, shift in products],
-                       lambda x, y: x + y, f"{name}_sum")
+    total = lane_reduce(p, [p[key] << shift for key, shift in products],
+                        lambda x, y: x + y, f"{name}_sum")
+    # The sum of the shifted partial products is as wide as Amaranth sizes it (far wider
+    # than the product); cut to the product's own width, exactly, so that synthesis drops
+    # the bits above from the adders and from everything after them.
+    shape = (Value.cast(a) * Value.cast(b)).shape()
+    total = Value.cast(total)[:shape.width]
+    return total.as_signed() if shape.signed else total
 
 
 def dyadic_scale(p, x, mult, shift, name):
