@@ -90,7 +90,7 @@ def _config_id(config):
             + f"-read{config.read_stages}")
 
 
-@pytest.mark.parametrize("config", [
+CONFIGS = [
     HardwareConfig(rows=4, cols=4, spad_lines=64, acc_lines=32),
     HardwareConfig(rows=3, cols=5, dataflow="os", spad_lines=64, acc_lines=32),
     HardwareConfig(rows=5, cols=3, spad_lines=64, spad_banks=1, acc_lines=32, acc_banks=1),
@@ -112,14 +112,36 @@ def _config_id(config):
     HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, result_stages=1,
                    read_stages=1),
     HardwareConfig(rows=2, cols=2, spad_lines=64, acc_lines=32, read_stages=1),
-], ids=_config_id)
-def test_engine_matches_functional(config):
+]
+
+
+def random_chains(config, rng, count=40):
+    """``count`` MATMULs writing (mostly accumulating) into the same few accumulator lines
+    with random lengths: rows meet the line an earlier row writes at every distance, so
+    each forwarding case of the result writer (and the memory's own) is exercised."""
+    lines = []
+    for _ in range(count):
+        length = int(rng.integers(1, 4))
+        results = length if config.dataflow == "ws" else config.rows
+        b_lines = config.rows if config.dataflow == "ws" else length
+        flags = " accumulate" * (rng.random() < 0.85) + " a_unsigned" * (rng.random() < 0.2)
+        lines.append(f"matmul a_addr={rng.integers(0, config.spad_lines - length + 1)} "
+                     f"b_addr={rng.integers(0, config.spad_lines - b_lines + 1)} "
+                     f"c_addr={rng.integers(0, 6 - results + config.rows)}"
+                     f" length={length}{flags}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("source", ["fixed", "random"])
+@pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
+def test_engine_matches_functional(config, source):
     rng = np.random.default_rng(config.rows * 10 + config.cols)
     functional = FunctionalSimulator(config)
     functional.spad[:] = rng.integers(-128, 128, functional.spad.shape)
     functional.acc[:] = rng.integers(-2**31, 2**31, functional.acc.shape)
     spad, acc = functional.spad.copy(), functional.acc.copy()
-    words = assemble(PROGRAMS[config.dataflow])
+    words = assemble(PROGRAMS[config.dataflow] if source == "fixed"
+                     else random_chains(config, rng))
     assert all(decode(w)[0] == Opcode.MATMUL for w in words)
     memory = np.zeros(4096, np.uint8)
     program = np.frombuffer(b"".join(w.to_bytes(16, "little") for w in words), np.uint8)
