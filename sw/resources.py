@@ -16,8 +16,9 @@ The model adds up:
   each flag alone and for both, and the gateware from before, marked
   ``"separate_rescale": true``, had a unit per function: :data:`SEPARATE_RESCALE_TOPS`);
 * **block RAMs** of the big memories, computed from their shapes as yosys maps them
-  (:func:`memory_brams`): scratchpad and accumulator banks and the vector engine's two plane
-  caches, plus a measured constant for the rest;
+  (:func:`memory_brams`): scratchpad and accumulator banks, the vector engine's two plane
+  caches and the array's result queue (a few rows of ``cols`` int32, kept in block RAM
+  however shallow), plus a measured constant for the rest;
 * **DSPs**: one per processing element (an int8/uint8 multiplier) plus the vector units' plus
   a measured constant. When that exceeds the target's DSP blocks, the synthesis flow
   (``systolic.sw.synth``) builds the narrowest multipliers from LUTs: on ECP5 the PEs' 9x8
@@ -56,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from systolic.hw.config import VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
+from systolic.hw.config import ACC_WIDTH, VECTOR_UNITS, HardwareConfig, VectorUnitsConfig
 from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 
 from .synth import TARGETS
@@ -64,7 +65,7 @@ from .synth import TARGETS
 __all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "SHARED_UNITS", "MARKERS",
            "RESCALE_FLAGS", "SEPARATE_RESCALE_TOPS", "UTILIZATION_LIMIT",
            "unit_tops", "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
-           "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "fit",
+           "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "queue_brams", "fit",
            "recorded_lut_pe", "write_data", "error_table"]
 
 RESOURCES = ("luts", "ffs", "dsps", "brams")
@@ -159,6 +160,8 @@ FEATURES = {
     # accumulator-line-wide datapaths (4 * cols bytes): memories' glue, store path, skews
     "cols": lambda cfg, lut: cfg.cols,
     "dma_bytes": lambda cfg, lut: cfg.dma_bytes,
+    # the DMA's byte realigners: a dma_bytes-way multiplexer for each byte of a beat
+    "dma_realign": lambda cfg, lut: cfg.dma_bytes ** 2,
     "vector_engine": lambda cfg, lut: int(_vector(cfg)),
     "vector_cols": lambda cfg, lut: cfg.cols * _vector(cfg),
     # multipliers built from LUTs (a LutMultipliers): the array's, and the other DSP blocks'
@@ -210,12 +213,20 @@ def bram_blocks(depth, width, family):
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM_SHAPES[family])
 
 
+def queue_brams(width, family):
+    """Block RAMs of a queue of ``width``-bit entries that is kept in block RAM however
+    shallow: its entries side by side in the widest blocks."""
+    return min(math.ceil(width / w) for _, w in _BRAM_SHAPES[family])
+
+
 def memory_brams(config, family):
-    """Block RAMs of the scratchpad and accumulator banks and of the vector engine's plane
-    cache (two memories of ``plane_cache_lines`` accumulator lines)."""
+    """Block RAMs of the scratchpad and accumulator banks, of the vector engine's plane
+    cache (two memories of ``plane_cache_lines`` accumulator lines) and of the array's
+    result queue (rows of ``cols`` accumulators)."""
     from systolic.hw.vector_engine import plane_cache_lines
 
-    total = config.spad_banks * bram_blocks(config.spad_bank_lines, 8 * config.spad_line_bytes,
+    total = queue_brams(config.cols * ACC_WIDTH, family)
+    total += config.spad_banks * bram_blocks(config.spad_bank_lines, 8 * config.spad_line_bytes,
                                             family)
     total += config.acc_banks * bram_blocks(config.acc_bank_lines, 8 * config.acc_line_bytes,
                                             family)
