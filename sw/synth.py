@@ -44,7 +44,7 @@ from amaranth.back import verilog
 from systolic.hw.dsp import DSP_WIDTH, SynthesisPlatform
 from systolic.hw.harness import SynthHarness
 
-__all__ = ["TARGETS", "Target", "SynthesisError", "synthesize", "synthesize_config"]
+__all__ = ["TARGETS", "Target", "SynthesisError", "netlist", "synthesize", "synthesize_config"]
 
 CACHE = Path("build") / "synth"
 
@@ -228,6 +228,78 @@ def _stat_resources(target, stat):
     }
 
 
+def _elaborate(component, target_name, multipliers):
+    """``(target, text, harness_ffs, primitives)``: the Verilog of ``component`` in the
+    synthesis harness, and on ECP5 with ``multipliers="auto"`` also elaborated with DSP
+    primitives ("" otherwise)."""
+    if target_name not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
+    if multipliers not in ("auto", "lut"):
+        raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
+    target = TARGETS[target_name]
+    text, harness_ffs = _verilog(component, capture=target.capture_outputs)
+    if multipliers == "lut" and target.synth.startswith("synth_ecp5"):
+        text = _verilog(component, SynthesisPlatform("ecp5", lut_width=DSP_WIDTH),
+                        capture=target.capture_outputs)[0]
+    # On ECP5 the multipliers become DSP primitives with their registers inside
+    # (systolic.hw.dsp); the cache key covers that version too.
+    ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
+    primitives = _verilog(component, SynthesisPlatform("ecp5"))[0] if ecp5_dsp else ""
+    return target, text, harness_ffs, primitives
+
+
+def _map(component, target, work, text, primitives, use_dsp):
+    """Map the design (``text``; on ECP5 ``primitives``, its version with DSP primitives)
+    with yosys into ``work/top.json``, using DSP blocks if ``use_dsp`` and filling them as
+    the module docstring says: ``(stat, use_dsp, lut_multipliers)``."""
+    (work / "top.v").write_text(text)
+    lut_multipliers = {}
+    width = None
+    if primitives:
+        # Too few DSP blocks: the narrowest multipliers are built from LUTs, but as many
+        # of those at the threshold width as the wider ones leave DSP blocks for keep
+        # them (lut_dsps, the first in elaboration order: hw/dsp.py).
+        cells = _multipliers(work)
+        width = lut_threshold(cells, target.dsps_available)
+        use_dsp = width is not None
+        if width:
+            spare = target.dsps_available - sum(
+                _dsp_blocks(a, b) for _, a, b in cells if max(a, b) > width)
+            (work / "top.v").write_text(_verilog(component, SynthesisPlatform(
+                "ecp5", lut_width=width, lut_dsps=spare))[0])
+            # The coarse netlist of that version: its $mul cells are the multipliers
+            # built from LUTs (a split one in pieces) and the plain `*`s, which
+            # _yosys_mixed places by width.
+            built = {_path(name) for name, _, _ in _multipliers(work)}
+            for name, a, b in cells:
+                if max(a, b) <= width and _path(name) in built:
+                    group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
+                    lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
+        elif use_dsp:
+            (work / "top.v").write_text(primitives)
+    if width:
+        stat = _yosys_mixed(work, width)
+    else:
+        stat = _yosys(target, work, use_dsp)
+    if use_dsp and _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > \
+            target.dsps_available:
+        use_dsp, lut_multipliers = False, {}
+        (work / "top.v").write_text(text)
+        stat = _yosys(target, work, use_dsp)
+    return stat, use_dsp, lut_multipliers
+
+
+def netlist(component, target_name, work, *, multipliers="auto"):
+    """Map ``component`` for ``target_name`` as :func:`synthesize` does before placement
+    (in the synthesis harness, multipliers filled into the DSP blocks) into
+    ``work/top.json``, kept for other tools (``benchmarks/placement.py``); returns yosys'
+    statistics. Not cached."""
+    target, text, _, primitives = _elaborate(component, target_name, multipliers)
+    Path(work).mkdir(parents=True, exist_ok=True)
+    return _map(component, target, Path(work), text, primitives,
+                use_dsp=multipliers == "auto")[0]
+
+
 def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cached_only=False,
                multipliers="auto"):
     """Resources and Fmax of ``component`` on ``target_name``: a dict with ``luts``, ``ffs``,
@@ -242,19 +314,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
     for a :class:`SynthesisPlatform` that says so, as the LUT-built multipliers of the
     ``"mixed"`` case are, so that those fed from flip-flops split their multiply over their
     two cycles (:mod:`systolic.hw.dsp`)."""
-    if target_name not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
-    if multipliers not in ("auto", "lut"):
-        raise ValueError(f"multipliers must be 'auto' or 'lut', not {multipliers!r}")
-    target = TARGETS[target_name]
-    text, harness_ffs = _verilog(component, capture=target.capture_outputs)
-    if multipliers == "lut" and target.synth.startswith("synth_ecp5"):
-        text = _verilog(component, SynthesisPlatform("ecp5", lut_width=DSP_WIDTH),
-                        capture=target.capture_outputs)[0]
-    # On ECP5 the multipliers become DSP primitives with their registers inside
-    # (systolic.hw.dsp); the key covers that version too.
-    ecp5_dsp = multipliers == "auto" and target.synth.startswith("synth_ecp5")
-    primitives = _verilog(component, SynthesisPlatform("ecp5"))[0] if ecp5_dsp else ""
+    target, text, harness_ffs, primitives = _elaborate(component, target_name, multipliers)
+    ecp5_dsp = bool(primitives)
     # ":fill": the mixed case fills the DSP blocks left (lut_dsps); results cached before
     # that built every multiplier of the threshold width from LUTs.
     mode = (f"{seed}" if place else "synth-only") + (":lut" if multipliers == "lut" else "") \
@@ -270,40 +331,8 @@ def synthesize(component, target_name, *, seed=1, cache=CACHE, place=True, cache
         return None
     work = Path(tempfile.mkdtemp(prefix="synth_"))
     try:
-        (work / "top.v").write_text(text)
-        use_dsp, lut_multipliers = multipliers == "auto", {}
-        width = None
-        if ecp5_dsp:
-            # Too few DSP blocks: the narrowest multipliers are built from LUTs, but as many
-            # of those at the threshold width as the wider ones leave DSP blocks for keep
-            # them (lut_dsps, the first in elaboration order: hw/dsp.py).
-            cells = _multipliers(work)
-            width = lut_threshold(cells, target.dsps_available)
-            use_dsp = width is not None
-            if width:
-                spare = target.dsps_available - sum(
-                    _dsp_blocks(a, b) for _, a, b in cells if max(a, b) > width)
-                (work / "top.v").write_text(_verilog(component, SynthesisPlatform(
-                    "ecp5", lut_width=width, lut_dsps=spare))[0])
-                # The coarse netlist of that version: its $mul cells are the multipliers
-                # built from LUTs (a split one in pieces) and the plain `*`s, which
-                # _yosys_mixed places by width.
-                built = {_path(name) for name, _, _ in _multipliers(work)}
-                for name, a, b in cells:
-                    if max(a, b) <= width and _path(name) in built:
-                        group = f"{_group(name)} ({max(a, b)}x{min(a, b)})"
-                        lut_multipliers[group] = lut_multipliers.get(group, 0) + 1
-            elif use_dsp:
-                (work / "top.v").write_text(primitives)
-        if width:
-            stat = _yosys_mixed(work, width)
-        else:
-            stat = _yosys(target, work, use_dsp)
-        if use_dsp and _count(stat, "MULT18X18D") + _count(stat, "SB_MAC16") > \
-                target.dsps_available:
-            use_dsp, lut_multipliers = False, {}
-            (work / "top.v").write_text(text)
-            stat = _yosys(target, work, use_dsp)
+        stat, use_dsp, lut_multipliers = _map(component, target, work, text, primitives,
+                                              use_dsp=multipliers == "auto")
         if place:
             result = _place(target, work, stat, seed)
         else:

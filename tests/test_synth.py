@@ -427,3 +427,22 @@ def test_unplaceable_design_is_reported_as_not_fitting(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "_run", fake_run(utilisation + "ERROR: something else\n"))
     with pytest.raises(synth.SynthesisError):
         synth._place(target, tmp_path, stat, 1)
+
+
+def test_netlist_is_the_mapped_design_synthesize_places(tmp_path, monkeypatch):
+    """``netlist`` leaves the design as ``synthesize`` maps it (the DSP blocks filled) in
+    ``top.json`` for other tools (benchmarks/placement.py), with yosys' statistics."""
+    from systolic.sw import synth
+
+    monkeypatch.setitem(synth.TARGETS, "ecp5-5-dsps", dataclasses.replace(
+        synth.TARGETS["ecp5-25k"], name="ecp5-5-dsps", dsps_available=5))
+    stat = synth.netlist(_Multipliers(), "ecp5-5-dsps", tmp_path / "work")
+    cells = json.loads((tmp_path / "work" / "top.json").read_text())["modules"]["synth_top"][
+        "cells"]
+    kinds = [cell["type"] for cell in cells.values()]
+    assert kinds.count("MULT18X18D") == 5
+    assert re.search(r"^\s+5\s+MULT18X18D\s*$", stat, re.M)
+    result = synth.synthesize(_Multipliers(), "ecp5-5-dsps", place=False, cache=tmp_path)
+    assert result["luts"] == sum(weight * kinds.count(kind)
+                                 for kind, weight in synth.TARGETS["ecp5-5-dsps"].stat_luts)
+    assert result["ffs"] + result["harness_ffs"] == kinds.count("TRELLIS_FF")
