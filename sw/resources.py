@@ -9,12 +9,9 @@ The model adds up:
 * **vector units**, each synthesized on its own at 4 and 8 lanes (the row units also at a
   second row size), every resource linear in ``lanes`` and ``max_row`` (with both norm
   flags the accelerator has one norm unit for both functions, counted as the LayerNorm
-  unit, and with both GELU and SiLU one activation unit, counted as the SiLU unit;
-  measurements of the gateware from before, marked ``"separate_norms": true`` /
-  ``"separate_pwl": true``, had two: see :func:`unit_tops` and :data:`SHARED_UNITS`; the
-  ``requantize`` and ``eltwise`` flags' functions run on one rescale unit, measured for
-  each flag alone and for both, and the gateware from before, marked
-  ``"separate_rescale": true``, had a unit per function: :data:`SEPARATE_RESCALE_TOPS`);
+  unit, and with both GELU and SiLU one activation unit, counted as the SiLU unit (see
+  :func:`unit_tops` and :data:`SHARED_UNITS`); the ``requantize`` and ``eltwise`` flags'
+  functions run on one rescale unit, measured for each flag alone and for both);
 * **block RAMs** of the big memories, computed from their shapes as yosys maps them
   (:func:`memory_brams`): scratchpad and accumulator banks, the vector engine's two plane
   caches and the array's result queue (a few rows of ``cols`` int32, kept in block RAM
@@ -62,8 +59,8 @@ from systolic.hw.isa import VECTOR_PARAMS, VECTOR_UNIT
 
 from .synth import TARGETS
 
-__all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "SHARED_UNITS", "MARKERS",
-           "RESCALE_FLAGS", "SEPARATE_RESCALE_TOPS", "UTILIZATION_LIMIT",
+__all__ = ["RESOURCES", "FAMILIES", "FEATURES", "UNIT_TOPS", "SHARED_UNITS",
+           "RESCALE_FLAGS", "UTILIZATION_LIMIT",
            "unit_tops", "ResourceModel", "LutMultipliers", "capacity", "family_of", "data_path",
            "modelled_targets", "measurement_key", "memory_brams", "bram_blocks", "queue_brams", "fit",
            "recorded_lut_pe", "write_data", "error_table"]
@@ -82,28 +79,19 @@ _CAPACITY = {
 }
 #: Vector unit tops of ``systolic.hw.verilog`` measured on their own, with the row sizes
 #: (``max_row``) the row units are measured at: the first at 4 and 8 lanes, the second at 4.
-UNIT_TOPS = {"requantize": (), "gelu": (), "silu": (), "eltwise_mul": (), "residual_add": (),
-             "eltwise": (), "rescale": (),
+UNIT_TOPS = {"requantize": (), "gelu": (), "silu": (), "eltwise": (), "rescale": (),
              "rowquant": (2048, 1024), "layernorm": (2048, 1024), "rmsnorm": (2048, 1024),
              "softmax": (512, 4096)}
-#: VectorUnitsConfig flag -> the unit tops it instantiates.
-_FLAG_TOPS = {flag: (flag,) for flag in VECTOR_UNITS}
 #: The rescale unit runs REQUANTIZE (the ``requantize`` flag), MUL and ADD (``eltwise``):
 #: built for one flag's functions it is that flag's top, for both flags the ``rescale`` top.
 RESCALE_FLAGS = ("requantize", "eltwise")
-#: The tops of the gateware from before the rescale unit (marked ``"separate_rescale":
-#: true``), which had a unit per function, where they differ from :data:`_FLAG_TOPS`.
-SEPARATE_RESCALE_TOPS = {"eltwise": ("eltwise_mul", "residual_add")}
 #: Flags whose two functions share one unit when both are set (the vector engine runs one
-#: instruction at a time): ``{key: (counted, free)}``, the shared unit counted as the
-#: ``counted`` flag's top and the ``free`` flag adding nothing; measurements of the gateware
-#: from before, which had the two units, are marked ``key: true``. The norm unit is
+#: instruction at a time): ``(counted, free)`` pairs, the shared unit counted as the
+#: ``counted`` flag's top and the ``free`` flag adding nothing. The norm unit is
 #: LayerNorm's circuit plus multiplexers on n, S1 and a shift (an RMSNorm row is a
 #: LayerNorm row with n = 1 and S1 = 0); the activation unit is SiLU's with GELU's table
 #: added to its ROM and the range chosen in registers.
-SHARED_UNITS = {"separate_norms": ("layernorm", "rmsnorm"), "separate_pwl": ("silu", "gelu")}
-#: The keys marking measurements of gateware from before a unit was shared.
-MARKERS = (*SHARED_UNITS, "separate_rescale")
+SHARED_UNITS = (("layernorm", "rmsnorm"), ("silu", "gelu"))
 #: Block RAM shapes ``(depth, width)`` yosys can map a one-read one-write memory to.
 _BRAM_SHAPES = {
     "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
@@ -270,14 +258,10 @@ class ResourceModel:
     error : dict
         Leave-one-out error over the whole-accelerator measurements:
         ``{resource: {"mean_pct", "max_pct", "points"}}``, and ``"per_point"``.
-    separate_norms, separate_pwl, separate_rescale : bool
-        Predict the gateware from before LayerNorm and RMSNorm / GELU and SiLU shared one
-        unit / REQUANTIZE, MUL and ADD shared the rescale unit (not part of the fitted
-        model: see :meth:`of_measurement`).
     mixed_lut_pe : int or None
         PE multipliers in LUTs in the ``"mixed"`` mode, as a measurement recorded them
         (:meth:`of_measurement`), instead of the fill rule of :meth:`lut_multipliers`
-        (None). Not part of the fitted model either.
+        (None). Not part of the fitted model.
     """
 
     family: str
@@ -285,9 +269,6 @@ class ResourceModel:
     coefficients: dict
     constants: dict
     error: dict = field(default_factory=dict)
-    separate_norms: bool = False
-    separate_pwl: bool = False
-    separate_rescale: bool = False
     mixed_lut_pe: int | None = None
 
     @classmethod
@@ -302,14 +283,12 @@ class ResourceModel:
         return cls(**data["model"])
 
     def of_measurement(self, entry):
-        """This model for the gateware measurement ``entry`` was built from (its separate
-        units where it is marked with a key of :data:`MARKERS`, e.g.
-        ``"separate_norms": true``) and as it was synthesized: in the ``"mixed"`` mode with
-        the PE multipliers it records in LUTs (:func:`recorded_lut_pe`; the runs from before
-        the synthesis flow filled the free DSP blocks have all of them there), if any."""
+        """This model for the measurement ``entry`` as it was synthesized: in the ``"mixed"``
+        mode with the PE multipliers it records in LUTs (:func:`recorded_lut_pe`; the runs
+        from before the synthesis flow filled the free DSP blocks have all of them there),
+        if any."""
         lut_pe = recorded_lut_pe(entry) if entry.get("multipliers") == "mixed" else None
-        return replace(self, **{key: bool(entry.get(key)) for key in MARKERS},
-                       mixed_lut_pe=lut_pe)
+        return replace(self, mixed_lut_pe=lut_pe)
 
     def unit(self, top, lanes, max_row):
         """``{resource: value}`` of one vector unit."""
@@ -318,8 +297,7 @@ class ResourceModel:
 
     def _units(self, vector: VectorUnitsConfig):
         total = dict.fromkeys(RESOURCES, 0.0)
-        for top in unit_tops(vector, self.separate_norms, self.separate_pwl,
-                             self.separate_rescale):
+        for top in unit_tops(vector):
             row = vector.softmax_max_row if top == "softmax" else vector.max_row
             for r, value in self.unit(top, vector.lanes, row).items():
                 total[r] += value
@@ -386,21 +364,15 @@ class ResourceModel:
         return all(resources[r] <= UTILIZATION_LIMIT[r] * cap[r] for r in RESOURCES)
 
 
-def unit_tops(vector: VectorUnitsConfig, separate_norms=False, separate_pwl=False,
-              separate_rescale=False):
+def unit_tops(vector: VectorUnitsConfig):
     """The measured unit tops whose costs add up to the vector units of ``vector``. With
     both norm flags the vector engine builds one norm unit for both functions, counted as
     the ``layernorm`` top (``rmsnorm`` adds nothing), and with both ``gelu`` and ``silu``
     one activation unit, counted as the ``silu`` top (:data:`SHARED_UNITS`); with both
-    :data:`RESCALE_FLAGS` one rescale unit, the ``rescale`` top.
-    ``separate_norms`` / ``separate_pwl`` / ``separate_rescale``: the gateware from before,
-    which had the separate units."""
-    separate = {"separate_norms": separate_norms, "separate_pwl": separate_pwl}
-    free = {flag for key, (counted, flag) in SHARED_UNITS.items()
-            if counted in vector.units and not separate[key]}
-    flag_tops = {**_FLAG_TOPS, **(SEPARATE_RESCALE_TOPS if separate_rescale else {})}
-    tops = [top for flag in vector.units if flag not in free for top in flag_tops[flag]]
-    if not separate_rescale and set(RESCALE_FLAGS) <= set(vector.units):
+    :data:`RESCALE_FLAGS` one rescale unit, the ``rescale`` top."""
+    free = {flag for counted, flag in SHARED_UNITS if counted in vector.units}
+    tops = [flag for flag in vector.units if flag not in free]  # each flag's own top
+    if set(RESCALE_FLAGS) <= set(vector.units):
         tops = [top for top in tops if top not in RESCALE_FLAGS] + ["rescale"]
     return tops
 

@@ -194,44 +194,30 @@ def test_committed_model_matches_its_measurements():
         assert abs(predicted["ffs"] - m["ffs"]) <= 0.2 * m["ffs"]
 
 
-@pytest.mark.parametrize("key", res.SHARED_UNITS)
-def test_paired_functions_cost_one_unit(key):
+@pytest.mark.parametrize("counted, free", res.SHARED_UNITS)
+def test_paired_functions_cost_one_unit(counted, free):
     """With both norm flags the accelerator has one norm unit (counted as LayerNorm's),
-    with GELU and SiLU one activation unit (counted as SiLU's); the gateware measured
-    before had two (``separate_norms``, ``separate_pwl``)."""
-    counted, free = res.SHARED_UNITS[key]
+    with GELU and SiLU one activation unit (counted as SiLU's)."""
     model = res.ResourceModel.load("ecp5-85k")
     both = _config(8, 8, units=VECTOR_UNITS)
     alone = _config(8, 8, units=set(VECTOR_UNITS) - {free})
     assert model.predict(both, "ecp5-85k") == model.predict(alone, "ecp5-85k")
-    unit = model.unit(free, 4, both.vector.max_row)
-    before = model.of_measurement({key: True})
-    assert before.dsp_demand(both) - model.dsp_demand(both) == round(unit["dsps"]) > 0
+    assert model.unit(free, 4, both.vector.max_row)["dsps"] > 0
     assert res.unit_tops(both.vector).count(counted) == 1
     assert free not in res.unit_tops(both.vector)
-    assert free in res.unit_tops(both.vector, **{key: True})
 
 
 def test_rescale_functions_cost_one_unit():
     """With the requantize and eltwise flags the accelerator has one rescale unit (the
-    ``rescale`` top), with one of them that flag's unit, cheaper than the unit per
-    function of the gateware before (``separate_rescale``) in DSP blocks and LUTs."""
-    model = res.ResourceModel.load("ecp5-85k")
+    ``rescale`` top), with one of them that flag's unit."""
     both = _config(8, 8, units=VECTOR_UNITS)
-    separate = {"requantize", "eltwise_mul", "residual_add"}
     tops = res.unit_tops(both.vector)
-    assert tops.count("rescale") == 1 and not (separate | set(res.RESCALE_FLAGS)) & set(tops)
-    assert separate <= set(res.unit_tops(both.vector, separate_rescale=True))
+    assert tops.count("rescale") == 1 and not set(res.RESCALE_FLAGS) & set(tops)
     for flag in res.RESCALE_FLAGS:
         alone = _config(8, 8, units=set(VECTOR_UNITS) - {flag})
         assert "rescale" not in res.unit_tops(alone.vector)
         assert [t for t in res.unit_tops(alone.vector) if t in res.RESCALE_FLAGS] == [
             f for f in res.RESCALE_FLAGS if f != flag]
-    before = model.of_measurement({"separate_rescale": True})
-    assert before.dsp_demand(both) > model.dsp_demand(both)
-    shared = model.unit("rescale", 4, 0)
-    for r in ("luts", "dsps"):
-        assert shared[r] < sum(model.unit(top, 4, 0)[r] for top in separate)
 
 
 def test_multiplier_mode_follows_the_synthesis_flow():
