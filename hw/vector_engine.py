@@ -17,8 +17,9 @@ Data path (every boundary is a register or a queue)::
   per-row record per row (REQUANTIZE, SOFTMAX with ``row_scale``).
 * The join merges a source line with its aux line or row record and its plane lines into a
   *line beat* of ``cols`` element records; the regroup turns line beats into unit beats of
-  ``lanes`` records (a :class:`Repacker` over whole records unless ``lanes == cols``), full
-  but for the last of a segment row, as the row units need.
+  ``lanes`` records, full but for the last of a segment row, as the row units need (an
+  :class:`AlignedRepacker` over whole records when ``cols`` and ``lanes`` are powers of two,
+  a :class:`Repacker` otherwise, nothing when they are equal).
 * Results are regrouped into accumulator lines (int32 lanes) or scratchpad lines
   (``spad_line_bytes`` bytes), zero past the row's end, and written in order; ROWQUANT also
   writes each row's record.
@@ -42,7 +43,8 @@ from .config import ACC_WIDTH, HardwareConfig
 from .controller import udiv_const
 from .isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT, OutWidth, Vector,
                   VectorFunc, vector_param_lines)
-from .memory import LineReader, ReadPortSignature, Repacker, StreamQueue, WritePortSignature
+from .memory import (AlignedRepacker, LineReader, ReadPortSignature, Repacker, StreamQueue,
+                     WritePortSignature)
 from .norm import NORM_MODES, Norm
 from .pwl import PWL_FUNCS, Activation
 from .rescale import RESCALE_FUNCS, Rescale
@@ -597,8 +599,24 @@ class VectorEngine(wiring.Component):
         beat = stream.Signature(beat_layout(lanes)).flip().create(path=("beat",))
         # Records move as units of a power-of-two number of bytes.
         record_bytes = 1 << ((record.size + 7) // 8 - 1).bit_length()
-        shift = record_bytes.bit_length() - 1
-        repack = m.submodules.regroup = Repacker(record_bytes * cols, (record_bytes * lanes,),
+        line_bytes = record_bytes * cols
+        if not (cols & (cols - 1) or lanes & (lanes - 1)):
+            # Lines and beats divide one another, so an AlignedRepacker splits lines into
+            # beats (or gathers them) holding nothing but an unfinished beat: no beat-wide
+            # buffer behind a barrel shifter that the units' handshake selects, and a beat
+            # (which never spans two segment rows) takes the row fields of the line it ends
+            # with.
+            repack = m.submodules.regroup = AlignedRepacker(
+                line_bytes, (record_bytes * lanes,), line_bytes, mask_inputs=False)
+            m.d.comb += [
+                repack.i.valid.eq(lines.valid), lines.ready.eq(repack.i.ready),
+                beat.valid.eq(repack.o.valid), repack.o.ready.eq(beat.ready),
+            ]
+            for name in row_fields:
+                m.d.comb += beat.payload[name].eq(lines.payload[name])
+            self._regroup_data(m, lines, repack, beat, record, record_bytes)
+            return beat
+        repack = m.submodules.regroup = Repacker(line_bytes, (record_bytes * lanes,),
                                                  mask_inputs=False)
         # The row fields wait in a queue: pushed with a row's first line, popped with its
         # last unit beat.
@@ -609,11 +627,6 @@ class VectorEngine(wiring.Component):
         m.d.comb += [
             repack.i.valid.eq(lines.valid & line_go),
             lines.ready.eq(repack.i.ready & line_go),
-            repack.i.payload.data.eq(Cat(*(Cat(e.as_value(), Const(0, 8 * record_bytes
-                                                                   - record.size))
-                                           for e in lines.payload.elements))),
-            repack.i.payload.count.eq(lines.payload.count << shift),
-            repack.i.payload.last.eq(lines.payload.last),
             rows.w_en.eq(lines.valid & lines.ready & first),
             rows.w_data.eq(Cat(*(lines.payload[name] for name in row_fields))),
         ]
@@ -624,16 +637,30 @@ class VectorEngine(wiring.Component):
             beat.valid.eq(repack.o.valid & rows.r_rdy),
             repack.o.ready.eq(beat.ready & rows.r_rdy),
             rows.r_en.eq(repack.o.valid & beat.ready & repack.o.payload.last),
-            beat.payload.count.eq(repack.o.payload.count >> shift),
-            beat.payload.last.eq(repack.o.payload.last),
         ]
         for name in row_fields:
             m.d.comb += beat.payload[name].eq(held[name])
-        for k in range(lanes):
+        self._regroup_data(m, lines, repack, beat, record, record_bytes)
+        return beat
+
+    def _regroup_data(self, m, lines, repack, beat, record, record_bytes):
+        """The records of ``lines`` into the repacker ``repack`` (each padded to
+        ``record_bytes``), and its groups out as ``beat``'s elements, ``count`` and
+        ``last``."""
+        shift = record_bytes.bit_length() - 1
+        m.d.comb += [
+            repack.i.payload.data.eq(Cat(*(Cat(e.as_value(), Const(0, 8 * record_bytes
+                                                                   - record.size))
+                                           for e in lines.payload.elements))),
+            repack.i.payload.count.eq(lines.payload.count << shift),
+            repack.i.payload.last.eq(lines.payload.last),
+            beat.payload.count.eq(repack.o.payload.count >> shift),
+            beat.payload.last.eq(repack.o.payload.last),
+        ]
+        for k in range(self.config.vector.lanes):
             start = 8 * record_bytes * k
             m.d.comb += beat.payload.elements[k].eq(
                 repack.o.payload.data[start:start + record.size])
-        return beat
 
     def _drive_units(self, m, selects, is_func, beat, insn, header, out_bits):
         """Unit beats to the instruction's unit (``selects``: ``(unit, funcs, selected)``,

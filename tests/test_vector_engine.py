@@ -253,10 +253,11 @@ def small(rows, cols, lanes, max_row, **kwargs):
 
 
 #: A line is one beat (4 lanes, 4 columns); five columns in beats of 4 (and 5-byte
-#: scratchpad lines); three columns in beats of 4 with 5-byte scratchpad lines; the last
-#: with memories of one read stage.
+#: scratchpad lines); three columns in beats of 4 with 5-byte scratchpad lines; the same
+#: with memories of one read stage; lines split into beats (8 columns, 4 lanes) and beats
+#: gathered from lines (2 columns, 4 lanes), where lines and beats divide one another.
 CONFIGS = [small(4, 4, 4, 8), small(3, 5, 4, 12, dataflow="os"), small(5, 3, 4, 10),
-           small(5, 3, 4, 10, read_stages=1)]
+           small(5, 3, 4, 10, read_stages=1), small(2, 8, 4, 20), small(3, 2, 4, 10)]
 
 F = VectorFunc
 
