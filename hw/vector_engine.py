@@ -493,7 +493,18 @@ class VectorEngine(wiring.Component):
             "data": data.ArrayLayout(signed(ACC_WIDTH), lanes), "count": lanes_shape(lanes),
             "last": 1, "mant": unsigned(16), "exp": signed(8)})
         results = m.submodules.result_queue = StreamQueue(result_layout)
-        for unit, funcs, selected in selects:
+
+        # The result side (the result multiplexer, the packers and the writer) needs the
+        # instruction's flags only once results come out, cycles after it was taken: it
+        # has copies of them a cycle later, which the placer can put beside it rather than
+        # at the decoded registers.
+        def later(flag):
+            copy = Signal.like(flag, name=f"out_{flag.name}")
+            m.d.sync += copy.eq(flag)
+            return copy
+
+        to_spad, rowquant = later(to_spad), later(rowquant)
+        for unit, funcs, selected in [(u, f, later(s)) for u, f, s in selects]:
             names = ("data", "count", "last")
             if VectorFunc.ROWQUANT in funcs:
                 names += ("mant", "exp")
@@ -720,7 +731,11 @@ class VectorEngine(wiring.Component):
                                            for k in range(lanes)))),
             ]
             return beat, line
-        repack = Repacker(lane_bytes * lanes, (lane_bytes * line_lanes,))
+        beat_bytes, line_bytes = lane_bytes * lanes, lane_bytes * line_lanes
+        if beat_bytes & (beat_bytes - 1) or line_bytes & (line_bytes - 1):
+            repack = Repacker(beat_bytes, (line_bytes,))
+        else:  # beats and lines divide one another: see _regroup_elements
+            repack = AlignedRepacker(beat_bytes, (line_bytes,), beat_bytes)
         m.submodules[f"{name}_pack"] = repack
         m.d.comb += [
             repack.i.valid.eq(beat.valid), beat.ready.eq(repack.i.ready),
