@@ -10,8 +10,9 @@ pre-routing estimate of a net's delay (ECP5 ``predictDelay`` at speed grade 6: 0
 unit, 6 units plus 2 per tile of the first 5 in x and in y, 1 per tile beyond) plus typical
 cell delays, estimates every register-to-register path. It prints nextpnr's estimated Fmax
 after placement, where each block's cells and DSP blocks sit (the x and y ranges of the
-middle 80% of its cells), the slowest estimated paths hop by hop, and the long nets (over
-2 ns) on paths over 10 ns by the blocks they join. The estimate is rough (no routing
+middle 80% of its cells), the slowest estimated paths hop by hop, the nets that are the
+longest hop of the most paths over 8 ns (with their fan-out), and the long nets (over 2 ns)
+on paths over 10 ns by the blocks they join. The estimate is rough (no routing
 congestion, no fan-out): use it to compare placements, not as an Fmax. ``--block`` places
 one block of ``benchmarks/timing.py`` out of context. ``--json`` prints the block rows.
 """
@@ -223,6 +224,30 @@ def long_hops(graph, ends, depth, over=10.0, longer=2.0):
     return hops, longest
 
 
+def culprit_nets(graph, ends, over=8.0):
+    """``[(net, endpoints, longest ns, fan-out)]``, most endpoints first: for each endpoint
+    over ``over`` ns, the net of the longest hop on its slowest path. A net that is the
+    longest hop of many failing paths (a reset, a wide register's enable, a flag decoded
+    far from its users) is one to replicate, register nearer its users or take off the
+    path."""
+    fanout = Counter(bit for cell in graph.cells.values()
+                     for port, bits in cell["connections"].items()
+                     if cell.get("port_directions", {}).get(port) == "input"
+                     for bit in bits if isinstance(bit, int))
+    count, longest = Counter(), defaultdict(float)
+    for arrival, name, _, bit in ends:
+        if arrival < over:
+            break
+        path = graph.path(bit)
+        hops = [(graph.net(source, graph.driver[after][0] if after is not None else name),
+                 source) for source, after in zip(path, path[1:] + [None])]
+        delay, source = max(hops, key=lambda hop: hop[0])
+        count[source] += 1
+        longest[source] = max(longest[source], delay)
+    return [(graph.names.get(bit, str(bit)), n, longest[bit], fanout[bit])
+            for bit, n in count.most_common()]
+
+
 def place(work, target, seed):
     """nextpnr placement only: ``work/placed.json`` and the estimated Fmax (MHz)."""
     target = TARGETS[target]
@@ -303,6 +328,10 @@ def main():
             kind = module["cells"].get(source, {}).get("type", "?")
             print(f"  {graph.arrival.get(step, 0.0):6.2f}  {kind:<10} {str(where.get(source)):<10} "
                   f"{graph.names.get(step, step)[:100]}")
+    print("\nthe longest hop of the slowest path into each endpoint over 8 ns, by net: "
+          "endpoints, longest (ns), fan-out, net")
+    for net, count, delay, fanout in culprit_nets(graph, ends)[:args.paths * 4]:
+        print(f"  {count:6d} {delay:5.1f} {fanout:6d}  {net[:100]}")
     hops, longest = long_hops(graph, ends, args.depth)
     print("\nnets over 2 ns on paths over 10 ns: count, longest (ns), from block -> to block")
     for (source, sink), count in hops.most_common(25):
