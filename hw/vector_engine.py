@@ -124,11 +124,6 @@ def _distinct_units(units):
     return list(distinct.values())
 
 
-def _unit_name(funcs):
-    """The name of the unit that runs ``funcs`` (a submodule of the engine)."""
-    return "unit_" + "_".join(f.name.lower() for f in funcs)
-
-
 def _lane_inputs(func, element):
     """``{field: value}`` of one lane of ``func``'s unit input from an element record."""
     if func in (VectorFunc.GELU, VectorFunc.SILU):
@@ -248,7 +243,7 @@ class VectorEngine(wiring.Component):
         units = _build_units(cfg)
         distinct = _distinct_units(units)
         for unit, funcs in distinct:
-            m.submodules[_unit_name(funcs)] = unit
+            m.submodules["unit_" + "_".join(f.name.lower() for f in funcs)] = unit
         present = set(units)
         has_planes = bool(present & set(PLANE_FUNCS))
         cache_lines = plane_cache_lines(cfg) if has_planes else 0
@@ -686,19 +681,12 @@ class VectorEngine(wiring.Component):
         multiplier = data.View(DYADIC_WORD, header[0][:DYADIC_WORD.size])
         for unit, funcs, selected in selects:
             func = funcs[0]  # the functions of a shared unit have the same inputs
-            # Each unit takes its beats from a queue of its own, which the placer can put
-            # beside the unit: the regroup's handshake and data reach the units, spread
-            # over the device, through one register stage rather than straight into every
-            # unit's input logic.
-            queue = StreamQueue(unit.i.payload.shape())
-            m.submodules[_unit_name(funcs) + "_in"] = queue
-            wiring.connect(m, queue.o, unit.i)
-            payload = queue.i.payload
-            m.d.comb += [queue.i.valid.eq(beat.valid & selected),
+            payload = unit.i.payload
+            m.d.comb += [unit.i.valid.eq(beat.valid & selected),
                          payload.count.eq(beat.payload.count),
                          payload.last.eq(beat.payload.last)]
             with m.If(selected):
-                m.d.comb += beat.ready.eq(queue.i.ready)
+                m.d.comb += beat.ready.eq(unit.i.ready)
             for k in range(lanes):
                 for name, value in _lane_inputs(func, beat.payload.elements[k]).items():
                     m.d.comb += payload.lanes[k][name].eq(value)
