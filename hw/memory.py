@@ -582,8 +582,9 @@ class AlignedRepacker(wiring.Component):
         group_end = (total >= width) | i.payload.last
         ends_input = total <= width
         count = Mux(ends_input, total, width)
-        lanes = [Mux(k < pos, held.word_select(k, 8) if k < len(held) // 8 else 0,
-                     placed.word_select(k, 8)) for k in range(out_bytes)]
+        # (Lanes from len(held) // 8 on are never held: pos stays below them.)
+        lanes = [Mux(k < pos, held.word_select(k, 8), placed.word_select(k, 8))
+                 if k < len(held) // 8 else placed.word_select(k, 8) for k in range(out_bytes)]
         if self.mask_inputs:  # lanes past the row's bytes are zero
             lanes = [Mux(k < count, lane, 0) for k, lane in enumerate(lanes)]
         last = i.payload.last & ends_input
