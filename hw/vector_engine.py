@@ -29,11 +29,10 @@ every earlier result. Of overlapping source and destination regions only ``dst_a
 src_addr`` (in place) is supported: each line is read before it is written.
 """
 
-import operator
-from functools import cache, reduce
+from functools import cache
 from math import gcd
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -505,17 +504,15 @@ class VectorEngine(wiring.Component):
             return copy
 
         to_spad, rowquant = later(to_spad), later(rowquant)
-        # Only the instruction's unit has results (an instruction is taken once the previous
-        # one is written, so the other units are drained): the result queue takes the OR of
-        # the units' results, each zero while its unit has none, so that no instruction
-        # flag selects among all units' result bits, which lie far apart.
-        m.d.comb += results.i.valid.eq(Cat(unit.o.valid for unit, _ in distinct).any())
-        for name in result_layout.members:
-            m.d.comb += results.i.payload[name].eq(reduce(operator.or_, (
-                Mux(unit.o.valid, Value.cast(unit.o.payload[name]), 0)
-                for unit, _ in distinct if name in unit.o.payload.shape().members), Const(0)))
-        for unit, _ in distinct:
-            m.d.comb += unit.o.ready.eq(results.i.ready)
+        for unit, funcs, selected in [(u, f, later(s)) for u, f, s in selects]:
+            names = ("data", "count", "last")
+            if VectorFunc.ROWQUANT in funcs:
+                names += ("mant", "exp")
+            with m.If(selected):
+                m.d.comb += [results.i.valid.eq(unit.o.valid),
+                             unit.o.ready.eq(results.i.ready)]
+                for name in names:
+                    m.d.comb += results.i.payload[name].eq(unit.o.payload[name])
 
         # ---- output lines, ROWQUANT records and the writer ------------------------------
         out_bits = max(spad_bits, acc_bits)
