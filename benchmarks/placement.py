@@ -206,6 +206,14 @@ def block_rows(cells, where, depth):
     return rows
 
 
+def path_hops(graph, name, bit):
+    """``[(delay ns, net, sink cell)]``: the nets of the slowest path into input ``bit`` of
+    cell ``name``, in order."""
+    path = graph.path(bit)
+    sinks = [graph.driver[after][0] for after in path[1:]] + [name]
+    return [(graph.net(source, sink), source, sink) for source, sink in zip(path, sinks)]
+
+
 def long_hops(graph, ends, depth, over=10.0, longer=2.0):
     """``Counter`` of (from block, to block) of the nets longer than ``longer`` ns on the
     slowest paths into the endpoints over ``over`` ns, and the longest of each."""
@@ -213,10 +221,7 @@ def long_hops(graph, ends, depth, over=10.0, longer=2.0):
     for arrival, name, _, bit in ends:
         if arrival < over:
             break
-        path = graph.path(bit)
-        for source, after in zip(path, path[1:] + [None]):
-            sink = graph.driver[after][0] if after is not None else name
-            delay = graph.net(source, sink)
+        for delay, source, sink in path_hops(graph, name, bit):
             if delay > longer:
                 key = (block_of(graph.names.get(source, "?"), depth), block_of(sink, depth))
                 hops[key] += 1
@@ -238,10 +243,7 @@ def culprit_nets(graph, ends, over=8.0):
     for arrival, name, _, bit in ends:
         if arrival < over:
             break
-        path = graph.path(bit)
-        hops = [(graph.net(source, graph.driver[after][0] if after is not None else name),
-                 source) for source, after in zip(path, path[1:] + [None])]
-        delay, source = max(hops, key=lambda hop: hop[0])
+        delay, source, _ = max(path_hops(graph, name, bit), key=lambda hop: hop[0])
         count[source] += 1
         longest[source] = max(longest[source], delay)
     return [(graph.names.get(bit, str(bit)), n, longest[bit], fanout[bit])

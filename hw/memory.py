@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["ReadPortSignature", "WritePortSignature", "BankedMemory", "line_run", "LineSequencer",
            "LineReader", "StreamQueue", "unit_queue", "Repacker",
-           "AlignedRepacker"]
+           "AlignedRepacker", "group_repacker"]
 
 
 class ReadPortSignature(wiring.Signature):
@@ -606,3 +606,13 @@ class AlignedRepacker(wiring.Component):
             with m.If(~ends_input):  # the input goes on into the next group
                 m.d.sync += sent.eq(sent + width)
         return m
+
+
+def group_repacker(in_bytes, out_bytes, *, mask_inputs=True):
+    """A repacker of inputs of ``in_bytes`` into groups of ``out_bytes``, for rows whose
+    inputs are all whole but the last: an :class:`AlignedRepacker` (nothing held but an
+    unfinished group) when both are powers of two, so that they divide one another, else a
+    :class:`Repacker`."""
+    if in_bytes & (in_bytes - 1) or out_bytes & (out_bytes - 1):
+        return Repacker(in_bytes, (out_bytes,), mask_inputs=mask_inputs)
+    return AlignedRepacker(in_bytes, (out_bytes,), in_bytes, mask_inputs=mask_inputs)

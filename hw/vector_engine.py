@@ -43,8 +43,8 @@ from .config import ACC_WIDTH, HardwareConfig
 from .controller import udiv_const
 from .isa import (DYADIC_WORD, ROW_SCALE_WORD, VECTOR_PARAMS, VECTOR_UNIT, OutWidth, Vector,
                   VectorFunc, vector_param_lines)
-from .memory import (AlignedRepacker, LineReader, ReadPortSignature, Repacker, StreamQueue,
-                     WritePortSignature)
+from .memory import (AlignedRepacker, LineReader, ReadPortSignature, StreamQueue,
+                     WritePortSignature, group_repacker)
 from .norm import NORM_MODES, Norm
 from .pwl import PWL_FUNCS, Activation
 from .rescale import RESCALE_FUNCS, Rescale
@@ -610,15 +610,13 @@ class VectorEngine(wiring.Component):
         beat = stream.Signature(beat_layout(lanes)).flip().create(path=("beat",))
         # Records move as units of a power-of-two number of bytes.
         record_bytes = 1 << ((record.size + 7) // 8 - 1).bit_length()
-        line_bytes = record_bytes * cols
-        if not (cols & (cols - 1) or lanes & (lanes - 1)):
-            # Lines and beats divide one another, so an AlignedRepacker splits lines into
-            # beats (or gathers them) holding nothing but an unfinished beat: no beat-wide
-            # buffer behind a barrel shifter that the units' handshake selects, and a beat
-            # (which never spans two segment rows) takes the row fields of the line it ends
-            # with.
-            repack = m.submodules.regroup = AlignedRepacker(
-                line_bytes, (record_bytes * lanes,), line_bytes, mask_inputs=False)
+        repack = m.submodules.regroup = group_repacker(record_bytes * cols,
+                                                       record_bytes * lanes, mask_inputs=False)
+        if isinstance(repack, AlignedRepacker):
+            # Lines and beats divide one another: lines split into beats (or gather) with
+            # nothing held but an unfinished beat, no beat-wide buffer behind a barrel
+            # shifter that the units' handshake selects, and a beat (which never spans two
+            # segment rows) takes the row fields of the line it ends with.
             m.d.comb += [
                 repack.i.valid.eq(lines.valid), lines.ready.eq(repack.i.ready),
                 beat.valid.eq(repack.o.valid), repack.o.ready.eq(beat.ready),
@@ -627,8 +625,6 @@ class VectorEngine(wiring.Component):
                 m.d.comb += beat.payload[name].eq(lines.payload[name])
             self._regroup_data(m, lines, repack, beat, record, record_bytes)
             return beat
-        repack = m.submodules.regroup = Repacker(line_bytes, (record_bytes * lanes,),
-                                                 mask_inputs=False)
         # The row fields wait in a queue: pushed with a row's first line, popped with its
         # last unit beat.
         row_layout = data.StructLayout(row_fields)
@@ -731,11 +727,7 @@ class VectorEngine(wiring.Component):
                                            for k in range(lanes)))),
             ]
             return beat, line
-        beat_bytes, line_bytes = lane_bytes * lanes, lane_bytes * line_lanes
-        if beat_bytes & (beat_bytes - 1) or line_bytes & (line_bytes - 1):
-            repack = Repacker(beat_bytes, (line_bytes,))
-        else:  # beats and lines divide one another: see _regroup_elements
-            repack = AlignedRepacker(beat_bytes, (line_bytes,), beat_bytes)
+        repack = group_repacker(lane_bytes * lanes, lane_bytes * line_lanes)
         m.submodules[f"{name}_pack"] = repack
         m.d.comb += [
             repack.i.valid.eq(beat.valid), beat.ready.eq(repack.i.ready),
