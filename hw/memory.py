@@ -553,7 +553,7 @@ class AlignedRepacker(wiring.Component):
         # Bytes of the output group held from earlier inputs (a multiple of unit, below the
         # widest group), and bytes of the current input already sent (a multiple of the
         # narrowest group, below in_bytes: only when an input splits).
-        held = Signal(8 * max(out_bytes - unit, 1))
+        held = Signal(8 * max(out_bytes - unit, 1), reset_less=True)  # read below pos only
         pos = Signal(range(out_bytes))
         sent = Signal(range(in_bytes))
         error = Signal()

@@ -113,12 +113,14 @@ class Norm(wiring.Component):
         maxabs = row_reduce(p, values, maximum, "maxabs", unsigned(ACC_WIDTH))
         rows.finish_input()
 
-        # Per-row registers of the process side.
-        top = Signal(ACC_WIDTH, name="prescale_top")        # max|x| shifted right k times
-        k = Signal(range(ACC_WIDTH), name="prescale_k")
+        # Per-row registers of the process side (set by the state machine before each use,
+        # so the wide ones need no reset: fewer loads on the reset net).
+        top = Signal(ACC_WIDTH, name="prescale_top", reset_less=True)  # max|x| >> k
+        k = Signal(range(ACC_WIDTH), name="prescale_k", reset_less=True)
         # D = n*S2 - S1**2 + eps < 2**(2*15 + 2*log2(n) + 1) + 2**56.
-        denom = Signal(max(2 * PRESCALE_BITS + 2 * length_bits + 1, EPS_BITS) + 1)
-        j = Signal(signed(7))
+        denom = Signal(max(2 * PRESCALE_BITS + 2 * length_bits + 1, EPS_BITS) + 1,
+                       reset_less=True)
+        j = Signal(signed(7), reset_less=True)
         # Comparisons of D for NORMALIZE, registered with each new value of D (no wide
         # comparison in front of the state machine's decisions).
         d_zero, d_high, d_low = Signal(), Signal(), Signal()
@@ -129,7 +131,7 @@ class Norm(wiring.Component):
                     d_high.eq(value[SQRT_IN_BITS:] != 0),
                     d_low.eq(value[SQRT_IN_BITS - 2:] == 0)]
         zero = Signal()
-        inv = Signal(INV_BITS - PRESCALE_BITS + 1)
+        inv = Signal(INV_BITS - PRESCALE_BITS + 1, reset_less=True)
         output_pass = Signal()
         can_issue = Signal()
         # n and S1 of the centred arithmetic: RMSNorm rows of a unit built for both take

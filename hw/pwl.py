@@ -115,9 +115,9 @@ class PiecewiseLinear(wiring.Component):
         span_bits = max(r for _, r in self.tables) + PWL_WIDTH
         offset_bits = (len(entries) - 1).bit_length() + PWL_WIDTH - 1 - self.seg_log2
         # The shift and the range from frac_bits in registers: no shifter in front of the
-        # first stage's adders.
-        gap, half_span = Signal(4), Signal(span_bits)
-        low = Signal(signed(span_bits + 1))  # -half_span
+        # first stage's adders. (Copies of inputs every cycle: no reset.)
+        gap, half_span = Signal(4, reset_less=True), Signal(span_bits, reset_less=True)
+        low = Signal(signed(span_bits + 1), reset_less=True)  # -half_span
         m.d.sync += [gap.eq(self.frac_bits - self.seg_log2),
                      half_span.eq(Const(1, span_bits) << (range_log2 + self.frac_bits)),
                      low.eq(-(Const(1, span_bits) << (range_log2 + self.frac_bits)))]
@@ -127,7 +127,7 @@ class PiecewiseLinear(wiring.Component):
             # = (base / 2**seg_log2 + 2**range_log2) << frac_bits (a table's base, a sum of
             # segment counts 2**(range_log2 + seg_log2 + 1), divides exactly), one constant
             # per table and a shifter, with no adder ahead of the register.
-            start = Signal(offset_bits)
+            start = Signal(offset_bits, reset_less=True)
             m.d.sync += start.eq(by_table([(base >> self.seg_log2) + (1 << r) for base, (_, r)
                                            in zip(bases, self.tables)]) << self.frac_bits)
             p["start"] = start

@@ -73,9 +73,10 @@ class RowQuantize(wiring.Component):
 
         # Process side: normalize max |z| to the row scale, divide, stream out.
         m.submodules.divider = divider = Divider(RECIP_NUM_BITS, MANT_BITS, RECIP_QUOT_BITS)
-        mant = Signal(ACC_WIDTH + 1)
-        exp = Signal(signed(ROW_EXP_WIDTH))
-        recip = Signal(RECIP_QUOT_BITS)
+        # Set by the state machine before each use, so without a reset.
+        mant = Signal(ACC_WIDTH + 1, reset_less=True)
+        exp = Signal(signed(ROW_EXP_WIDTH), reset_less=True)
+        recip = Signal(RECIP_QUOT_BITS, reset_less=True)
         reader = rows.reader("rq_out")
         m.d.comb += [divider.numerator.eq(QMAX << RECIP_BITS), divider.denominator.eq(mant)]
         fsm = StateMachine(m, [

@@ -91,8 +91,9 @@ class Softmax(wiring.Component):
         rows = RowBuffer(m, self.i, lanes, self.max_row, record, "softmax")
 
         # Input side: mask, validity, store; max of the valid logits.
-        in_mant = Signal(MANT_WIDTH)
-        in_exp = Signal(signed(ROW_EXP_WIDTH))
+        # The row scale of the row being received (no reset: a row hands off after its beats).
+        in_mant = Signal(MANT_WIDTH, reset_less=True)
+        in_exp = Signal(signed(ROW_EXP_WIDTH), reset_less=True)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [in_mant.eq(self.i.payload.mant), in_exp.eq(self.i.payload.exp)]
         p = rows.pipe
@@ -116,14 +117,15 @@ class Softmax(wiring.Component):
                              "any", unsigned(1))
         rows.finish_input()
 
-        # Process side registers.
-        mx = Signal(signed(ACC_WIDTH))
+        # Process side registers (the wide ones set by the state machine before each use,
+        # so without a reset).
+        mx = Signal(signed(ACC_WIDTH), reset_less=True)
         any_valid = Signal()
-        mant = Signal(MANT_WIDTH)
-        exp = Signal(signed(ROW_EXP_WIDTH))
-        total = Signal(sum_bits)
-        shifts = Signal(range(sum_bits + 1))
-        recip = Signal(RECIP_QUOT_BITS)
+        mant = Signal(MANT_WIDTH, reset_less=True)
+        exp = Signal(signed(ROW_EXP_WIDTH), reset_less=True)
+        total = Signal(sum_bits, reset_less=True)
+        shifts = Signal(range(sum_bits + 1), reset_less=True)
+        recip = Signal(RECIP_QUOT_BITS, reset_less=True)
         output_pass = Signal()
         can_issue = Signal()
 

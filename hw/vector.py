@@ -560,11 +560,14 @@ class Divider(wiring.Component):
         m = Module()
         q = self.quot_bits
         den_width = len(self.denominator)
-        remainder = Signal(den_width + 1)
-        low_bits = Signal(q)
-        divisor = Signal(den_width)
+        # Loaded before every division, so the datapath needs no reset.
+        remainder = Signal(den_width + 1, reset_less=True)
+        low_bits = Signal(q, reset_less=True)
+        divisor = Signal(den_width, reset_less=True)
         trial = Cat(low_bits[-1], remainder[:den_width])
         fits = trial >= divisor
+        quotient = Signal(q, reset_less=True)  # final when busy falls
+        m.d.comb += self.quotient.eq(quotient)
         load = iterations(m, self.start, self.busy, q)
         with m.If(load):
             m.d.sync += [
@@ -576,7 +579,7 @@ class Divider(wiring.Component):
             m.d.sync += [
                 remainder.eq(Mux(fits, trial - divisor, trial)),
                 low_bits.eq(low_bits << 1),
-                self.quotient.eq(Cat(fits, self.quotient[:-1])),
+                quotient.eq(Cat(fits, quotient[:-1])),
             ]
         return m
 
@@ -604,19 +607,21 @@ class Isqrt(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.root_bits
-        remainder = Signal(n + 2)
-        pending = Signal(2 * n)
+        remainder = Signal(n + 2, reset_less=True)  # loaded before every root
+        pending = Signal(2 * n, reset_less=True)
+        root = Signal(n, reset_less=True)
+        m.d.comb += self.root.eq(root)
         shifted = Cat(pending[-2:], remainder[:n])
-        trial = Cat(Const(1, 2), self.root)
+        trial = Cat(Const(1, 2), root)
         fits = shifted >= trial
         load = iterations(m, self.start, self.busy, n)
         with m.If(load):
-            m.d.sync += [remainder.eq(0), pending.eq(self.value), self.root.eq(0)]
+            m.d.sync += [remainder.eq(0), pending.eq(self.value), root.eq(0)]
         with m.Elif(self.busy):
             m.d.sync += [
                 remainder.eq(Mux(fits, shifted - trial, shifted)),
                 pending.eq(pending << 2),
-                self.root.eq(Cat(fits, self.root[:-1])),
+                root.eq(Cat(fits, root[:-1])),
             ]
         return m
 
@@ -766,7 +771,7 @@ def row_reduce(p, values, op, name, shape, valid="valid", first="first"):
     p.step()
     beat_value = lane_reduce(p, [p[f"{name}_in{lane}"] for lane in range(len(values))], op,
                              name)
-    total = Signal(shape, name=f"{p.name}_{name}_row")
+    total = Signal(shape, name=f"{p.name}_{name}_row", reset_less=True)  # set by a first beat
     restart, take = p[first], p[valid]
     with p.m.If(take):
         p.m.d.sync += total.eq(Mux(restart, beat_value, op(total, beat_value)))

@@ -172,8 +172,9 @@ class _BlockSequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         addr_bits = len(self.base)
-        addr, row_base, stride = Signal(addr_bits), Signal(addr_bits), Signal(addr_bits)
-        lines_left, lines_held, rows_left = Signal(16), Signal(16), Signal(16)
+        # Loaded by start (only busy is read before it), so without a reset.
+        addr, row_base, stride = (Signal(addr_bits, reset_less=True) for _ in range(3))
+        lines_left, lines_held, rows_left = (Signal(16, reset_less=True) for _ in range(3))
         last_line = Signal()  # lines_left == 0, kept in a register
         next_row = (row_base + stride)[:addr_bits]
         m.d.comb += [self.addrs.valid.eq(self.busy), self.addrs.payload.addr.eq(addr),
@@ -266,7 +267,7 @@ class VectorEngine(wiring.Component):
         # What the instruction selects is decoded as it is taken and kept in registers
         # beside it: these flags fan out to every unit, queue and multiplexer of the data
         # path, so they start at flip-flops rather than behind a comparison.
-        insn = Signal(Vector)
+        insn = Signal(Vector, reset_less=True)  # taken before it is read
         incoming = self.insn.payload
         taken = self.insn.valid & self.insn.ready
 
@@ -298,12 +299,14 @@ class VectorEngine(wiring.Component):
                 m.d.comb += [head_lines.eq(vector_param_lines(f, 1, cols)[0]),
                              planes.eq(len(VECTOR_PARAMS[f][1]))]
 
-        chunks = Signal(16)                 # lines per row
-        spad_per_row = Signal(16)           # scratchpad lines per row
-        tail = Signal(range(cols + 1))      # elements in a row's last line
-        seg_start = Signal(16)              # first chunk of the current segment
-        seg_len = Signal(16)                # its chunks
-        seg_left = Signal(16)               # chunks after it
+        # The sizes and counters below are set in SIZES and FIRST, before anything reads
+        # them: no reset (fewer loads on the reset net, which spans the die).
+        chunks = Signal(16, reset_less=True)        # lines per row
+        spad_per_row = Signal(16, reset_less=True)  # scratchpad lines per row
+        tail = Signal(range(cols + 1), reset_less=True)  # elements in a row's last line
+        seg_start = Signal(16, reset_less=True)     # first chunk of the current segment
+        seg_len = Signal(16, reset_less=True)       # its chunks
+        seg_left = Signal(16, reset_less=True)      # chunks after it
         seg_next = Signal(16)               # chunks of the next segment
         seg_tail = Signal(range(cols + 1))  # elements in a segment row's last line
         first_len = Signal(16)              # chunks of the first segment
@@ -356,13 +359,14 @@ class VectorEngine(wiring.Component):
         fsm = StateMachine(m, ["IDLE", "SIZES", "FIRST", "HEADER", "PLANES", "STREAM",
                                "DRAIN"], "vector_state")
         launched = Signal()  # the current phase's sequencers were started
-        header = [Signal(ACC_WIDTH, name=f"header{w}") for w in range(HEADER_WORDS)]
-        line_index = Signal(16)  # header line / plane chunk being received
-        plane_index = Signal(2)
-        rows_left = Signal(16)   # rows of the segment the join has still to take
-        q_index = Signal(Q_INDEX_BITS)
+        header = [Signal(ACC_WIDTH, name=f"header{w}", reset_less=True)
+                  for w in range(HEADER_WORDS)]
+        line_index = Signal(16, reset_less=True)  # header line / plane chunk being received
+        plane_index = Signal(2, reset_less=True)
+        rows_left = Signal(16, reset_less=True)   # rows of the segment the join has to take
+        q_index = Signal(Q_INDEX_BITS, reset_less=True)
         written = Signal()       # the writer wrote the instruction's last line
-        records_left = Signal(16)
+        records_left = Signal(16, reset_less=True)
 
         line_queue = m.submodules.line_queue = StreamQueue(beat_layout(cols))
         join = line_queue.i
@@ -548,9 +552,9 @@ class VectorEngine(wiring.Component):
 
         # Result line addresses follow the loop nest: segment, row, line.
         addr_bits = max(len(self.acc_write.payload.addr), len(self.spad_write.payload.addr))
-        addr, row_base, seg_base = (Signal(addr_bits, name=f"write_{n}")
+        addr, row_base, seg_base = (Signal(addr_bits, name=f"write_{n}", reset_less=True)
                                     for n in ("addr", "row_base", "seg_base"))
-        write_rows_left, write_seg_left = Signal(16), Signal(16)
+        write_rows_left, write_seg_left = (Signal(16, reset_less=True) for _ in range(2))
         row_stride = Mux(to_spad, spad_per_row, chunks)
         seg_step = Mux(to_spad, cache_lines * cols // spad_bytes, cache_lines)
         line = out_queue.o
@@ -586,7 +590,7 @@ class VectorEngine(wiring.Component):
 
         if has_records:
             # ROWQUANT's row scales: record word in lane 0 of line aux_addr + r.
-            record_addr = Signal(acc_addr)
+            record_addr = Signal(acc_addr, reset_less=True)
             scale = record_queue.o
             with m.If(fsm.register == fsm.codes["FIRST"]):
                 m.d.sync += record_addr.eq(insn.aux_addr)
