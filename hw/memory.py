@@ -552,9 +552,15 @@ class AlignedRepacker(wiring.Component):
         i, o = self.i, self.o
         # Bytes of the output group held from earlier inputs (a multiple of unit, below the
         # widest group), and bytes of the current input already sent (a multiple of the
-        # narrowest group, below in_bytes: only when an input splits).
-        held = Signal(8 * max(out_bytes - unit, 1), reset_less=True)  # read below pos only
-        pos = Signal(range(out_bytes))
+        # narrowest group, below in_bytes: only when an input splits). Where a unit fills
+        # the widest group, inputs only split: nothing is held and every output ends a
+        # group (a short one only with last), so no sum or comparison decides that.
+        gathers = unit < out_bytes
+        if gathers:
+            held = Signal(8 * (out_bytes - unit), reset_less=True)  # read below pos only
+            pos = Signal(range(out_bytes))
+        else:
+            pos = Const(0, range(out_bytes))
         sent = Signal(range(in_bytes))
         error = Signal()
 
@@ -578,13 +584,14 @@ class AlignedRepacker(wiring.Component):
         placed = shifter(Cat(rest, Const(0, max(8 * (out_bytes - in_bytes), 0))),
                          pos, unit, out_bytes, left=True)[:8 * out_bytes]
         left = i.payload.count - sent  # bytes of the input not yet sent
-        total = pos + left
-        group_end = (total >= width) | i.payload.last
+        total = pos + left if gathers else left
+        group_end = (total >= width) | i.payload.last if gathers else Const(1)
         ends_input = total <= width
         count = Mux(ends_input, total, width)
         # (Lanes from len(held) // 8 on are never held: pos stays below them.)
         lanes = [Mux(k < pos, held.word_select(k, 8), placed.word_select(k, 8))
-                 if k < len(held) // 8 else placed.word_select(k, 8) for k in range(out_bytes)]
+                 if gathers and k < len(held) // 8 else placed.word_select(k, 8)
+                 for k in range(out_bytes)]
         if self.mask_inputs:  # lanes past the row's bytes are zero
             lanes = [Mux(k < count, lane, 0) for k, lane in enumerate(lanes)]
         last = i.payload.last & ends_input
@@ -597,14 +604,16 @@ class AlignedRepacker(wiring.Component):
             i.ready.eq(Mux(group_end, o.ready & ends_input, 1)),
         ]
         take = i.valid & i.ready
+        group_taken = o.valid & o.ready
         with m.If(take):
             m.d.sync += [sent.eq(0), error.eq(~i.payload.last & (error | i.payload.error))]
-        with m.If(i.valid & ~group_end):  # held: the output group goes on
-            m.d.sync += [pos.eq(total), held.eq(Cat(*lanes)[:len(held)])]
-        with m.Elif(o.valid & o.ready):
-            m.d.sync += pos.eq(0)
-            with m.If(~ends_input):  # the input goes on into the next group
-                m.d.sync += sent.eq(sent + width)
+        if gathers:
+            with m.If(i.valid & ~group_end):  # held: the output group goes on
+                m.d.sync += [pos.eq(total), held.eq(Cat(*lanes)[:len(held)])]
+            with m.Elif(group_taken):
+                m.d.sync += pos.eq(0)
+        with m.If(group_taken & ~ends_input):  # the input goes on into the next group
+            m.d.sync += sent.eq(sent + width)
         return m
 
 

@@ -403,6 +403,7 @@ def test_repacker(in_bytes, out_widths, unit):
     (8, (4,), (2, 8)),          # its store: 2- and 8-byte lines into beats
     (8, (4, 16), (8,)), (16, (4,), (4, 16)), (4, (4, 32), (4,)), (32, (16,), (32,)),
     (16, (2, 64), (16,)), (8, (8,), (1, 8)),
+    (16, (4, 8), (16,)),        # inputs only split (the vector engine's regroup)
 ])
 def test_aligned_repacker(in_bytes, out_widths, groups):
     """As test_repacker, for rows whose inputs are whole groups of one of ``groups`` bytes
