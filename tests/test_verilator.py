@@ -106,8 +106,9 @@ def test_counter_samples_observe_without_changing_the_run():
 
 def test_vcd_dump(tmp_path):
     """A library built with tracing dumps every cycle: the clock toggles as often as the
-    backend counts cycles."""
-    config = CONFIGS[0]
+    backend counts cycles. (The tiny profile: tracing makes the build several times slower,
+    and its Verilog is the smallest.)"""
+    config = HardwareConfig.profile("tiny")
     vcd = tmp_path / "run.vcd"
     backend = VerilatorBackend(config, vcd=vcd)
     memory, prog_addr, count, c_addr, expected = gemm_program(config, 3, 5, 4, seed=11)
