@@ -9,7 +9,7 @@ wins and the others see ``ready`` low and retry, so bank conflicts cost cycles, 
 
 from math import gcd
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -306,25 +306,50 @@ class StreamQueue(wiring.Component):
     RAM's read-during-write behaviour needs no extra logic: ``no_rw_check``), unless
     ``depth`` is 2 (one entry: a register either way).
 
+    With ``slices`` > 1 the payload's bits are cut into that many queues side by side, each
+    with its own pointers, level and flags (their handshakes are the same every cycle; as
+    each slice's state feeds back on itself, synthesis does not merge them into one), so no
+    single enable net reaches every flip-flop of a wide payload: the output register's
+    enable, which follows ``o.ready``, reaches one slice's.
+
     Members
     -------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
     """
 
-    def __init__(self, layout, depth=3, *, block_ram=False):
+    def __init__(self, layout, depth=3, *, block_ram=False, slices=1):
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer >= 2, not {depth!r}")
-        self.depth, self.block_ram = depth, block_ram and depth > 2
+        width = Shape.cast(layout).width
+        if isinstance(slices, bool) or not isinstance(slices, int) or not 1 <= slices <= width:
+            self._MustUse__silence = True  # never elaborated: no unused-object warning
+            raise ValueError(f"slices must be an integer from 1 to the payload's {width} "
+                             f"bits, not {slices!r}")
+        self.depth, self.block_ram, self.slices = depth, block_ram and depth > 2, slices
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
+        if self.slices > 1:
+            payload_in, payload_out = (Value.cast(p) for p in (self.i.payload, self.o.payload))
+            width = len(payload_in)
+            bounds = [width * k // self.slices for k in range(self.slices + 1)]
+            for k, (start, stop) in enumerate(zip(bounds, bounds[1:])):
+                part = m.submodules[f"slice{k}"] = StreamQueue(
+                    stop - start, self.depth, block_ram=self.block_ram)
+                m.d.comb += [part.i.valid.eq(self.i.valid),
+                             part.i.payload.eq(payload_in[start:stop]),
+                             part.o.ready.eq(self.o.ready),
+                             payload_out[start:stop].eq(part.o.payload)]
+                if k == 0:
+                    m.d.comb += [self.i.ready.eq(part.i.ready), self.o.valid.eq(part.o.valid)]
+            return m
         entries = self.depth - 1  # besides the output register
         # (Level 0: nothing is read; level ``entries``: nothing is written. So the read and
         # the write of a cycle never meet at one address.)
         attrs = {"ram_style": "block", "no_rw_check": 1} if self.block_ram else None
-        storage = Memory(shape=len(self.i.payload.as_value()), depth=entries, init=[],
+        storage = Memory(shape=len(Value.cast(self.i.payload)), depth=entries, init=[],
                          attrs=attrs)
         m.submodules.storage = storage
         write, read = storage.write_port(), storage.read_port()
@@ -583,10 +608,13 @@ class AlignedRepacker(wiring.Component):
         rest = shifter(i.payload.data, sent, narrowest, in_bytes, left=False)
         placed = shifter(Cat(rest, Const(0, max(8 * (out_bytes - in_bytes), 0))),
                          pos, unit, out_bytes, left=True)[:8 * out_bytes]
-        left = i.payload.count - sent  # bytes of the input not yet sent
-        total = pos + left if gathers else left
-        group_end = (total >= width) | i.payload.last if gathers else Const(1)
-        ends_input = total <= width
+        if gathers:
+            total = pos + (i.payload.count - sent)  # held bytes and the input's bytes left
+            group_end = (total >= width) | i.payload.last
+            ends_input = total <= width
+        else:
+            total, ends_input = self._split_left(m, i.payload.count, sent)
+            group_end = Const(1)
         count = Mux(ends_input, total, width)
         # (Lanes from len(held) // 8 on are never held: pos stays below them.)
         lanes = [Mux(k < pos, held.word_select(k, 8), placed.word_select(k, 8))
@@ -615,6 +643,30 @@ class AlignedRepacker(wiring.Component):
         with m.If(group_taken & ~ends_input):  # the input goes on into the next group
             m.d.sync += sent.eq(sent + width)
         return m
+
+    def _split_left(self, m, count, sent):
+        """Where inputs only split: the bytes of the input not yet sent (``count - sent``)
+        and whether they fit the output group (``<= width``), without an adder or a
+        comparison over the whole count (their carry chains were the slowest paths from
+        ``sent`` into the consumers of ``last`` and ``count``). ``sent`` is a multiple of
+        the narrowest group ``g``: with ``count = h * g + lo``, the bytes left are
+        ``(h - sent / g) * g + lo``, a function of a few bits."""
+        g = min(self.out_widths)
+        shift, groups = g.bit_length() - 1, self.in_bytes // g
+        high, low = count[shift:], count[:shift]
+        left_groups = Signal(range(groups + 1))
+        for index in range(groups):
+            for h in range(index, groups + 1):
+                with m.If((sent[shift:] == index) & (high == h)):
+                    m.d.comb += left_groups.eq(h - index)
+        whole = Signal()  # the bytes left are whole groups (low == 0)
+        m.d.comb += whole.eq(low == 0 if shift else 1)
+        ends_input = Signal()
+        for option, width in enumerate(self.out_widths):
+            with m.If(self.i.payload.width == option if option else 1):
+                m.d.comb += ends_input.eq((left_groups < width // g)
+                                          | ((left_groups == width // g) & whole))
+        return Cat(low, left_groups), ends_input
 
 
 def group_repacker(in_bytes, out_bytes, *, mask_inputs=True):

@@ -96,13 +96,16 @@ class Rescale(wiring.Component):
             for index, func in enumerate(self.funcs):
                 running[func] = Signal(name=f"rescale_{func}")
                 m.d.sync += running[func].eq(self.func == index)
+                # Carried along with the beats: each stage's choices read a copy of their
+                # own (one register drove every stage's multiplexers, over 600 loads).
+                p[f"running_{func}"] = running[func]
 
         def choose(func, value, otherwise):
             """``value`` while running ``func``, else ``otherwise`` (no multiplexer where
             the unit is built for ``func`` alone, or not for it)."""
             if func not in self.funcs:
                 return otherwise
-            return Mux(running[func], value, otherwise) if running else value
+            return Mux(p[f"running_{func}"], value, otherwise) if running else value
 
         def scaling(args):
             lane, operand = args

@@ -368,7 +368,10 @@ class VectorEngine(wiring.Component):
         written = Signal()       # the writer wrote the instruction's last line
         records_left = Signal(16, reset_less=True)
 
-        line_queue = m.submodules.line_queue = StreamQueue(beat_layout(cols))
+        # A line beat is over a thousand bits wide: a queue slice per element record, so
+        # the output register's enable (the units' ready, through the regroup) reaches a
+        # record's flip-flops rather than the whole line's.
+        line_queue = m.submodules.line_queue = StreamQueue(beat_layout(cols), slices=cols)
         join = line_queue.i
         join_take = join.valid & join.ready
         segment_done = join_take & join.payload.last & (rows_left == 0)
