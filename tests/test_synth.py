@@ -206,6 +206,18 @@ def test_queue_ram_width_puts_the_wide_queues_in_block_ram():
     assert block_queues(HardwareConfig(rows=4, cols=3), MatmulEngine) == [96]
 
 
+def test_stream_queue_slices_keep_their_own_control(tmp_path):
+    """yosys keeps each slice's control flip-flops (two one-bit pointers, a two-bit level,
+    the ready and valid flags: 6 for depth 3) rather than merging the slices' identical
+    state into one; the payload's flip-flops are the same either way. (Behaviour:
+    tests/test_transfer_units.py::test_sliced_stream_queue_is_the_queue.)"""
+    from systolic.hw.memory import StreamQueue
+    from systolic.sw.synth import synthesize
+    ffs = {slices: synthesize(StreamQueue(21, 3, slices=slices), "ecp5-85k", place=False,
+                              cache=tmp_path)["ffs"] for slices in (1, 3)}
+    assert ffs[1] == 21 + 6 and ffs[3] == 21 + 3 * 6
+
+
 @pytest.mark.parametrize("backend", ["amaranth", "verilator"])
 def test_tiny_profile_runs_the_accelerator_programs(backend):
     """The tiny profile's reduced fetch, decode and queues run test_accelerator's programs

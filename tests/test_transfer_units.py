@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Module, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
 
 from systolic.hw.compute import memory_ports
@@ -336,7 +336,6 @@ def test_line_reader_streams_lines_in_order(block_ram, depth, read_stages):
     ``read_stages + 2`` suffices), a line leaving ``read_stages + 1`` cycles after its read
     was issued (a cycle more in block RAM; lines still queued may add a cycle)."""
     from amaranth.hdl import Signal
-    from amaranth.lib import data
     from amaranth.lib.memory import Memory as RAM
     rng = random.Random(depth * 2 + block_ram + 10 * (read_stages - 1))
     contents = [rng.randrange(1 << 12) for _ in range(64)]
@@ -391,9 +390,8 @@ def test_line_reader_streams_lines_in_order(block_ram, depth, read_stages):
 def test_sliced_stream_queue_is_the_queue(depth, block_ram):
     """A StreamQueue cut into slices (each with its own control) and the same queue whole,
     fed the same random offers and back-pressure: the same handshakes every cycle and the
-    same payloads, in order; the slices' flip-flops are not merged by synthesis
-    (test_synth's yosys checks), this checks their behaviour."""
-    from amaranth.lib import data
+    same payloads, in order. (That synthesis keeps the slices' control apart:
+    tests/test_synth.py::test_stream_queue_slices_keep_their_own_control.)"""
     layout = data.StructLayout({"a": 13, "b": signed(7), "c": 1})
     rng = random.Random(depth)
     m = Module()
