@@ -312,21 +312,33 @@ class StreamQueue(wiring.Component):
     single enable net reaches every flip-flop of a wide payload: the output register's
     enable, which follows ``o.ready``, reaches one slice's.
 
+    With ``idle_zero`` the output register is cleared as its payload leaves (and in the
+    cycle after a reset), so ``o.payload`` is zero whenever ``o.valid`` is low but for that
+    one cycle: the outputs of several queues of which at most one is valid at a time
+    combine with an OR, with no select that has to reach every bit of the combined
+    payload. (Its entries are read asynchronously then, into distributed RAM, not block
+    RAM.)
+
     Members
     -------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
     """
 
-    def __init__(self, layout, depth=3, *, block_ram=False, slices=1):
+    def __init__(self, layout, depth=3, *, block_ram=False, slices=1, idle_zero=False):
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer >= 2, not {depth!r}")
+        if block_ram and idle_zero and depth > 2:
+            self._MustUse__silence = True  # never elaborated: no unused-object warning
+            raise ValueError("a queue with idle_zero reads its entries asynchronously, "
+                             "which a block RAM cannot: not both")
         width = Shape.cast(layout).width
         if isinstance(slices, bool) or not isinstance(slices, int) or not 1 <= slices <= width:
             self._MustUse__silence = True  # never elaborated: no unused-object warning
             raise ValueError(f"slices must be an integer from 1 to the payload's {width} "
                              f"bits, not {slices!r}")
         self.depth, self.block_ram, self.slices = depth, block_ram and depth > 2, slices
+        self.idle_zero = idle_zero
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
@@ -337,7 +349,8 @@ class StreamQueue(wiring.Component):
             bounds = [width * k // self.slices for k in range(self.slices + 1)]
             for k, (start, stop) in enumerate(zip(bounds, bounds[1:])):
                 part = m.submodules[f"slice{k}"] = StreamQueue(
-                    stop - start, self.depth, block_ram=self.block_ram)
+                    stop - start, self.depth, block_ram=self.block_ram,
+                    idle_zero=self.idle_zero)
                 m.d.comb += [part.i.valid.eq(self.i.valid),
                              part.i.payload.eq(payload_in[start:stop]),
                              part.o.ready.eq(self.o.ready),
@@ -352,17 +365,25 @@ class StreamQueue(wiring.Component):
         storage = Memory(shape=len(Value.cast(self.i.payload)), depth=entries, init=[],
                          attrs=attrs)
         m.submodules.storage = storage
-        write, read = storage.write_port(), storage.read_port()
+        write = storage.write_port()
         produce, consume = Signal(range(entries)), Signal(range(entries))
         level = Signal(range(entries + 1))
         ready, valid = Signal(init=1), Signal()  # level != entries; the output register
         do_write = self.i.valid & ready
         do_read = (level != 0) & (~valid | self.o.ready)
         m.d.comb += [
-            self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(read.data),
+            self.i.ready.eq(ready), self.o.valid.eq(valid),
             write.addr.eq(produce), write.data.eq(self.i.payload), write.en.eq(do_write),
-            read.addr.eq(consume), read.en.eq(do_read),
         ]
+        if self.idle_zero:
+            read = storage.read_port(domain="comb")
+            # (No reset, which would reach every bit: cleared whenever not valid instead.)
+            held = Signal.like(read.data, reset_less=True)
+            m.d.comb += [read.addr.eq(consume), self.o.payload.eq(held)]
+        else:
+            read = storage.read_port()
+            m.d.comb += [read.addr.eq(consume), read.en.eq(do_read),
+                         self.o.payload.eq(read.data)]
 
         def advance(pointer):
             return pointer.eq(Mux(pointer == entries - 1, 0, pointer + 1))
@@ -371,8 +392,13 @@ class StreamQueue(wiring.Component):
             m.d.sync += advance(produce)
         with m.If(do_read):
             m.d.sync += [advance(consume), valid.eq(1)]
+            if self.idle_zero:
+                m.d.sync += held.eq(read.data)
         with m.Elif(self.o.ready):
             m.d.sync += valid.eq(0)
+        if self.idle_zero:
+            with m.If(~do_read & (self.o.ready | ~valid)):
+                m.d.sync += held.eq(0)
         with m.If(do_write & ~do_read):
             m.d.sync += [level.eq(level + 1), ready.eq(level != entries - 1)]
         with m.If(do_read & ~do_write):

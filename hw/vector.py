@@ -16,16 +16,16 @@ from contextlib import contextmanager
 from amaranth.hdl import (Cat, Const, Elaboratable, Module, Mux, Shape, Signal, Value,
                           signed, unsigned)
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ACC_WIDTH, MAX_LANES
 from .dsp import DSP_WIDTH, MULTIPLY_LATENCY, PipelinedMultiplier
 from .formats import OUT_BITS
+from .memory import StreamQueue
 
 __all__ = [
-    "OutBits", "out_bits_port", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
+    "OutBits", "out_bits_port", "kept_copy", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
     "out_layout", "MEMORY_DELAY_MIN_STAGES", "MEMORY_DELAY_MIN_WIDTH",
     "DELAY_LINE_MAX_STAGES", "DelayLine",
     "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage",
@@ -62,6 +62,16 @@ def check_subset(name, values, choices):
     if not values or len(set(values)) != len(values) or not set(values) <= set(choices):
         raise ValueError(f"{name} must be distinct values of {choices}, not {values!r}")
     return tuple(choice for choice in choices if choice in values)
+
+
+def kept_copy(m, value, name):
+    """A register of ``value`` (one cycle later) that synthesis keeps apart from registers
+    equal to it (the ``keep`` attribute, which :mod:`systolic.sw.synth` hands on to the
+    register's cell): a copy of a widely used setting for one group of its users, which
+    the placer can put beside them rather than where the others are."""
+    copy = Signal.like(value, name=name, attrs={"keep": 1})
+    m.d.sync += copy.eq(value)
+    return copy
 
 
 def lanes_shape(lanes):
@@ -271,30 +281,30 @@ class Pipeline:
 
 
 class OutputQueue:
-    """Output FIFO of ``depth`` beats in front of stream ``o`` plus credit counting.
+    """Output queue of ``depth`` beats in front of stream ``o`` plus credit counting.
 
     The unit sets ``issue`` when a beat enters its pipeline (only while ``can_issue``) and
-    ``push``/``payload`` when the beat's result leaves the pipeline. The FIFO cannot
+    ``push``/``payload`` when the beat's result leaves the pipeline. The queue cannot
     overflow because at most ``depth`` beats are ever issued and not yet delivered.
+    ``o.payload`` is zero while ``o.valid`` is low (:class:`StreamQueue`'s ``idle_zero``):
+    the vector engine ORs its units' outputs together rather than selecting one.
     """
 
     def __init__(self, m, o, depth, name="queue"):
-        self.fifo = fifo = SyncFIFOBuffered(width=Shape.cast(o.payload.shape()).width,
-                                            depth=depth)
-        m.submodules[name] = fifo
+        self.queue = queue = StreamQueue(o.payload.shape(), depth, idle_zero=True)
+        m.submodules[name] = queue
         credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
         self.issue = Signal(name=f"{name}_issue")
         self.can_issue = Signal(name=f"{name}_can_issue")
-        self.push = fifo.w_en
-        self.payload = Signal(o.payload.shape(), name=f"{name}_payload")
+        self.push = queue.i.valid
+        self.payload = queue.i.payload
         delivered = o.valid & o.ready
         m.d.sync += credits.eq(credits - self.issue + delivered)
         m.d.comb += [
             self.can_issue.eq(credits != 0),
-            fifo.w_data.eq(self.payload),
-            o.payload.eq(fifo.r_data),
-            o.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(o.ready),
+            o.payload.eq(queue.o.payload),
+            o.valid.eq(queue.o.valid),
+            queue.o.ready.eq(o.ready),
         ]
 
     @staticmethod

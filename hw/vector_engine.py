@@ -29,10 +29,11 @@ every earlier result. Of overlapping source and destination regions only ``dst_a
 src_addr`` (in place) is supported: each line is read before it is written.
 """
 
-from functools import cache
+import operator
+from functools import cache, reduce
 from math import gcd
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -50,7 +51,7 @@ from .pwl import PWL_FUNCS, Activation
 from .rescale import RESCALE_FUNCS, Rescale
 from .rowquant import RowQuantize
 from .softmax import Softmax
-from .vector import OutBits, StateMachine, lanes_shape
+from .vector import OutBits, StateMachine, kept_copy, lanes_shape
 
 __all__ = ["VectorEngine", "plane_cache_lines", "PLANE_FUNCS", "RECORD_FUNCS",
            "AUX_ROW_FUNCS"]
@@ -368,11 +369,7 @@ class VectorEngine(wiring.Component):
         written = Signal()       # the writer wrote the instruction's last line
         records_left = Signal(16, reset_less=True)
 
-        # A line beat is over a thousand bits wide: a queue slice per element record, so
-        # the output register's enable (the units' ready, through the regroup) reaches a
-        # record's flip-flops rather than the whole line's.
-        line_queue = m.submodules.line_queue = StreamQueue(beat_layout(cols), slices=cols)
-        join = line_queue.i
+        join = stream.Signature(beat_layout(cols)).flip().create(path=("join",))
         join_take = join.valid & join.ready
         segment_done = join_take & join.payload.last & (rows_left == 0)
         aux_take = aux.valid & aux.ready
@@ -494,32 +491,41 @@ class VectorEngine(wiring.Component):
                 m.d.comb += [element.p0.eq(plane_words[k]), element.p1.eq(plane_words[cols + k])]
 
         # ---- unit beats and the units ----------------------------------------------------
-        beat = self._regroup_elements(m, line_queue.o, record, row_fields, beat_layout)
-        self._drive_units(m, selects, is_func, beat, insn, header, out_bits)
+        # The units' beats wait in a queue behind the regroup, so that the units' ready
+        # (chosen by the instruction) reaches only the queue's output side, not the
+        # regroup and the line readers. A queue slice per element record: its output
+        # register's enable reaches a record's flip-flops rather than the whole beat's.
+        beat = self._regroup_elements(m, join, record, row_fields, beat_layout)
+        beat_queue = m.submodules.beat_queue = StreamQueue(beat_layout(lanes), slices=lanes)
+        m.d.comb += [beat_queue.i.valid.eq(beat.valid), beat_queue.i.payload.eq(beat.payload),
+                     beat.ready.eq(beat_queue.i.ready)]
+        self._drive_units(m, selects, is_func, beat_queue.o, insn, header, out_bits)
         result_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(ACC_WIDTH), lanes), "count": lanes_shape(lanes),
             "last": 1, "mant": unsigned(16), "exp": signed(8)})
         results = m.submodules.result_queue = StreamQueue(result_layout)
 
-        # The result side (the result multiplexer, the packers and the writer) needs the
-        # instruction's flags only once results come out, cycles after it was taken: it
-        # has copies of them a cycle later, which the placer can put beside it rather than
-        # at the decoded registers.
-        def later(flag):
-            copy = Signal.like(flag, name=f"out_{flag.name}")
-            m.d.sync += copy.eq(flag)
-            return copy
-
-        to_spad, rowquant = later(to_spad), later(rowquant)
-        for unit, funcs, selected in [(u, f, later(s)) for u, f, s in selects]:
-            names = ("data", "count", "last")
-            if VectorFunc.ROWQUANT in funcs:
-                names += ("mant", "exp")
-            with m.If(selected):
-                m.d.comb += [results.i.valid.eq(unit.o.valid),
-                             unit.o.ready.eq(results.i.ready)]
-                for name in names:
-                    m.d.comb += results.i.payload[name].eq(unit.o.payload[name])
+        # The result side (the packers) and the writer need the instruction's flags only
+        # once results come out, cycles after it was taken: each has copies of them a
+        # cycle later, which the placer can put beside it rather than at the decoded
+        # registers.
+        flags = {"to_spad": to_spad, "rowquant": rowquant}
+        written_flags = {name: kept_copy(m, flag, f"write_{name}")
+                         for name, flag in flags.items()}
+        to_spad, rowquant = (kept_copy(m, flag, f"out_{name}") for name, flag in flags.items())
+        # Only the instruction's unit has results (an instruction is taken once the one
+        # before it is written) and a unit's output is zero while it is not valid
+        # (OutputQueue): the results are the OR of the units' outputs, with no select
+        # reaching every bit of them from one flip-flop.
+        outputs = [unit.o for unit, _, _ in selects]
+        m.d.comb += results.i.valid.eq(Cat(o.valid for o in outputs).any())
+        for o in outputs:
+            m.d.comb += o.ready.eq(results.i.ready)
+        for name in results.i.payload.shape().members:
+            values = [Value.cast(o.payload[name]) for o in outputs
+                      if name in o.payload.shape().members]
+            if values:
+                m.d.comb += results.i.payload[name].eq(reduce(operator.or_, values))
 
         # ---- output lines, ROWQUANT records and the writer ------------------------------
         out_bits = max(spad_bits, acc_bits)
@@ -554,6 +560,7 @@ class VectorEngine(wiring.Component):
                          record_queue.i.payload.exp.eq(res.payload.exp)]
 
         # Result line addresses follow the loop nest: segment, row, line.
+        to_spad, rowquant = written_flags["to_spad"], written_flags["rowquant"]
         addr_bits = max(len(self.acc_write.payload.addr), len(self.spad_write.payload.addr))
         addr, row_base, seg_base = (Signal(addr_bits, name=f"write_{n}", reset_less=True)
                                     for n in ("addr", "row_base", "seg_base"))
@@ -696,24 +703,31 @@ class VectorEngine(wiring.Component):
             for name in ("mant", "exp", "q_index"):
                 if name in payload.shape().members:
                     m.d.comb += payload[name].eq(beat.payload[name])
+            settings = []  # (unit input, value)
             if func in (VectorFunc.GELU, VectorFunc.SILU):
-                m.d.comb += unit.frac_bits.eq(insn.imm[:4])
+                settings.append((unit.frac_bits, insn.imm[:4]))
                 if len(funcs) > 1:  # table 1 is SiLU's (PWL_FUNCS order)
-                    m.d.comb += unit.table.eq(is_func[VectorFunc.SILU])
+                    settings.append((unit.table, is_func[VectorFunc.SILU]))
             elif func == VectorFunc.SOFTMAX:
-                m.d.comb += [unit.mult.eq(multiplier.m[:len(unit.mult)]),
-                             unit.shift.eq(multiplier.s), unit.causal.eq(insn.causal),
-                             unit.masked.eq(0)]
+                settings += [(unit.mult, multiplier.m), (unit.shift, multiplier.s),
+                             (unit.causal, insn.causal)]
+                m.d.comb += unit.masked.eq(0)
             if func in RESCALE_VECTOR_FUNCS and len(funcs) > 1:
-                for f in funcs:
-                    with m.If(is_func[f]):
-                        m.d.comb += unit.func.eq(unit.funcs.index(f.name.lower()))
+                settings.append((unit.func, sum(Mux(is_func[f], unit.funcs.index(f.name.lower()),
+                                                    0) for f in funcs)))
             if func in NORM_FUNCS:
-                m.d.comb += unit.eps_q.eq(Cat(*header)[:len(unit.eps_q)])
+                settings.append((unit.eps_q, Cat(*header)))
                 if len(funcs) > 1:
-                    m.d.comb += unit.rms.eq(is_func[VectorFunc.RMSNORM])
+                    settings.append((unit.rms, is_func[VectorFunc.RMSNORM]))
             if func in WIDTH_FUNCS:
-                m.d.comb += unit.out_bits.eq(out_bits)
+                settings.append((unit.out_bits, out_bits))
+            # Each unit has its own copy of its settings (they are set cycles before its
+            # first beat), beside it: the units sharing a setting (out_bits) are far apart.
+            prefix = "_".join(f.name.lower() for f in funcs)
+            for port, value in settings:
+                port = Value.cast(port)
+                m.d.comb += port.eq(kept_copy(m, Value.cast(value)[:len(port)],
+                                              f"{prefix}_{port.name}"))
 
     def _pack_lines(self, m, name, lane_bytes, line_lanes, results):
         """``(beat, line)`` streams turning the beats of ``results`` into memory lines of

@@ -62,7 +62,8 @@ def synthesis_script(target_name, top):
     script (as :mod:`systolic.sw.synth` runs it) with ``top`` as the top module."""
     if target_name not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target_name!r}")
-    return (f"read_verilog top.v; {TARGETS[target_name].synth} -top {top}; "
+    target = TARGETS[target_name]
+    return (f"{target.read}; {target.synth} -top {top}; "
             f"{WRITE_VERILOG} netlist.v")
 
 

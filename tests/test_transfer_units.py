@@ -387,16 +387,19 @@ def test_line_reader_streams_lines_in_order(block_ram, depth, read_stages):
 
 
 @pytest.mark.parametrize("depth, block_ram", [(2, False), (3, False), (4, True)])
-def test_sliced_stream_queue_is_the_queue(depth, block_ram):
-    """A StreamQueue cut into slices (each with its own control) and the same queue whole,
-    fed the same random offers and back-pressure: the same handshakes every cycle and the
-    same payloads, in order. (That synthesis keeps the slices' control apart:
+def test_sliced_and_idle_zero_stream_queues_are_the_queue(depth, block_ram):
+    """A StreamQueue cut into slices (each with its own control), one whose payload is zero
+    while not valid (``idle_zero``: distributed RAM, read asynchronously) and the same
+    queue whole, fed the same random offers and back-pressure: the same handshakes every
+    cycle and the same payloads, in order. (That synthesis keeps the slices' control apart:
     tests/test_synth.py::test_stream_queue_slices_keep_their_own_control.)"""
     layout = data.StructLayout({"a": 13, "b": signed(7), "c": 1})
     rng = random.Random(depth)
     m = Module()
     m.submodules.whole = whole = StreamQueue(layout, depth, block_ram=block_ram)
     m.submodules.sliced = sliced = StreamQueue(layout, depth, block_ram=block_ram, slices=3)
+    m.submodules.zeroed = zeroed = StreamQueue(layout, depth, slices=2, idle_zero=True)
+    queues = (whole, sliced, zeroed)
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sent, received = [], []
@@ -406,17 +409,18 @@ def test_sliced_stream_queue_is_the_queue(depth, block_ram):
             valid, ready = rng.random() < 0.6, rng.random() < (0.3 if cycle // 200 % 2 else 0.9)
             payload = {"a": rng.randrange(1 << 13), "b": rng.randrange(-64, 64),
                        "c": rng.randrange(2)}
-            for queue in (whole, sliced):
+            for queue in queues:
                 ctx.set(queue.i.valid, valid)
                 ctx.set(queue.i.payload, payload)
                 ctx.set(queue.o.ready, ready)
-            handshakes = [(ctx.get(q.i.ready), ctx.get(q.o.valid)) for q in (whole, sliced)]
-            assert handshakes[0] == handshakes[1], cycle
+            handshakes = {(ctx.get(q.i.ready), ctx.get(q.o.valid)) for q in queues}
+            assert len(handshakes) == 1, cycle
+            if not ctx.get(zeroed.o.valid):
+                assert ctx.get(zeroed.o.payload.as_value()) == 0, cycle
             if valid and ctx.get(sliced.i.ready):
                 sent.append(payload)
             if ready and ctx.get(sliced.o.valid):
-                assert ctx.get(whole.o.payload.as_value()) == \
-                    ctx.get(sliced.o.payload.as_value()), cycle
+                assert len({ctx.get(q.o.payload.as_value()) for q in queues}) == 1, cycle
                 out = ctx.get(sliced.o.payload)
                 received.append({"a": out.a, "b": out.b, "c": out.c})
             await ctx.tick()
@@ -426,6 +430,8 @@ def test_sliced_stream_queue_is_the_queue(depth, block_ram):
     assert len(received) > 500 and received == sent[:len(received)]
     with pytest.raises(ValueError, match="slices must be an integer from 1 to the payload's 21"):
         StreamQueue(layout, slices=22)
+    with pytest.raises(ValueError, match="idle_zero reads its entries asynchronously"):
+        StreamQueue(layout, 4, block_ram=True, idle_zero=True)
 
 
 @pytest.mark.parametrize("in_bytes, out_widths, unit", [
