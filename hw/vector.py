@@ -288,27 +288,20 @@ class OutputQueue:
     overflow because at most ``depth`` beats are ever issued and not yet delivered.
     ``o.payload`` is zero while ``o.valid`` is low (:class:`StreamQueue`'s ``idle_zero``):
     the vector engine ORs its units' outputs together rather than selecting one.
-    ``slices``: the queue's, each with its own control (:class:`StreamQueue`).
     """
 
-    def __init__(self, m, o, depth, name="queue", slices=1):
-        self.queue = queue = StreamQueue(o.payload.shape(), depth, idle_zero=True,
-                                         slices=slices)
+    def __init__(self, m, o, depth, name="queue"):
+        self.queue = queue = StreamQueue(o.payload.shape(), depth, idle_zero=True)
         m.submodules[name] = queue
         credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
-        next_credits = Signal.like(credits, name=f"{name}_next_credits")
-        # ``credits != 0`` in a register of its own: the unit's ``i.ready``, which the
-        # producer's queue takes as its output enable.
-        has_credit = Signal(init=1, name=f"{name}_has_credit")
         self.issue = Signal(name=f"{name}_issue")
         self.can_issue = Signal(name=f"{name}_can_issue")
         self.push = queue.i.valid
         self.payload = queue.i.payload
         delivered = o.valid & o.ready
-        m.d.comb += next_credits.eq(credits - self.issue + delivered)
-        m.d.sync += [credits.eq(next_credits), has_credit.eq(next_credits != 0)]
+        m.d.sync += credits.eq(credits - self.issue + delivered)
         m.d.comb += [
-            self.can_issue.eq(has_credit),
+            self.can_issue.eq(credits != 0),
             o.payload.eq(queue.o.payload),
             o.valid.eq(queue.o.valid),
             queue.o.ready.eq(o.ready),
@@ -356,9 +349,7 @@ def output_stage(p, o, issue, can_issue, results, count, last, valid="valid", **
     for key, value in fields.items():
         p[f"out_{key}"] = value
     p.step()
-    # (A queue slice per lane: the enables that follow o.ready reach a lane's bits each.)
-    queue = OutputQueue(p.m, o, OutputQueue.depth_for(p.stage), name=f"{p.name}_queue",
-                        slices=len(results))
+    queue = OutputQueue(p.m, o, OutputQueue.depth_for(p.stage), name=f"{p.name}_queue")
     p.m.d.comb += [
         queue.issue.eq(issue),
         can_issue.eq(queue.can_issue),

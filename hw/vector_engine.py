@@ -323,6 +323,8 @@ class VectorEngine(wiring.Component):
         # ---- read side ------------------------------------------------------------------
         src_seq = m.submodules.src_seq = _BlockSequencer(acc_addr)
         aux_seq = m.submodules.aux_seq = _BlockSequencer(acc_addr)
+        # (The plane cache's reader below keeps one read stage: its local memories answer in
+        # the next cycle.)
         src_read = m.submodules.src_read = LineReader(acc_addr, acc_bits, src_seq.tag,
                                                       read_stages=cfg.read_stages)
         aux_read = m.submodules.aux_read = LineReader(acc_addr, acc_bits, aux_seq.tag,
@@ -338,10 +340,8 @@ class VectorEngine(wiring.Component):
         if has_planes:
             index_bits = (cache_lines - 1).bit_length() or 1
             plane_seq = m.submodules.plane_seq = _BlockSequencer(index_bits)
-            # (Two read stages: a block RAM's read goes into a register beside it, not
-            # straight into the reader's queue.)
             plane_read = m.submodules.plane_read = LineReader(index_bits, 2 * acc_bits,
-                                                              plane_seq.tag, read_stages=2)
+                                                              plane_seq.tag)
             wiring.connect(m, plane_seq.addrs, plane_read.addrs)
             cache_writes, cache_data = [], []
             for index in range(2):
@@ -349,9 +349,7 @@ class VectorEngine(wiring.Component):
                 m.submodules[f"plane_cache{index}"] = cache
                 read = cache.read_port()
                 m.d.comb += [read.addr.eq(plane_read.port.addr), read.en.eq(plane_read.port.en)]
-                data_out = Signal.like(read.data, name=f"plane_data{index}", reset_less=True)
-                m.d.sync += data_out.eq(read.data)
-                cache_data.append(data_out)
+                cache_data.append(read.data)
                 cache_writes.append(cache.write_port())
             m.d.comb += [plane_read.port.ready.eq(1), plane_read.port.data.eq(Cat(*cache_data))]
             plane = plane_read.lines
@@ -531,10 +529,8 @@ class VectorEngine(wiring.Component):
 
         # ---- output lines, ROWQUANT records and the writer ------------------------------
         out_bits = max(spad_bits, acc_bits)
-        # (A slice per lane: the writer's ready, which chooses between the scratchpad's and
-        # the accumulator's, enables a slice's flip-flops each.)
         out_queue = m.submodules.out_queue = StreamQueue(
-            data.StructLayout({"data": out_bits, "last": 1}), slices=lanes)
+            data.StructLayout({"data": out_bits, "last": 1}))
         res = results.o
         paths = []
         if present & set(SPAD_FUNCS + WIDTH_FUNCS):
