@@ -28,7 +28,7 @@ __all__ = [
     "OutBits", "out_bits_port", "kept_copy", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
     "out_layout", "MEMORY_DELAY_MIN_STAGES", "MEMORY_DELAY_MIN_WIDTH",
     "DELAY_LINE_MAX_STAGES", "DelayLine",
-    "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage",
+    "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage", "MULTIPLY_FABRIC_STAGES",
     "signed_range", "fits_signed", "saturate", "saturate_next", "saturate_out", "multiply",
     "dyadic_scale", "round_shift", "lane_reduce", "Divider", "Isqrt", "RowBuffer", "RowReader", "row_reduce",
     "lane_magnitudes", "lane_valid", "maximum", "StateMachine",
@@ -449,15 +449,39 @@ def _operand_init(p, shape):
     return (zlib.crc32(p.name.encode()) + p._operand_registers) % span
 
 
+#: Stages of fabric registers :func:`multiply` puts around its DSP blocks (one each side).
+MULTIPLY_FABRIC_STAGES = 2
+
+
+def _kept_register(p, value, name):
+    """``value`` (of the current stage of pipeline ``p``) in a register of its own, to be
+    read a stage later: kept apart from registers equal to it (see :func:`kept_copy`)."""
+    register = Signal(Value.cast(value).shape(), name=f"{p.name}_{name}", reset_less=True,
+                      attrs={"keep": 1})
+    p._registers.d.sync += register.eq(value)
+    return register
+
+
 def multiply(p, a, b, name):
     """``a * b`` of two values of the current stage as a register: every pair of operand
     pieces (at most 18 bits each, one DSP block) is a :class:`PipelinedMultiplier` of its
     own (operand registers next to its DSP block, or inside it on ECP5) giving a registered
     partial product, and the partial products are summed by a tree of registered adders,
-    one level per stage."""
+    one level per stage.
+
+    A stage of fabric registers on either side of the DSP blocks: the operand pieces
+    (each multiplication's own, so that a lane's copy of an operand shared by the lanes
+    sits by that lane's blocks) and the partial products. A unit's DSP blocks are spread
+    along the die's rows of them, far from its logic; these registers let a net from the
+    logic to a block, or back, take a cycle of its own."""
+    a_pieces = [(_kept_register(p, x, f"{name}_a{i}"), shift)
+                for i, (x, shift) in enumerate(_pieces(a))]
+    b_pieces = [(_kept_register(p, y, f"{name}_b{j}"), shift)
+                for j, (y, shift) in enumerate(_pieces(b))]
+    p.step()
     products = []
-    for i, (x, x_shift) in enumerate(_pieces(a)):
-        for j, (y, y_shift) in enumerate(_pieces(b)):
+    for i, (x, x_shift) in enumerate(a_pieces):
+        for j, (y, y_shift) in enumerate(b_pieces):
             x_shape, y_shape = Value.cast(x).shape(), Value.cast(y).shape()
             multiplier = PipelinedMultiplier(x_shape, y_shape, a_init=_operand_init(p, x_shape),
                                              b_init=_operand_init(p, y_shape))
@@ -465,7 +489,7 @@ def multiply(p, a, b, name):
             p._registers.d.comb += [multiplier.a.eq(x), multiplier.b.eq(y)]
             p.define(f"{name}_pp{i}{j}", multiplier.p, p.stage + MULTIPLY_LATENCY)
             products.append((f"{name}_pp{i}{j}", x_shift + y_shift))
-    p.step(MULTIPLY_LATENCY)
+    p.step(MULTIPLY_LATENCY + 1)  # (the products' fabric registers: the pipeline's own)
     total = lane_reduce(p, [p[key] << shift for key, shift in products],
                         lambda x, y: x + y, f"{name}_sum")
     # The sum of the shifted partial products is as wide as Amaranth sizes it (far wider
