@@ -25,7 +25,8 @@ from .formats import OUT_BITS
 from .memory import StreamQueue
 
 __all__ = [
-    "OutBits", "out_bits_port", "kept_copy", "check_lanes", "check_max_row", "lanes_shape", "beat_layout",
+    "OutBits", "out_bits_port", "kept_copy", "check_lanes", "check_max_row", "lanes_shape",
+    "beat_layout",
     "out_layout", "MEMORY_DELAY_MIN_STAGES", "MEMORY_DELAY_MIN_WIDTH",
     "DELAY_LINE_MAX_STAGES", "DelayLine",
     "Pipeline", "OutputQueue", "StreamingPipeline", "output_stage", "MULTIPLY_FABRIC_STAGES",
@@ -64,12 +65,12 @@ def check_subset(name, values, choices):
     return tuple(choice for choice in choices if choice in values)
 
 
-def kept_copy(m, value, name):
+def kept_copy(m, value, name, *, reset_less=False):
     """A register of ``value`` (one cycle later) that synthesis keeps apart from registers
     equal to it (the ``keep`` attribute, which :mod:`systolic.sw.synth` hands on to the
     register's cell): a copy of a widely used setting for one group of its users, which
     the placer can put beside them rather than where the others are."""
-    copy = Signal.like(value, name=name, attrs={"keep": 1})
+    copy = Signal.like(value, name=name, reset_less=reset_less, attrs={"keep": 1})
     m.d.sync += copy.eq(value)
     return copy
 
@@ -291,7 +292,7 @@ class OutputQueue:
     """
 
     def __init__(self, m, o, depth, name="queue"):
-        self.queue = queue = StreamQueue(o.payload.shape(), depth, idle_zero=True)
+        queue = StreamQueue(o.payload.shape(), depth, idle_zero=True)
         m.submodules[name] = queue
         credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
         self.issue = Signal(name=f"{name}_issue")
@@ -453,15 +454,6 @@ def _operand_init(p, shape):
 MULTIPLY_FABRIC_STAGES = 2
 
 
-def _kept_register(p, value, name):
-    """``value`` (of the current stage of pipeline ``p``) in a register of its own, to be
-    read a stage later: kept apart from registers equal to it (see :func:`kept_copy`)."""
-    register = Signal(Value.cast(value).shape(), name=f"{p.name}_{name}", reset_less=True,
-                      attrs={"keep": 1})
-    p._registers.d.sync += register.eq(value)
-    return register
-
-
 def multiply(p, a, b, name):
     """``a * b`` of two values of the current stage as a register: every pair of operand
     pieces (at most 18 bits each, one DSP block) is a :class:`PipelinedMultiplier` of its
@@ -474,10 +466,11 @@ def multiply(p, a, b, name):
     sits by that lane's blocks) and the partial products. A unit's DSP blocks are spread
     along the die's rows of them, far from its logic; these registers let a net from the
     logic to a block, or back, take a cycle of its own."""
-    a_pieces = [(_kept_register(p, x, f"{name}_a{i}"), shift)
-                for i, (x, shift) in enumerate(_pieces(a))]
-    b_pieces = [(_kept_register(p, y, f"{name}_b{j}"), shift)
-                for j, (y, shift) in enumerate(_pieces(b))]
+    def operand_register(piece, key):
+        return kept_copy(p._registers, piece, f"{p.name}_{name}_{key}", reset_less=True)
+
+    a_pieces = [(operand_register(x, f"a{i}"), shift) for i, (x, shift) in enumerate(_pieces(a))]
+    b_pieces = [(operand_register(y, f"b{j}"), shift) for j, (y, shift) in enumerate(_pieces(b))]
     p.step()
     products = []
     for i, (x, x_shift) in enumerate(a_pieces):

@@ -509,10 +509,10 @@ class VectorEngine(wiring.Component):
         # once results come out, cycles after it was taken: each has copies of them a
         # cycle later, which the placer can put beside it rather than at the decoded
         # registers.
-        flags = {"to_spad": to_spad, "rowquant": rowquant}
-        written_flags = {name: kept_copy(m, flag, f"write_{name}")
-                         for name, flag in flags.items()}
-        to_spad, rowquant = (kept_copy(m, flag, f"out_{name}") for name, flag in flags.items())
+        write_to_spad, write_rowquant = (kept_copy(m, flag, f"write_{flag.name}")
+                                         for flag in (to_spad, rowquant))
+        to_spad, rowquant = (kept_copy(m, flag, f"out_{flag.name}")
+                             for flag in (to_spad, rowquant))
         # Only the instruction's unit has results (an instruction is taken once the one
         # before it is written) and a unit's output is zero while it is not valid
         # (OutputQueue): the results are the OR of the units' outputs, with no select
@@ -560,23 +560,22 @@ class VectorEngine(wiring.Component):
                          record_queue.i.payload.exp.eq(res.payload.exp)]
 
         # Result line addresses follow the loop nest: segment, row, line.
-        to_spad, rowquant = written_flags["to_spad"], written_flags["rowquant"]
         addr_bits = max(len(self.acc_write.payload.addr), len(self.spad_write.payload.addr))
         addr, row_base, seg_base = (Signal(addr_bits, name=f"write_{n}", reset_less=True)
                                     for n in ("addr", "row_base", "seg_base"))
         write_rows_left, write_seg_left = (Signal(16, reset_less=True) for _ in range(2))
-        row_stride = Mux(to_spad, spad_per_row, chunks)
-        seg_step = Mux(to_spad, cache_lines * cols // spad_bytes, cache_lines)
+        row_stride = Mux(write_to_spad, spad_per_row, chunks)
+        seg_step = Mux(write_to_spad, cache_lines * cols // spad_bytes, cache_lines)
         line = out_queue.o
         spad_ready = self.spad_write.ready
-        acc_ready = self.acc_write.ready & ~rowquant
-        line_take = line.valid & Mux(to_spad, spad_ready, acc_ready)
+        acc_ready = self.acc_write.ready & ~write_rowquant
+        line_take = line.valid & Mux(write_to_spad, spad_ready, acc_ready)
         m.d.comb += [
-            line.ready.eq(Mux(to_spad, spad_ready, acc_ready)),
-            self.spad_write.valid.eq(line.valid & to_spad),
+            line.ready.eq(Mux(write_to_spad, spad_ready, acc_ready)),
+            self.spad_write.valid.eq(line.valid & write_to_spad),
             self.spad_write.payload.addr.eq(addr),
             self.spad_write.payload.data.eq(line.payload.data[:spad_bits]),
-            self.acc_write.valid.eq(line.valid & ~to_spad),
+            self.acc_write.valid.eq(line.valid & ~write_to_spad),
             self.acc_write.payload.addr.eq(addr),
             self.acc_write.payload.data.eq(line.payload.data[:acc_bits]),
         ]
@@ -606,7 +605,7 @@ class VectorEngine(wiring.Component):
                 m.d.sync += record_addr.eq(insn.aux_addr)
             with m.Elif(scale.valid & scale.ready):
                 m.d.sync += [record_addr.eq(record_addr + 1), records_left.eq(records_left - 1)]
-            with m.If(rowquant):
+            with m.If(write_rowquant):
                 m.d.comb += [
                     self.acc_write.valid.eq(scale.valid),
                     self.acc_write.payload.addr.eq(record_addr),

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from systolic.hw.config import HardwareConfig
 from systolic.hw.dsp import PipelinedMultiplier
 from systolic.hw.harness import SynthHarness, fold_widths
+from systolic.hw.vector import kept_copy
 from systolic.sim.backends import create_backend
 from systolic.sim.functional import FunctionalSimulator
 from systolic.sw.cli import main
@@ -227,7 +228,6 @@ class _Copies(wiring.Component):
         super().__init__({"d": In(5), "a": Out(5), "b": Out(5)})
 
     def elaborate(self, platform):
-        from systolic.hw.vector import kept_copy
         m = Module()
         for name in ("a", "b"):
             if self.kept:
